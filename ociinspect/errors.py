@@ -1,0 +1,163 @@
+"""One exception tree for ociinspect.
+
+Every failure the library can meet is raised as a subclass of :class:`OciInspectError`.  Third-party
+exceptions (``requests``, ``json``, ``tarfile``, ``zlib`` …) are translated where they enter the library, so
+callers only ever catch this tree.  Each error carries:
+
+* ``message`` – one line: what was being done and why it failed;
+* ``hint`` – optional, what to try next (the CLI prints it as a second line);
+* ``exit_code`` – the documented process exit code class (see :class:`ExitCode` and ``docs/cli.md``).
+
+This module uses the standard library only.
+"""
+
+from __future__ import annotations
+
+import enum
+
+__all__ = [
+    "AuthError",
+    "ConnectionFailed",
+    "DigestMismatch",
+    "ExitCode",
+    "InvalidImage",
+    "InvalidReference",
+    "LimitExceeded",
+    "NotFound",
+    "OciInspectError",
+    "PartialFailure",
+    "PlatformNotFound",
+    "PolicyError",
+    "RateLimited",
+    "RegistryError",
+    "SourceError",
+    "TLSFailure",
+    "Timeout",
+    "UnsupportedMediaType",
+    "UsageError",
+]
+
+
+class ExitCode(enum.IntEnum):
+    """Process exit codes, documented in ``docs/cli.md``."""
+
+    OK = 0
+    CHECK_FAILED = 1  # a policy rule failed (``check``)
+    USAGE = 2  # bad usage, bad reference, bad policy
+    UNREADABLE = 3  # the image could not be read
+    PARTIAL = 4  # several refs: some worked, some failed
+
+
+class OciInspectError(Exception):
+    """Base of every error ociinspect raises on purpose."""
+
+    exit_code: ExitCode = ExitCode.UNREADABLE
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return self.message
+
+    def with_context(self, what: str) -> OciInspectError:
+        """Prefix ``what`` (e.g. ``"reading docker://x/y:z"``) to the message and return ``self``."""
+        if not self.message.startswith(what):
+            self.message = f"{what}: {self.message}"
+            self.args = (self.message,)
+        return self
+
+
+class UsageError(OciInspectError):
+    """The command line or its inputs are wrong (exit 2)."""
+
+    exit_code = ExitCode.USAGE
+
+
+class InvalidReference(UsageError):
+    """An image reference does not parse."""
+
+
+class PolicyError(UsageError):
+    """A policy file or rule threshold is invalid."""
+
+
+class SourceError(OciInspectError):
+    """An image source could not be read (exit 3)."""
+
+
+class NotFound(SourceError):
+    """A manifest, blob, tag, repository or file does not exist."""
+
+
+class InvalidImage(SourceError):
+    """The bytes were read but do not form a valid image (bad JSON, missing field, broken layout/archive)."""
+
+
+class UnsupportedMediaType(InvalidImage):
+    """A manifest or layer has a media type ociinspect cannot read (e.g. Docker schema1)."""
+
+
+class PlatformNotFound(InvalidImage):
+    """An index has no manifest for the requested platform."""
+
+
+class DigestMismatch(SourceError):
+    """Content does not match the digest (or size) that names it."""
+
+
+class LimitExceeded(SourceError):
+    """A safety cap was hit (manifest size, index depth, decompressed size)."""
+
+
+class RegistryError(SourceError):
+    """A registry answered with an error, or could not be reached."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        hint: str | None = None,
+        status: int | None = None,
+        code: str | None = None,
+        url: str | None = None,
+    ) -> None:
+        super().__init__(message, hint=hint)
+        self.status = status
+        self.code = code
+        self.url = url
+
+
+class AuthError(RegistryError):
+    """401/403, or a token could not be obtained."""
+
+
+class RateLimited(RegistryError):
+    """429 Too Many Requests, still refused after the allowed retries."""
+
+    def __init__(self, message: str, *, retry_after: float | None = None, **kw: object) -> None:
+        super().__init__(message, **kw)  # type: ignore[arg-type]
+        self.retry_after = retry_after
+
+
+class ConnectionFailed(RegistryError):
+    """DNS failure, connection refused, reset."""
+
+
+class TLSFailure(RegistryError):
+    """TLS handshake or certificate verification failed."""
+
+
+class Timeout(RegistryError):
+    """No answer (or no bytes) within the configured timeout."""
+
+
+class PartialFailure(OciInspectError):
+    """Several inputs were processed; some failed (exit 4). ``errors`` maps input to error."""
+
+    exit_code = ExitCode.PARTIAL
+
+    def __init__(self, message: str, *, errors: dict[str, OciInspectError]) -> None:
+        super().__init__(message)
+        self.errors = errors
