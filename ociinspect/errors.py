@@ -28,6 +28,7 @@ __all__ = [
     "PartialFailure",
     "PlatformNotFound",
     "PolicyError",
+    "RangeNotSupported",
     "RateLimited",
     "RegistryError",
     "SourceError",
@@ -139,6 +140,10 @@ class RateLimited(RegistryError):
     def __init__(self, message: str, *, retry_after: float | None = None, **kw: object) -> None:
         super().__init__(message, **kw)  # type: ignore[arg-type]
         self.retry_after = retry_after
+
+
+class RangeNotSupported(RegistryError):
+    """The server ignored or refused a Range request (callers fall back to streaming)."""
 
 
 class ConnectionFailed(RegistryError):
