@@ -146,10 +146,6 @@ class RangeNotSupported(RegistryError):
     """The server ignored or refused a Range request (callers fall back to streaming)."""
 
 
-class RangeNotSupported(RegistryError):
-    """The server ignored an HTTP ``Range`` request and the whole body is too large to slice locally."""
-
-
 class ConnectionFailed(RegistryError):
     """DNS failure, connection refused, reset."""
 
