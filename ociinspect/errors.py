@@ -31,6 +31,7 @@ __all__ = [
     "RangeNotSupported",
     "RateLimited",
     "RegistryError",
+    "RegistryNotFound",
     "SourceError",
     "TLSFailure",
     "Timeout",
@@ -128,6 +129,11 @@ class RegistryError(SourceError):
         self.status = status
         self.code = code
         self.url = url
+
+
+class RegistryNotFound(NotFound, RegistryError):
+    """A registry answered 404: a :class:`NotFound` that also carries ``status``, ``code`` (e.g.
+    ``MANIFEST_UNKNOWN``) and ``url`` like every :class:`RegistryError`."""
 
 
 class AuthError(RegistryError):
