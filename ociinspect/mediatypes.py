@@ -90,7 +90,7 @@ def compression_of(media_type: str) -> str:
     """``"gzip"``, ``"zstd"``, ``"none"`` for layer media types, ``"unknown"`` otherwise (cost: string tests)."""
     if media_type.endswith(("+gzip", ".tar.gzip", ".gzip")):
         return "gzip"
-    if media_type.endswith("+zstd"):
+    if media_type.endswith(("+zstd", ".tar.zstd")):
         return "zstd"
     if media_type.endswith((".tar", "/tar")):
         return "none"

@@ -1,0 +1,385 @@
+"""Bytes from a :class:`~ociinspect.sources.base.Source` → a verified, frozen :class:`~ociinspect.model.Image`.
+
+The one place that parses manifests, indexes and configs.  It verifies every manifest and config against its
+digest and descriptor size (sources verify what they serve; the loader checks sizes and the digest the
+reference pinned), resolves an index to one platform (skipping ``unknown/unknown`` attestations), aligns history
+with layers, refuses Docker schema1 with a clear message, describes artifacts instead of failing on them, and asks
+:mod:`ociinspect.sizes` for every layer's uncompressed size (in parallel threads).
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import dataclasses
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from ociinspect import digest as _digest
+from ociinspect import mediatypes as mt
+from ociinspect import sizes
+from ociinspect.errors import (
+    DigestMismatch,
+    InvalidImage,
+    LimitExceeded,
+    PlatformNotFound,
+    UnsupportedMediaType,
+)
+from ociinspect.model import (
+    Descriptor,
+    HistoryEntry,
+    Image,
+    ImageConfig,
+    IndexEntry,
+    Layer,
+    Platform,
+    RawManifest,
+    SizeEstimate,
+    frozen_map,
+    host_platform,
+)
+from ociinspect.sources.base import Source, parse_json
+
+__all__ = ["LoadOptions", "index_entries", "load", "load_all_platforms", "parse_config"]
+
+log = logging.getLogger(__name__)
+
+MAX_CONFIG_BYTES = 8 * 1024 * 1024
+ATTESTATION = "attestation-manifest"
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class LoadOptions:
+    """How to load an image.
+
+    ``platform``: the platform to pick from an index (default: the host's Linux platform).
+    ``sizes``: ``"cheap"`` (trailers/headers, see :mod:`ociinspect.sizes`), ``"exact"`` (stream every layer),
+    ``"none"`` (no blob reads).  ``max_uncompressed``: cap per streamed layer, bytes.
+    """
+
+    platform: Platform | None = None
+    sizes: sizes.SizeMode = "cheap"
+    max_uncompressed: int | None = None
+    max_index_depth: int = 4
+    workers: int = 8
+
+
+def _what(source: Source) -> str:
+    return f"reading {source.reference}"
+
+
+def _descriptor(obj: Any, what: str) -> Descriptor:
+    """Validate and convert a JSON descriptor."""
+    if not isinstance(obj, Mapping):
+        raise InvalidImage(f"{what}: a descriptor is not a JSON object")
+    media_type, digest, size = obj.get("mediaType"), obj.get("digest"), obj.get("size")
+    if not isinstance(digest, str) or not _digest.is_digest(digest):
+        raise InvalidImage(f"{what}: descriptor has an invalid digest {str(digest)[:80]!r}")
+    if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+        raise InvalidImage(f"{what}: descriptor {digest} has an invalid size {size!r}")
+    if media_type is not None and not isinstance(media_type, str):
+        raise InvalidImage(f"{what}: descriptor {digest} has an invalid mediaType")
+    ann = obj.get("annotations")
+    urls = obj.get("urls")
+    artifact_type = obj.get("artifactType")
+    return Descriptor(
+        media_type=media_type or "",
+        digest=digest,
+        size=size,
+        platform=Platform.from_json(obj.get("platform")),
+        annotations=frozen_map(ann if isinstance(ann, Mapping) else None),
+        artifact_type=artifact_type if isinstance(artifact_type, str) else None,
+        urls=tuple(u for u in urls if isinstance(u, str)) if isinstance(urls, list) else (),
+    )
+
+
+def _kind(d: Descriptor) -> str:
+    if d.annotations.get("vnd.docker.reference.type") == ATTESTATION or (d.platform and d.platform.is_unknown):
+        return "attestation"
+    if mt.is_index(d.media_type):
+        return "index"
+    if d.artifact_type:
+        return "artifact"
+    if mt.is_manifest(d.media_type):
+        return "image"
+    return "unknown"
+
+
+def _parse(raw: RawManifest, what: str) -> tuple[str, dict[str, Any]]:
+    """(media type, JSON object) of a manifest or index; refuses schema1 and non-manifests."""
+    doc = parse_json(raw.data, what)
+    if not isinstance(doc, dict):
+        raise InvalidImage(f"{what}: the manifest is not a JSON object")
+    media_type = raw.media_type
+    declared = doc.get("mediaType")
+    if mt.is_schema1(media_type) or doc.get("schemaVersion") == 1:
+        raise UnsupportedMediaType(
+            f"{what}: Docker schema1 manifests are not supported (deprecated since 2017)",
+            hint="re-push the image as Docker schema2 or OCI, e.g. `skopeo copy --format v2s2 SRC DST`",
+        )
+    if isinstance(declared, str) and declared and (mt.is_index(declared) or mt.is_manifest(declared)):
+        media_type = declared
+    if "manifests" in doc and not mt.is_manifest(media_type):
+        return (media_type if mt.is_index(media_type) else mt.OCI_INDEX), doc
+    if "config" in doc or "layers" in doc:
+        return (media_type if mt.is_manifest(media_type) else mt.OCI_MANIFEST), doc
+    raise UnsupportedMediaType(
+        f"{what}: {media_type or 'unknown media type'} is neither an image manifest nor an index",
+        hint="only OCI and Docker schema2 manifests and indexes can be inspected",
+    )
+
+
+def index_entries(doc: Mapping[str, Any], what: str) -> tuple[IndexEntry, ...]:
+    """The manifests an index lists, classified (image, index, attestation, artifact, unknown)."""
+    items = doc.get("manifests")
+    if items is None:
+        items = []
+    if not isinstance(items, list):
+        raise InvalidImage(f"{what}: the index's manifests field is not a list")
+    entries = []
+    for item in items:
+        d = _descriptor(item, what)
+        entries.append(IndexEntry(d, _kind(d)))  # type: ignore[arg-type]
+    return tuple(entries)
+
+
+def _pick(entries: Sequence[IndexEntry], wanted: Platform | None, what: str) -> IndexEntry:
+    runnable = [e for e in entries if e.kind in ("image", "index", "unknown")]
+    target = wanted or host_platform()
+    matches = [e for e in runnable if e.descriptor.platform and e.descriptor.platform.matches(target)]
+    if not matches and wanted is None and len(runnable) == 1:
+        return runnable[0]  # a single-image index: use it whatever its platform, like crane
+    if not matches:
+        offered = sorted({str(e.descriptor.platform) for e in runnable if e.descriptor.platform})
+        if not runnable:
+            raise PlatformNotFound(f"{what}: the index lists no runnable image (only attestations or artifacts)")
+        raise PlatformNotFound(
+            f"{what}: no {target} image in the index (it offers {', '.join(offered) or 'no platform'})",
+            hint="choose one with --platform OS/ARCH[/VARIANT], or see them all with --all-platforms",
+        )
+    exact = [e for e in matches if e.descriptor.platform and e.descriptor.platform.variant == target.variant]
+    return (exact or matches)[0]
+
+
+def _child(source: Source, d: Descriptor, what: str) -> RawManifest:
+    raw = source.manifest(d.digest)
+    if raw.digest != d.digest:
+        raise DigestMismatch(f"{what}: manifest {d.digest} was served as {raw.digest}")
+    if len(raw.data) != d.size:
+        raise DigestMismatch(f"{what}: manifest {d.digest} is {len(raw.data)} bytes, its descriptor says {d.size}")
+    return raw
+
+
+def _strs(value: Any) -> tuple[str, ...] | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return (value,)
+    if isinstance(value, list):
+        return tuple(str(v) for v in value)
+    return None
+
+
+def parse_config(data: bytes, what: str) -> ImageConfig:
+    """Parse an OCI/Docker image config (cost: JSON parse)."""
+    doc = parse_json(data, what)
+    if not isinstance(doc, dict):
+        raise InvalidImage(f"{what}: the image config is not a JSON object")
+    c = doc.get("config") if isinstance(doc.get("config"), dict) else {}
+    assert isinstance(c, dict)
+    rootfs = doc.get("rootfs") if isinstance(doc.get("rootfs"), dict) else {}
+    assert isinstance(rootfs, dict)
+    diff_ids = rootfs.get("diff_ids") if isinstance(rootfs.get("diff_ids"), list) else []
+    history = []
+    for h in doc.get("history") or []:
+        if isinstance(h, dict):
+            history.append(
+                HistoryEntry(
+                    created=_opt_str(h.get("created")),
+                    created_by=_opt_str(h.get("created_by")),
+                    author=_opt_str(h.get("author")),
+                    comment=_opt_str(h.get("comment")),
+                    empty_layer=h.get("empty_layer") is True,
+                )
+            )
+    ports = c.get("ExposedPorts")
+    return ImageConfig(
+        os=_opt_str(doc.get("os")),
+        architecture=_opt_str(doc.get("architecture")),
+        variant=_opt_str(doc.get("variant")),
+        created=_opt_str(doc.get("created")),
+        author=_opt_str(doc.get("author")),
+        user=_opt_str(c.get("User")) or None,
+        entrypoint=_strs(c.get("Entrypoint")),
+        cmd=_strs(c.get("Cmd")),
+        env=_strs(c.get("Env")) or (),
+        working_dir=_opt_str(c.get("WorkingDir")) or None,
+        labels=frozen_map(c.get("Labels") if isinstance(c.get("Labels"), dict) else None),
+        exposed_ports=tuple(sorted(ports)) if isinstance(ports, dict) else (),
+        stop_signal=_opt_str(c.get("StopSignal")),
+        diff_ids=tuple(d for d in diff_ids if isinstance(d, str)),
+        history=tuple(history),
+    )
+
+
+def _opt_str(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _align_history(history: Sequence[HistoryEntry], n_layers: int) -> tuple[list[HistoryEntry | None], list[str]]:
+    """Pair each layer with the non-empty history entry that created it (in order)."""
+    non_empty = [h for h in history if not h.empty_layer]
+    warnings = []
+    if history and len(non_empty) != n_layers:
+        warnings.append(
+            f"history has {len(non_empty)} non-empty entries for {n_layers} layers; created_by may be misaligned"
+        )
+    paired: list[HistoryEntry | None] = [non_empty[i] if i < len(non_empty) else None for i in range(n_layers)]
+    return paired, warnings
+
+
+def _resolve(
+    source: Source, options: LoadOptions, raw: RawManifest
+) -> tuple[RawManifest, str, dict[str, Any], RawManifest | None, str | None, tuple[IndexEntry, ...]]:
+    """Follow indexes down to one image manifest for the wanted platform."""
+    what = _what(source)
+    media_type, doc = _parse(raw, what)
+    top: RawManifest | None = None
+    top_type: str | None = None
+    entries: tuple[IndexEntry, ...] = ()
+    depth = 0
+    while mt.is_index(media_type):
+        depth += 1
+        if depth > options.max_index_depth:
+            raise LimitExceeded(f"{what}: indexes nested deeper than {options.max_index_depth} levels (a cycle?)")
+        level = index_entries(doc, what)
+        if top is None:
+            top, top_type, entries = raw, media_type, level
+        if not level:
+            raise InvalidImage(f"{what}: the index lists no manifests", hint="the image is empty or broken")
+        chosen = _pick(level, options.platform, what)
+        raw = _child(source, chosen.descriptor, what)
+        media_type, doc = _parse(raw, what)
+    return raw, media_type, doc, top, top_type, entries
+
+
+def load(source: Source, options: LoadOptions | None = None) -> Image:
+    """Load the image the source's reference names, for one platform.
+
+    Cost: the manifest (and index) requests, one config blob, plus per layer what :func:`sizes.estimate`
+    costs for ``options.sizes`` (by default one 8–18 byte Range read per compressed layer), run in parallel.
+    """
+    options = options or LoadOptions()
+    root = source.root()
+    ref = source.reference
+    if ref.digest and root.digest != ref.digest:
+        raise DigestMismatch(f"{_what(source)}: asked for {ref.digest}, got content with digest {root.digest}")
+    raw, media_type, doc, top, top_type, entries = _resolve(source, options, root)
+    return _build(source, options, raw, media_type, doc, top, top_type, entries)
+
+
+def load_all_platforms(source: Source, options: LoadOptions | None = None) -> list[Image]:
+    """Load every runnable platform of an index (attestations skipped); a single image gives a one-item list.
+
+    Cost: that of :func:`load` once per platform.
+    """
+    options = options or LoadOptions()
+    root = source.root()
+    what = _what(source)
+    media_type, doc = _parse(root, what)
+    if not mt.is_index(media_type):
+        return [load(source, options)]
+    entries = index_entries(doc, what)
+    images = []
+    for e in entries:
+        if e.kind != "image":
+            continue
+        raw = _child(source, e.descriptor, what)
+        child_type, child_doc = _parse(raw, what)
+        opts = dataclasses.replace(options, platform=e.descriptor.platform)
+        images.append(_build(source, opts, raw, child_type, child_doc, root, media_type, entries))
+    if not images:
+        raise PlatformNotFound(f"{what}: the index lists no runnable image (only attestations or artifacts)")
+    return images
+
+
+def _build(
+    source: Source,
+    options: LoadOptions,
+    raw: RawManifest,
+    media_type: str,
+    doc: Mapping[str, Any],
+    top: RawManifest | None,
+    top_type: str | None,
+    entries: tuple[IndexEntry, ...],
+) -> Image:
+    what = _what(source)
+    config_d = _descriptor(doc.get("config"), f"{what}: config")
+    layer_objs = doc.get("layers") or []
+    if not isinstance(layer_objs, list):
+        raise InvalidImage(f"{what}: the manifest's layers field is not a list")
+    layer_ds = [_descriptor(o, f"{what}: layer {i}") for i, o in enumerate(layer_objs)]
+    artifact_type = doc.get("artifactType") if isinstance(doc.get("artifactType"), str) else None
+    warnings: list[str] = list(source.warnings)
+    config: ImageConfig | None = None
+    is_image_config = mt.is_image_config(config_d.media_type) and not artifact_type
+    if is_image_config:
+        data = source.blob(config_d.digest, size=config_d.size, max_bytes=MAX_CONFIG_BYTES)
+        config = parse_config(data, f"{what}: config {config_d.digest}")
+    history = config.history if config else ()
+    paired, hw = _align_history(history, len(layer_ds))
+    warnings += hw
+    diff_ids: Sequence[str | None] = config.diff_ids if config else ()
+    if config and len(diff_ids) != len(layer_ds):
+        warnings.append(f"config lists {len(diff_ids)} diff_ids for {len(layer_ds)} layers")
+    estimates = _estimate_all(source, options, layer_ds, [diff_ids[i] if i < len(diff_ids) else None for i in range(len(layer_ds))])
+    layers = tuple(
+        Layer(
+            index=i,
+            descriptor=d,
+            diff_id=diff_ids[i] if i < len(diff_ids) else None,
+            history=paired[i],
+            uncompressed=estimates[i],
+        )
+        for i, d in enumerate(layer_ds)
+    )
+    platform = None
+    if config and config.os and config.architecture:
+        platform = Platform(config.os, config.architecture, config.variant)
+    elif options.platform and entries:
+        platform = options.platform
+    subject = _descriptor(doc["subject"], f"{what}: subject") if isinstance(doc.get("subject"), dict) else None
+    ann = doc.get("annotations")
+    return Image(
+        reference=str(source.reference),
+        digest=raw.digest,
+        media_type=media_type,
+        manifest_size=len(raw.data),
+        platform=platform,
+        config_descriptor=config_d,
+        config=config,
+        layers=layers,
+        annotations=frozen_map(ann if isinstance(ann, Mapping) else None),
+        artifact_type=artifact_type or (None if is_image_config else config_d.media_type),
+        subject=subject,
+        index_digest=top.digest if top else None,
+        index_media_type=top_type,
+        index_entries=entries,
+        history=history,
+        warnings=tuple(warnings),
+    )
+
+
+def _estimate_all(
+    source: Source, options: LoadOptions, layers: Sequence[Descriptor], diff_ids: Sequence[str | None]
+) -> list[SizeEstimate]:
+    def one(i: int) -> SizeEstimate:
+        return sizes.estimate(
+            source, layers[i], diff_id=diff_ids[i], mode=options.sizes, max_output=options.max_uncompressed
+        )
+
+    if len(layers) <= 1 or options.sizes == "none" or options.workers <= 1:
+        return [one(i) for i in range(len(layers))]
+    with concurrent.futures.ThreadPoolExecutor(max_workers=min(options.workers, len(layers))) as pool:
+        return list(pool.map(one, range(len(layers))))
+

@@ -1,0 +1,266 @@
+"""The frozen image model: what the loader builds from any source and every analyzer reads.
+
+Frozen, slotted dataclasses; sizes are ``int`` bytes; digests are ``algo:hex`` strings.  Mappings are stored as
+read-only ``MappingProxyType`` views so a model can be shared between threads.  Standard library only (plus the
+media-type constants in :mod:`ociinspect.mediatypes`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import platform as _platform
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import Any, Literal
+
+__all__ = [
+    "Descriptor",
+    "HistoryEntry",
+    "Image",
+    "ImageConfig",
+    "IndexEntry",
+    "Layer",
+    "Platform",
+    "RawManifest",
+    "SizeEstimate",
+    "SizeSource",
+    "frozen_map",
+    "host_platform",
+]
+
+_EMPTY: Mapping[str, str] = MappingProxyType({})
+
+
+def frozen_map(value: Mapping[str, Any] | None) -> Mapping[str, str]:
+    """A read-only copy of a str→str mapping (non-string values are converted with ``str``)."""
+    if not value:
+        return _EMPTY
+    return MappingProxyType({str(k): str(v) for k, v in value.items()})
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class RawManifest:
+    """Manifest bytes exactly as a source served them, with their media type and digest."""
+
+    data: bytes
+    media_type: str
+    digest: str
+
+
+_ARCH_ALIASES = {"x86_64": "amd64", "x86-64": "amd64", "aarch64": "arm64", "armhf": "arm", "armel": "arm"}
+_DEFAULT_VARIANT = {"arm64": "v8", "arm": "v7"}
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Platform:
+    """An OCI platform.  ``str(p)`` is ``os/arch[/variant]``."""
+
+    os: str
+    architecture: str
+    variant: str | None = None
+    os_version: str | None = None
+
+    @classmethod
+    def parse(cls, text: str) -> Platform:
+        """Parse ``os/arch[/variant]`` (``linux/arm64/v8``); raises ``ValueError`` when malformed."""
+        parts = text.strip().split("/")
+        if len(parts) not in (2, 3) or not all(parts):
+            raise ValueError(f"platform {text!r} is not os/arch[/variant], e.g. linux/amd64 or linux/arm64/v8")
+        arch = _ARCH_ALIASES.get(parts[1].lower(), parts[1].lower())
+        return cls(parts[0].lower(), arch, parts[2].lower() if len(parts) == 3 else None)
+
+    @classmethod
+    def from_json(cls, value: Mapping[str, Any] | None) -> Platform | None:
+        if not isinstance(value, Mapping):
+            return None
+        os_, arch = value.get("os"), value.get("architecture")
+        if not isinstance(os_, str) or not isinstance(arch, str):
+            return None
+        variant = value.get("variant")
+        os_version = value.get("os.version")
+        return cls(
+            os_,
+            arch,
+            variant if isinstance(variant, str) and variant else None,
+            os_version if isinstance(os_version, str) and os_version else None,
+        )
+
+    @property
+    def is_unknown(self) -> bool:
+        """``unknown/unknown``: buildx attestation manifests, never a runnable image."""
+        return self.os == "unknown" or self.architecture == "unknown"
+
+    def matches(self, wanted: Platform) -> bool:
+        """True when this (offered) platform satisfies ``wanted``.
+
+        os and architecture must be equal; a wanted variant must equal the offered one, where a missing
+        variant counts as the default (``v8`` for arm64, ``v7`` for arm).
+        """
+        if (self.os, self.architecture) != (wanted.os, wanted.architecture):
+            return False
+        if wanted.variant is None:
+            return True
+        default = _DEFAULT_VARIANT.get(self.architecture)
+        return (self.variant or default) == (wanted.variant or default)
+
+    def __str__(self) -> str:
+        s = f"{self.os}/{self.architecture}"
+        return f"{s}/{self.variant}" if self.variant else s
+
+    def to_json(self) -> dict[str, str | None]:
+        return {"os": self.os, "architecture": self.architecture, "variant": self.variant}
+
+
+def host_platform() -> Platform:
+    """The host's Linux platform (``linux/amd64`` on x86_64, ``linux/arm64/v8`` on aarch64 …)."""
+    machine = _platform.machine().lower()
+    arch = _ARCH_ALIASES.get(machine, machine)
+    if arch.startswith("armv7"):
+        return Platform("linux", "arm", "v7")
+    if arch.startswith("armv6"):
+        return Platform("linux", "arm", "v6")
+    return Platform("linux", arch, "v8" if arch == "arm64" else None)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Descriptor:
+    """An OCI content descriptor."""
+
+    media_type: str
+    digest: str
+    size: int
+    platform: Platform | None = None
+    annotations: Mapping[str, str] = dataclasses.field(default_factory=lambda: _EMPTY)
+    artifact_type: str | None = None
+    urls: tuple[str, ...] = ()
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class IndexEntry:
+    """One manifest listed by an index, as shown by ``--all-platforms``."""
+
+    descriptor: Descriptor
+    kind: Literal["image", "index", "attestation", "artifact", "unknown"]
+
+
+SizeSource = Literal["exact", "trailer", "header", "toc", "streamed", "unknown"]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class SizeEstimate:
+    """An uncompressed size and how it was obtained (see ``docs/sizes.md``).
+
+    ``value`` is ``None`` only when ``source == "unknown"``; ``note`` explains doubts (e.g. a gzip layer
+    of 4 GiB or more, whose trailer is only the size modulo 2^32).
+    """
+
+    value: int | None
+    source: SizeSource
+    note: str | None = None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class HistoryEntry:
+    """One entry of the config's ``history``."""
+
+    created: str | None = None
+    created_by: str | None = None
+    author: str | None = None
+    comment: str | None = None
+    empty_layer: bool = False
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ImageConfig:
+    """The parts of an image config (OCI or Docker) that ociinspect reports."""
+
+    os: str | None = None
+    architecture: str | None = None
+    variant: str | None = None
+    created: str | None = None
+    author: str | None = None
+    user: str | None = None
+    entrypoint: tuple[str, ...] | None = None
+    cmd: tuple[str, ...] | None = None
+    env: tuple[str, ...] = ()
+    working_dir: str | None = None
+    labels: Mapping[str, str] = dataclasses.field(default_factory=lambda: _EMPTY)
+    exposed_ports: tuple[str, ...] = ()
+    stop_signal: str | None = None
+    diff_ids: tuple[str, ...] = ()
+    history: tuple[HistoryEntry, ...] = ()
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Layer:
+    """A layer of an image: its blob descriptor, its diff_id, the history line behind it, its sizes."""
+
+    index: int
+    descriptor: Descriptor
+    diff_id: str | None
+    history: HistoryEntry | None
+    uncompressed: SizeEstimate
+
+    @property
+    def digest(self) -> str:
+        return self.descriptor.digest
+
+    @property
+    def media_type(self) -> str:
+        return self.descriptor.media_type
+
+    @property
+    def size(self) -> int:
+        """Compressed (as stored) size in bytes."""
+        return self.descriptor.size
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Image:
+    """One image (or artifact) manifest resolved to one platform, verified, with its config and layers."""
+
+    reference: str  # as the user wrote it, normalised (str(Reference))
+    digest: str  # digest of the manifest below (not of the index)
+    media_type: str
+    manifest_size: int
+    platform: Platform | None
+    config_descriptor: Descriptor
+    config: ImageConfig | None  # None for artifacts whose config is not an image config
+    layers: tuple[Layer, ...]
+    annotations: Mapping[str, str] = dataclasses.field(default_factory=lambda: _EMPTY)
+    artifact_type: str | None = None
+    subject: Descriptor | None = None
+    index_digest: str | None = None  # set when the reference named an index/list
+    index_media_type: str | None = None
+    index_entries: tuple[IndexEntry, ...] = ()  # every manifest the index lists (all platforms)
+    history: tuple[HistoryEntry, ...] = ()
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def is_artifact(self) -> bool:
+        """True for OCI artifacts (artifactType set, or a config that is not an image config)."""
+        return self.config is None or self.artifact_type is not None
+
+    @property
+    def compressed_size(self) -> int:
+        """Sum of the layer blob sizes, in bytes (what a pull downloads, config and manifest excluded)."""
+        return sum(layer.size for layer in self.layers)
+
+    @property
+    def uncompressed_size(self) -> int | None:
+        """Sum of the uncompressed layer sizes in bytes, ``None`` when any is unknown."""
+        total = 0
+        for layer in self.layers:
+            if layer.uncompressed.value is None:
+                return None
+            total += layer.uncompressed.value
+        return total
+
+    @property
+    def platforms(self) -> tuple[Platform, ...]:
+        """Runnable platforms the index offers (attestations excluded), or this image's platform."""
+        if self.index_entries:
+            return tuple(
+                e.descriptor.platform for e in self.index_entries if e.kind == "image" and e.descriptor.platform
+            )
+        return (self.platform,) if self.platform else ()
