@@ -48,6 +48,8 @@ class ExitCode(enum.IntEnum):
     USAGE = 2  # bad usage, bad reference, bad policy
     UNREADABLE = 3  # the image could not be read
     PARTIAL = 4  # several refs: some worked, some failed
+    INTERRUPTED = 130  # Ctrl-C
+    INTERNAL = 70  # a bug in ociinspect (EX_SOFTWARE)
 
 
 class OciInspectError(Exception):

@@ -117,8 +117,12 @@ def _parse(raw: RawManifest, what: str) -> tuple[str, dict[str, Any]]:
             f"{what}: Docker schema1 manifests are not supported (deprecated since 2017)",
             hint="re-push the image as Docker schema2 or OCI, e.g. `skopeo copy --format v2s2 SRC DST`",
         )
-    if isinstance(declared, str) and declared and (mt.is_index(declared) or mt.is_manifest(declared)):
-        media_type = declared
+    if isinstance(declared, str) and (mt.is_index(declared) or mt.is_manifest(declared)):
+        if mt.is_index(media_type) or mt.is_manifest(media_type):
+            if declared != media_type:  # the served/descriptor type wins, as in go-containerregistry
+                log.info("%s: served as %s but declares %s", what, media_type, declared)
+        else:
+            media_type = declared
     if "manifests" in doc and not mt.is_manifest(media_type):
         return (media_type if mt.is_index(media_type) else mt.OCI_INDEX), doc
     if "config" in doc or "layers" in doc:

@@ -82,17 +82,18 @@ class _LocalBlobs:
 
 
 def _media_type_of(data: bytes, fallback: str | None) -> str:
-    """The ``mediaType`` inside a manifest's JSON, else ``fallback``, else guessed from its shape."""
+    """The media type the descriptor gave (``fallback``, like a registry's Content-Type), else the
+    ``mediaType`` inside the manifest's JSON, else one guessed from its shape."""
+    if fallback:
+        return fallback
     try:
         doc = json.loads(data)
     except ValueError:
-        return fallback or "application/octet-stream"
+        return "application/octet-stream"
     if isinstance(doc, dict):
         value = doc.get("mediaType")
         if isinstance(value, str) and value:
             return value
-        if fallback:
-            return fallback
         if "manifests" in doc:
             return mt.OCI_INDEX
         if "layers" in doc or "config" in doc:

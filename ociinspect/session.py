@@ -1,0 +1,126 @@
+"""The library's front door: open any reference and load images, one or many at once.
+
+A :class:`Session` owns one thread-safe registry client (created on first use, so local-only work never imports
+``requests``), opens the right :class:`~ociinspect.sources.base.Source` for each reference, and runs several
+references concurrently.  Errors stay typed: :meth:`Session.load_many` returns them beside the results.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import contextlib
+import dataclasses
+import threading
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING
+
+from ociinspect.errors import OciInspectError
+from ociinspect.loader import LoadOptions, load, load_all_platforms
+from ociinspect.model import Image
+from ociinspect.reference import Reference, parse_reference
+from ociinspect.sources.base import Source
+
+if TYPE_CHECKING:
+    from ociinspect.registry import CredentialResolver, RegistryClient, RegistrySettings
+
+__all__ = ["LoadResult", "Session"]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class LoadResult:
+    """The outcome for one reference: its images (one per platform) or the error that stopped it."""
+
+    reference: str
+    images: tuple[Image, ...] = ()
+    error: OciInspectError | None = None
+
+
+class Session:
+    """Shared state for reading images: registry settings, credentials and the (lazy) registry client."""
+
+    def __init__(
+        self,
+        settings: RegistrySettings | None = None,
+        credentials: CredentialResolver | None = None,
+    ) -> None:
+        self._settings = settings
+        self._credentials = credentials
+        self._client: RegistryClient | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def client(self) -> RegistryClient:
+        with self._lock:
+            if self._client is None:
+                from ociinspect.registry import RegistryClient
+
+                self._client = RegistryClient(self._settings, self._credentials)
+            return self._client
+
+    def open(self, reference: str | Reference) -> Source:
+        """Open a source for ``reference`` (cost: none for registries; archives index their tar headers)."""
+        ref = parse_reference(reference) if isinstance(reference, str) else reference
+        if ref.is_registry:
+            from ociinspect.sources.registry import RegistrySource
+
+            return RegistrySource(ref, self.client)
+        from ociinspect.sources.local import open_local
+
+        return open_local(ref)
+
+    @contextlib.contextmanager
+    def source(self, reference: str | Reference) -> Iterator[Source]:
+        src = self.open(reference)
+        try:
+            yield src
+        finally:
+            src.close()
+
+    def load(self, reference: str | Reference, options: LoadOptions | None = None) -> Image:
+        """Load one image (one platform).  Cost: see :func:`ociinspect.loader.load`."""
+        with self.source(reference) as src:
+            try:
+                return load(src, options)
+            except OciInspectError as exc:
+                raise exc.with_context(f"reading {src.reference}") from None
+
+    def load_many(
+        self,
+        references: Sequence[str],
+        options: LoadOptions | None = None,
+        *,
+        all_platforms: bool = False,
+        workers: int = 8,
+    ) -> list[LoadResult]:
+        """Load several references concurrently; results come back in input order, errors included."""
+
+        def one(text: str) -> LoadResult:
+            try:
+                with self.source(text) as src:
+                    try:
+                        if all_platforms:
+                            images = tuple(load_all_platforms(src, options))
+                        else:
+                            images = (load(src, options),)
+                    except OciInspectError as exc:
+                        raise exc.with_context(f"reading {src.reference}") from None
+                return LoadResult(text, images)
+            except OciInspectError as exc:
+                return LoadResult(text, error=exc)
+
+        if len(references) == 1:
+            return [one(references[0])]
+        with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, min(workers, len(references)))) as pool:
+            return list(pool.map(one, references))
+
+    def close(self) -> None:
+        with self._lock:
+            if self._client is not None:
+                self._client.close()
+                self._client = None
+
+    def __enter__(self) -> Session:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
