@@ -1,0 +1,643 @@
+"""HTTP transport for registry calls: one ``requests.Session``, timeouts, retries, TLS, redirects.
+
+Everything that touches sockets lives here, so third-party exceptions are translated into the
+:mod:`ociinspect.errors` tree at this one boundary.  Every request has a ``(connect, read)`` timeout
+(seconds).  Retries are bounded: connection resets and connect timeouts (GET/HEAD only) and HTTP 429, 502,
+503, 504 (honouring ``Retry-After``, capped).  DNS failures, refused connections, TLS failures and read
+timeouts are not retried: they would fail the same way again and a CLI user should hear it at once.
+
+Redirects are followed here, not by ``requests``: ``Authorization`` goes only to the origin (scheme, host,
+port) of the first URL, so a blob redirected to a CDN never sees a registry token.  Cookies are never stored
+or sent, and ``~/.netrc`` is never consulted.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import http.client
+import http.cookiejar
+import importlib.metadata
+import ipaddress
+import json
+import logging
+import re
+import threading
+import time
+import warnings
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
+
+import requests
+import urllib3.exceptions
+from requests.adapters import HTTPAdapter
+
+from ociinspect import errors
+
+__all__ = [
+    "HostSettings",
+    "RegistrySettings",
+    "Transport",
+    "error_from_response",
+    "iter_body",
+    "normalize_host",
+    "read_body",
+    "redact_url",
+]
+
+log = logging.getLogger("ociinspect.registry")
+
+RETRY_STATUSES = frozenset({429, 502, 503, 504})
+REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
+MAX_REDIRECTS = 5
+ERROR_BODY_LIMIT = 64 * 1024  # bytes of an error body we read to find the OCI error code
+_CHUNK = 64 * 1024
+
+_INSECURE_LOCK = threading.Lock()  # serialises warnings.catch_warnings(), which is not thread-safe
+_PLAIN_HTTP_MARKERS = (
+    "wrong version number",
+    "record layer failure",
+    "http request",
+    "packet length too long",
+)
+
+
+def _default_user_agent() -> str:
+    try:
+        version = importlib.metadata.version("ociinspect")
+    except importlib.metadata.PackageNotFoundError:
+        version = "0.1.0"
+    return f"ociinspect/{version}"
+
+
+def normalize_host(name: str) -> str:
+    """``"https://Registry.example:5000/v1/"`` → ``"registry.example:5000"`` (drops scheme, path, case)."""
+    host = name.strip()
+    if "://" in host:
+        host = host.split("://", 1)[1]
+    return host.split("/", 1)[0].lower()
+
+
+def is_loopback(host: str) -> bool:
+    """True for ``localhost``, 127.0.0.0/8 and ``::1`` (with or without a port; IPv6 in brackets)."""
+    name = normalize_host(host)
+    if name.startswith("["):
+        name = name[1 : name.find("]")] if "]" in name else name[1:]
+    elif name.count(":") == 1:
+        name = name.split(":", 1)[0]
+    if name == "localhost" or name.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
+@dataclass(frozen=True, slots=True)
+class HostSettings:
+    """How to talk to one host.  ``plain_http`` wins over TLS options; ``insecure`` wins over ``ca_file``."""
+
+    plain_http: bool = False
+    insecure: bool = False
+    ca_file: str | None = None
+
+
+@dataclass(frozen=True)
+class RegistrySettings:
+    """Transport settings: per-host TLS, timeouts (seconds), retry policy.  Immutable; share freely."""
+
+    default: HostSettings = HostSettings()
+    hosts: Mapping[str, HostSettings] = field(default_factory=lambda: MappingProxyType({}))
+    connect_timeout: float = 10.0
+    read_timeout: float = 30.0
+    retries: int = 3
+    max_retry_after: float = 30.0
+    backoff: float = 0.5
+    user_agent: str = field(default_factory=_default_user_agent)
+
+    def __post_init__(self) -> None:
+        if self.connect_timeout <= 0 or self.read_timeout <= 0:
+            raise ValueError("timeouts must be positive seconds")
+        if self.retries < 0 or self.max_retry_after < 0 or self.backoff < 0:
+            raise ValueError("retries, max_retry_after and backoff must not be negative")
+        frozen = MappingProxyType({normalize_host(k): v for k, v in self.hosts.items()})
+        object.__setattr__(self, "hosts", frozen)
+
+    def for_host(self, host: str) -> HostSettings:
+        """The settings for ``host`` (``"name[:port]"``): its override, else :attr:`default`."""
+        return self.hosts.get(normalize_host(host), self.default)
+
+
+def _origin(url: str) -> tuple[str, str, int | None]:
+    parts = urlsplit(url)
+    port = parts.port or {"http": 80, "https": 443}.get(parts.scheme)
+    return parts.scheme, (parts.hostname or "").lower(), port
+
+
+def _host_of(url: str) -> str:
+    return urlsplit(url).netloc.rsplit("@", 1)[-1].lower()
+
+
+_SAFE_QUERY_KEYS = frozenset({"n", "last", "service", "scope", "digest", "artifacttype"})
+
+
+def redact_url(url: str) -> str:
+    """``url`` without user-info and with query values blanked unless harmless (for messages and logs)."""
+    parts = urlsplit(url)
+    netloc = parts.netloc.rsplit("@", 1)[-1]
+    query = urlencode(
+        [(k, v if k.lower() in _SAFE_QUERY_KEYS else "REDACTED") for k, v in parse_qsl(parts.query, True)]
+    )
+    return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
+
+
+def _causes(exc: BaseException) -> Iterator[BaseException]:
+    """``exc`` and every exception reachable through ``reason``, ``args``, ``__cause__``, ``__context__``."""
+    seen: list[BaseException] = []
+    stack: list[object] = [exc]
+    while stack:
+        item = stack.pop()
+        if not isinstance(item, BaseException) or any(item is s for s in seen):
+            continue
+        seen.append(item)
+        yield item
+        stack.extend([getattr(item, "reason", None), item.__cause__, item.__context__, *item.args])
+
+
+def _is_cert_error(exc: BaseException) -> bool:
+    return any(
+        type(c).__name__ in ("SSLCertVerificationError", "CertificateError")
+        or "certificate verify failed" in str(c).lower()
+        or "hostname mismatch" in str(c).lower()
+        for c in _causes(exc)
+    )
+
+
+def _speaks_plain_http(exc: BaseException) -> bool:
+    text = " ".join(str(c).lower() for c in _causes(exc))
+    return any(marker in text for marker in _PLAIN_HTTP_MARKERS)
+
+
+def _is_retryable_connection_error(exc: requests.RequestException) -> bool:
+    """Resets and connect timeouts are transient; DNS, refused, TLS and read timeouts are not."""
+    if isinstance(exc, requests.exceptions.SSLError | requests.exceptions.ReadTimeout):
+        return False
+    if isinstance(exc, requests.exceptions.ConnectTimeout):
+        return True
+    if not isinstance(exc, requests.exceptions.ConnectionError):
+        return False
+    for cause in _causes(exc):
+        if isinstance(cause, urllib3.exceptions.NameResolutionError | ConnectionRefusedError):
+            return False
+    return True
+
+
+def map_exception(
+    exc: BaseException, *, what: str, url: str, settings: RegistrySettings
+) -> errors.RegistryError:
+    """Translate a ``requests``/``urllib3``/socket exception into the typed error tree (no I/O)."""
+    host = _host_of(url)
+    safe_url = redact_url(url)
+    causes = list(_causes(exc))
+    if any(isinstance(c, urllib3.exceptions.ReadTimeoutError | requests.ReadTimeout) for c in causes):
+        return errors.Timeout(
+            f"{what}: {host} sent nothing for {settings.read_timeout:g} s (read timeout)",
+            hint="the registry is overloaded or stuck; try again later or raise the read timeout",
+            url=safe_url,
+        )
+    if any(isinstance(c, urllib3.exceptions.ConnectTimeoutError | requests.ConnectTimeout) for c in causes):
+        return errors.Timeout(
+            f"{what}: connecting to {host} timed out after {settings.connect_timeout:g} s",
+            hint="check the host name and port, your network, proxy and firewall",
+            url=safe_url,
+        )
+    if any(isinstance(c, requests.exceptions.SSLError | urllib3.exceptions.SSLError) for c in causes):
+        reason = next((str(c) for c in reversed(causes) if "ssl" in type(c).__module__.lower()), str(exc))
+        if _speaks_plain_http(exc):
+            hint = f"the server at {host} answered plain HTTP: try --plain-http"
+        elif _is_cert_error(exc):
+            hint = "pass the registry's CA certificate with --ca-file PATH, or skip verification: --insecure"
+        else:
+            hint = "check that the port speaks TLS; --ca-file PATH, --insecure or --plain-http may help"
+        return errors.TLSFailure(f"{what}: TLS with {host} failed: {reason}", hint=hint, url=safe_url)
+    if any(isinstance(c, urllib3.exceptions.NameResolutionError) for c in causes) or any(
+        type(c).__name__ == "gaierror" for c in causes
+    ):
+        return errors.ConnectionFailed(
+            f"{what}: cannot resolve host {urlsplit(url).hostname}",
+            hint="check the registry name for typos, and your network / DNS settings",
+            url=safe_url,
+        )
+    if any(isinstance(c, ConnectionRefusedError) for c in causes):
+        return errors.ConnectionFailed(
+            f"{what}: connection to {host} refused",
+            hint="is the registry running? is the port right?",
+            url=safe_url,
+        )
+    if isinstance(exc, requests.exceptions.TooManyRedirects):
+        return errors.RegistryError(f"{what}: too many redirects", url=safe_url)
+    if isinstance(exc, requests.exceptions.InvalidURL | requests.exceptions.MissingSchema):
+        return errors.RegistryError(f"{what}: invalid URL {safe_url}", url=safe_url)
+    root = causes[-1] if causes else exc
+    return errors.ConnectionFailed(
+        f"{what}: connection to {host} failed ({type(root).__name__})",
+        hint="the connection was reset or closed early; check proxies and try again",
+        url=safe_url,
+    )
+
+
+def _retry_after(response: requests.Response) -> float | None:
+    """``Retry-After`` in seconds (delta-seconds or HTTP-date), or None when absent or unparsable."""
+    value = response.headers.get("Retry-After")
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+class _NoNetrc(requests.auth.AuthBase):
+    """Set as ``Session.auth`` so that requests never reads ``~/.netrc`` (it would add credentials)."""
+
+    def __call__(self, r: requests.PreparedRequest) -> requests.PreparedRequest:
+        return r
+
+
+class Transport:
+    """One pooled ``requests.Session`` plus the policies above.  Thread-safe; :meth:`close` when done."""
+
+    def __init__(self, settings: RegistrySettings) -> None:
+        self.settings = settings
+        session = requests.Session()
+        session.cookies.set_policy(http.cookiejar.DefaultCookiePolicy(allowed_domains=[]))
+        session.auth = _NoNetrc()
+        session.headers["User-Agent"] = settings.user_agent
+        session.headers["Accept-Encoding"] = "identity"  # bytes exactly as stored: digests must match
+        adapter = HTTPAdapter(pool_connections=16, pool_maxsize=32, max_retries=0)
+        session.mount("http://", adapter)
+        session.mount("https://", adapter)
+        self._session = session
+        self._lock = threading.Lock()
+        self._plain_loopback: set[str] = set()
+
+    def close(self) -> None:
+        """Close pooled connections (no requests)."""
+        self._session.close()
+
+    def url(self, host: str, path: str) -> str:
+        """Absolute URL for ``path`` on ``host``: http:// for plain-http hosts, https:// otherwise."""
+        return f"{'http' if self.is_plain_http(host) else 'https'}://{host}{path}"
+
+    def is_plain_http(self, host: str) -> bool:
+        """True when ``host`` is configured for plain HTTP or a loopback host was found to speak it."""
+        with self._lock:
+            remembered = normalize_host(host) in self._plain_loopback
+        return remembered or self.settings.for_host(host).plain_http
+
+    def same_origin(self, url: str, host: str) -> bool:
+        """True when ``url`` points at ``host`` (scheme, host and port as :meth:`url` would build them)."""
+        return _origin(url) == _origin(self.url(host, "/"))
+
+    def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        what: str,
+        headers: Mapping[str, str] | None = None,
+        authorization: str | None = None,
+        data: Mapping[str, str] | None = None,
+    ) -> requests.Response:
+        """Send one logical request; returns the final response with its body unread (``stream=True``).
+
+        Cost: one HTTP round trip per redirect hop (≤ 5) and per retry (≤ ``settings.retries`` per hop).
+        ``authorization`` is sent only to the origin of ``url``.  Non-2xx answers are returned, not raised:
+        use :func:`error_from_response`.  Raises :class:`~ociinspect.errors.RegistryError` subclasses for
+        transport failures.
+        """
+        origin = _origin(url)
+        for hop in range(MAX_REDIRECTS + 1):
+            auth = authorization if _origin(url) == origin else None
+            response, url = self._send(method, url, what=what, headers=headers, authorization=auth, data=data)
+            if hop == 0:
+                origin = _origin(url)  # the loopback fallback may have switched https -> http
+            location = response.headers.get("Location")
+            if response.status_code not in REDIRECT_STATUSES or not location:
+                return response
+            discard(response)
+            target = urljoin(url, location)
+            if urlsplit(target).scheme not in ("http", "https"):
+                raise errors.RegistryError(
+                    f"{what}: redirect to an unsupported URL scheme",
+                    status=response.status_code,
+                    url=redact_url(url),
+                )
+            if response.status_code == 303 or (response.status_code in (301, 302) and method == "POST"):
+                method, data = ("HEAD" if method == "HEAD" else "GET"), None
+            log.debug("%s: redirect %d to %s", what, response.status_code, redact_url(target))
+            url = target
+        raise errors.RegistryError(
+            f"{what}: more than {MAX_REDIRECTS} redirects",
+            hint="the registry or its CDN is misconfigured",
+            url=redact_url(url),
+        )
+
+    def _send(
+        self,
+        method: str,
+        url: str,
+        *,
+        what: str,
+        headers: Mapping[str, str] | None,
+        authorization: str | None,
+        data: Mapping[str, str] | None,
+    ) -> tuple[requests.Response, str]:
+        """One hop with retries and the loopback plain-HTTP fallback; returns (response, effective url)."""
+        host = _host_of(url)
+        if url.startswith("https://") and self.is_plain_http(host):
+            url = "http://" + url[len("https://") :]
+        send_headers = dict(headers or {})
+        if authorization:
+            send_headers["Authorization"] = authorization
+        attempt = 0
+        while True:
+            try:
+                response = self._send_once(method, url, send_headers, data)
+            except requests.RequestException as exc:
+                fallback = self._loopback_fallback(method, url, send_headers, data, exc)
+                if fallback is not None:
+                    return fallback
+                retryable = method in ("GET", "HEAD") and _is_retryable_connection_error(exc)
+                if retryable and attempt < self.settings.retries:
+                    delay = self.settings.backoff * (2**attempt)
+                    log.debug("%s: %s, retry %d in %.2f s", what, type(exc).__name__, attempt + 1, delay)
+                    time.sleep(delay)
+                    attempt += 1
+                    continue
+                raise map_exception(exc, what=what, url=url, settings=self.settings) from None
+            if response.status_code in RETRY_STATUSES and attempt < self.settings.retries:
+                retry_after = _retry_after(response)
+                if retry_after is not None:
+                    delay = min(retry_after, self.settings.max_retry_after)
+                else:
+                    delay = self.settings.backoff * (2**attempt)
+                discard(response)
+                log.debug("%s: HTTP %d, retry %d in %.2f s", what, response.status_code, attempt + 1, delay)
+                time.sleep(delay)
+                attempt += 1
+                continue
+            return response, url
+
+    def _loopback_fallback(
+        self,
+        method: str,
+        url: str,
+        headers: Mapping[str, str],
+        data: Mapping[str, str] | None,
+        exc: requests.RequestException,
+    ) -> tuple[requests.Response, str] | None:
+        """Like docker: a loopback registry that fails TLS in a plain-HTTP way is retried once over http://."""
+        host = _host_of(url)
+        if not url.startswith("https://") or not is_loopback(host) or self.settings.for_host(host).ca_file:
+            return None
+        if _is_cert_error(exc) or isinstance(exc, requests.exceptions.Timeout):
+            return None
+        handshake_broken = any(
+            isinstance(c, ConnectionResetError | http.client.RemoteDisconnected) for c in _causes(exc)
+        )
+        if not (isinstance(exc, requests.exceptions.SSLError) or handshake_broken):
+            return None
+        plain = "http://" + url[len("https://") :]
+        try:
+            response = self._send_once(method, plain, headers, data)
+        except requests.RequestException:
+            return None
+        log.debug("%s answers plain HTTP: using http:// for it from now on", host)
+        with self._lock:
+            self._plain_loopback.add(normalize_host(host))
+        return response, plain
+
+    def _send_once(
+        self, method: str, url: str, headers: Mapping[str, str], data: Mapping[str, str] | None
+    ) -> requests.Response:
+        host_settings = self.settings.for_host(_host_of(url))
+        verify: bool | str = True
+        if host_settings.insecure:
+            verify = False
+        elif host_settings.ca_file:
+            verify = host_settings.ca_file
+
+        def send() -> requests.Response:
+            return self._session.request(
+                method,
+                url,
+                headers=dict(headers),
+                data=dict(data) if data is not None else None,
+                timeout=(self.settings.connect_timeout, self.settings.read_timeout),
+                verify=verify,
+                allow_redirects=False,
+                stream=True,
+            )
+
+        if verify is False and url.startswith("https://"):
+            # Local, not process-wide: the filter exists only during this call.  catch_warnings() swaps the
+            # global filter list, so calls that use it must not interleave: hence the lock.
+            with _INSECURE_LOCK, warnings.catch_warnings():
+                warnings.simplefilter("ignore", urllib3.exceptions.InsecureRequestWarning)
+                return send()
+        return send()
+
+
+def content_length(response: requests.Response) -> int | None:
+    """``Content-Length`` as int, or None when absent or malformed."""
+    value = response.headers.get("Content-Length", "")
+    return int(value) if value.strip().isdigit() else None
+
+
+def iter_body(
+    response: requests.Response, *, what: str, settings: RegistrySettings, chunk_size: int = _CHUNK
+) -> Iterator[bytes]:
+    """Yield the body in chunks of at most ``chunk_size`` bytes, mapping socket failures to typed errors.
+
+    A stall longer than ``settings.read_timeout`` seconds raises :class:`~ociinspect.errors.Timeout`; a
+    reset or a body shorter than ``Content-Length`` raises :class:`~ociinspect.errors.ConnectionFailed`.
+    """
+    received = 0
+    try:
+        for chunk in response.raw.stream(chunk_size, decode_content=True):
+            received += len(chunk)
+            yield chunk
+    except (urllib3.exceptions.HTTPError, OSError) as exc:
+        if any(isinstance(c, urllib3.exceptions.ReadTimeoutError | TimeoutError) for c in _causes(exc)):
+            raise errors.Timeout(
+                f"{what}: {_host_of(response.url)} stopped sending after {received} bytes "
+                f"(nothing for {settings.read_timeout:g} s)",
+                hint="the registry or network is stuck; try again later or raise the read timeout",
+                url=redact_url(response.url),
+            ) from None
+        raise errors.ConnectionFailed(
+            f"{what}: connection to {_host_of(response.url)} broke after {received} bytes",
+            hint="the connection was reset or the body truncated; try again",
+            url=redact_url(response.url),
+        ) from None
+
+
+def read_body(response: requests.Response, *, limit: int, what: str, settings: RegistrySettings) -> bytes:
+    """Read the whole body, at most ``limit`` bytes, then close the response.
+
+    Raises :class:`~ociinspect.errors.LimitExceeded` as soon as more than ``limit`` bytes are announced or
+    received (it never buffers more than ``limit`` + one chunk).
+    """
+    try:
+        announced = content_length(response)
+        if announced is not None and announced > limit:
+            raise errors.LimitExceeded(
+                f"{what}: the body is {announced} bytes, more than the limit of {limit} bytes",
+                hint="this is not a normal image manifest or JSON document; check the reference",
+            )
+        buf = bytearray()
+        for chunk in iter_body(response, what=what, settings=settings, chunk_size=min(_CHUNK, limit + 1)):
+            buf += chunk
+            if len(buf) > limit:
+                raise errors.LimitExceeded(
+                    f"{what}: the body exceeds the limit of {limit} bytes",
+                    hint="this is not a normal image manifest or JSON document; check the reference",
+                )
+        return bytes(buf)
+    finally:
+        response.close()
+
+
+def discard(response: requests.Response) -> None:
+    """Drain a small body so the connection can be reused (≤ 64 KiB read), then close the response."""
+    try:
+        length = content_length(response)
+        if length is not None and length <= ERROR_BODY_LIMIT:
+            response.raw.read(ERROR_BODY_LIMIT, decode_content=False)
+    except (urllib3.exceptions.HTTPError, OSError):
+        pass
+    finally:
+        response.close()
+
+
+_OCI_CODE_RE = re.compile(r"^[A-Z_]+$")
+
+
+def parse_error_body(body: bytes) -> tuple[str | None, str | None]:
+    """``(code, message)`` of an OCI ``{"errors": [{"code", "message", ...}]}`` body, else a text line."""
+    try:
+        doc = json.loads(body)
+    except ValueError:
+        text = body.decode("utf-8", "replace").strip().splitlines()
+        return None, (text[0][:200] if text else None)
+    if isinstance(doc, dict) and isinstance(doc.get("errors"), list) and doc["errors"]:
+        first = doc["errors"][0]
+        if isinstance(first, dict):
+            code = first.get("code")
+            message = first.get("message")
+            return (
+                code if isinstance(code, str) and _OCI_CODE_RE.match(code) else None,
+                str(message)[:200] if message else None,
+            )
+    return None, None
+
+
+_NOT_FOUND_HINTS = {
+    "MANIFEST_UNKNOWN": "check the tag or digest; list the repository's tags to see what exists",
+    "NAME_UNKNOWN": "check the repository name (Docker Hub official images live under library/)",
+    "BLOB_UNKNOWN": "the manifest points at a blob the registry does not have; the image is incomplete",
+}
+
+
+def error_from_response(
+    response: requests.Response,
+    *,
+    what: str,
+    settings: RegistrySettings,
+    credentials_sent: bool = False,
+    not_found_code: str | None = None,
+) -> errors.RegistryError:
+    """Typed error for a non-2xx ``response`` (reads ≤ 64 KiB of its body and closes it).
+
+    ``not_found_code`` is used as ``.code`` for a 404 without a parsable body (e.g. a HEAD request).
+    """
+    status = response.status_code
+    url = redact_url(response.url)
+    body = b""
+    try:
+        for chunk in iter_body(response, what=what, settings=settings):
+            body += chunk
+            if len(body) >= ERROR_BODY_LIMIT:
+                break
+    except errors.RegistryError:
+        pass
+    finally:
+        response.close()
+    code, detail = parse_error_body(body)
+    because = f" ({code}: {detail})" if code and detail else f" ({detail})" if detail else ""
+    if status == 401:
+        if credentials_sent:
+            return errors.AuthError(
+                f"{what}: credentials rejected (HTTP 401){because}",
+                hint="check the user name and password or token; `docker login` again if it expired",
+                status=status,
+                code=code,
+                url=url,
+            )
+        return errors.AuthError(
+            f"{what}: authentication required (HTTP 401){because}",
+            hint="log in with --username NAME --password-stdin, or `docker login` / `podman login`",
+            status=status,
+            code=code,
+            url=url,
+        )
+    if status == 403:
+        return errors.AuthError(
+            f"{what}: access denied (HTTP 403){because}",
+            hint="these credentials may not read this repository; check the name and your permissions",
+            status=status,
+            code=code,
+            url=url,
+        )
+    if status == 404:
+        code = code or not_found_code
+        return errors.RegistryNotFound(
+            f"{what}: not found (HTTP 404){because}",
+            hint=_NOT_FOUND_HINTS.get(code or "", "check the registry, repository and tag or digest"),
+            status=status,
+            code=code,
+            url=url,
+        )
+    if status == 429:
+        retry_after = _retry_after(response)
+        return errors.RateLimited(
+            f"{what}: rate limited (HTTP 429) after {settings.retries} retries{because}",
+            hint="wait and try again"
+            + (f" (the registry asks for {retry_after:.0f} s)" if retry_after is not None else "")
+            + ", or log in: registries give authenticated users higher limits",
+            retry_after=retry_after,
+            status=status,
+            code=code,
+            url=url,
+        )
+    if status >= 500:
+        return errors.RegistryError(
+            f"{what}: the registry failed with HTTP {status}{because}",
+            hint="a server-side problem; try again later",
+            status=status,
+            code=code,
+            url=url,
+        )
+    return errors.RegistryError(
+        f"{what}: unexpected HTTP {status}{because}",
+        hint="the registry does not support this request, or the request is malformed",
+        status=status,
+        code=code,
+        url=url,
+    )
