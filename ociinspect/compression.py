@@ -45,7 +45,7 @@ def _gzip_members(chunks: Iterator[bytes], what: str) -> Iterator[bytes]:
             if d is None:
                 d = _zlib_impl.decompressobj(31)
             try:
-                out = d.decompress(buf)
+                out = d.decompress(buf, _OUT_CHUNK)  # bounded output: a bomb never inflates in one call
             except Exception as exc:  # zlib.error / isal error: corrupt stream
                 raise InvalidImage(f"{what}: corrupt gzip stream ({exc})", hint="the blob is damaged; fetch it again") from None
             if out:
@@ -54,37 +54,40 @@ def _gzip_members(chunks: Iterator[bytes], what: str) -> Iterator[bytes]:
                 buf = d.unused_data
                 d = None
                 # trailing zero padding after the last member is tolerated (some tools pad to a block)
-                if buf and not buf.startswith(GZIP_MAGIC[:1]) and not buf.strip(b"\0"):
+                if buf and not buf.strip(b"\0"):
                     buf = b""
             else:
-                buf = b""
+                buf = d.unconsumed_tail
     if d is not None:
         raise InvalidImage(f"{what}: truncated gzip stream", hint="the blob is incomplete; fetch it again")
 
 
+_ZSTD_FEED = 2048  # input bytes per call: a zstd block of 128 KiB needs ≥ 4 input bytes, so one call yields ≤ 64 MiB
+
+
 def _zstd_frames(chunks: Iterator[bytes], what: str) -> Iterator[bytes]:
+    """Decompress concatenated zstd frames, feeding small input pieces so that output per call stays bounded."""
     import zstandard
 
     d = zstandard.ZstdDecompressor()
     obj = d.decompressobj()
-    pending = False
+    mid_frame = False
     for chunk in chunks:
-        data = chunk
-        while data:
-            try:
-                out = obj.decompress(data)
-            except zstandard.ZstdError as exc:
-                raise InvalidImage(f"{what}: corrupt zstd stream ({exc})", hint="the blob is damaged; fetch it again") from None
-            pending = True
-            if out:
-                yield out
-            if obj.eof:
-                data = obj.unused_data
-                obj = d.decompressobj()
-                pending = bool(data)
-            else:
-                data = b""
-    if pending and not obj.eof:
+        for i in range(0, len(chunk), _ZSTD_FEED):
+            data = chunk[i : i + _ZSTD_FEED]
+            while data:
+                try:
+                    out = obj.decompress(data)
+                except zstandard.ZstdError as exc:
+                    raise InvalidImage(f"{what}: corrupt zstd stream ({exc})", hint="the blob is damaged; fetch it again") from None
+                mid_frame = True
+                if out:
+                    yield out
+                if obj.eof:
+                    data, obj, mid_frame = obj.unused_data, d.decompressobj(), False
+                else:
+                    data = b""
+    if mid_frame:
         raise InvalidImage(f"{what}: truncated zstd stream", hint="the blob is incomplete; fetch it again")
 
 
