@@ -47,7 +47,9 @@ def _gzip_members(chunks: Iterator[bytes], what: str) -> Iterator[bytes]:
             try:
                 out = d.decompress(buf, _OUT_CHUNK)  # bounded output: a bomb never inflates in one call
             except Exception as exc:  # zlib.error / isal error: corrupt stream
-                raise InvalidImage(f"{what}: corrupt gzip stream ({exc})", hint="the blob is damaged; fetch it again") from None
+                raise InvalidImage(
+                    f"{what}: corrupt gzip stream ({exc})", hint="the blob is damaged; fetch it again"
+                ) from None
             if out:
                 yield out
             if d.eof:
@@ -62,7 +64,9 @@ def _gzip_members(chunks: Iterator[bytes], what: str) -> Iterator[bytes]:
         raise InvalidImage(f"{what}: truncated gzip stream", hint="the blob is incomplete; fetch it again")
 
 
-_ZSTD_FEED = 2048  # input bytes per call: a zstd block of 128 KiB needs ≥ 4 input bytes, so one call yields ≤ 64 MiB
+_ZSTD_FEED = (
+    2048  # input bytes per call: a zstd block of 128 KiB needs ≥ 4 input bytes, so one call yields ≤ 64 MiB
+)
 
 
 def _zstd_frames(chunks: Iterator[bytes], what: str) -> Iterator[bytes]:
@@ -79,7 +83,9 @@ def _zstd_frames(chunks: Iterator[bytes], what: str) -> Iterator[bytes]:
                 try:
                     out = obj.decompress(data)
                 except zstandard.ZstdError as exc:
-                    raise InvalidImage(f"{what}: corrupt zstd stream ({exc})", hint="the blob is damaged; fetch it again") from None
+                    raise InvalidImage(
+                        f"{what}: corrupt zstd stream ({exc})", hint="the blob is damaged; fetch it again"
+                    ) from None
                 mid_frame = True
                 if out:
                     yield out

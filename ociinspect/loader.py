@@ -94,7 +94,9 @@ def _descriptor(obj: Any, what: str) -> Descriptor:
 
 
 def _kind(d: Descriptor) -> str:
-    if d.annotations.get("vnd.docker.reference.type") == ATTESTATION or (d.platform and d.platform.is_unknown):
+    if d.annotations.get("vnd.docker.reference.type") == ATTESTATION or (
+        d.platform and d.platform.is_unknown
+    ):
         return "attestation"
     if mt.is_index(d.media_type):
         return "index"
@@ -156,7 +158,9 @@ def _pick(entries: Sequence[IndexEntry], wanted: Platform | None, what: str) -> 
     if not matches:
         offered = sorted({str(e.descriptor.platform) for e in runnable if e.descriptor.platform})
         if not runnable:
-            raise PlatformNotFound(f"{what}: the index lists no runnable image (only attestations or artifacts)")
+            raise PlatformNotFound(
+                f"{what}: the index lists no runnable image (only attestations or artifacts)"
+            )
         raise PlatformNotFound(
             f"{what}: no {target} image in the index (it offers {', '.join(offered) or 'no platform'})",
             hint="choose one with --platform OS/ARCH[/VARIANT], or see them all with --all-platforms",
@@ -170,7 +174,9 @@ def _child(source: Source, d: Descriptor, what: str) -> RawManifest:
     if raw.digest != d.digest:
         raise DigestMismatch(f"{what}: manifest {d.digest} was served as {raw.digest}")
     if len(raw.data) != d.size:
-        raise DigestMismatch(f"{what}: manifest {d.digest} is {len(raw.data)} bytes, its descriptor says {d.size}")
+        raise DigestMismatch(
+            f"{what}: manifest {d.digest} is {len(raw.data)} bytes, its descriptor says {d.size}"
+        )
     return raw
 
 
@@ -230,7 +236,9 @@ def _opt_str(value: Any) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def _align_history(history: Sequence[HistoryEntry], n_layers: int) -> tuple[list[HistoryEntry | None], list[str]]:
+def _align_history(
+    history: Sequence[HistoryEntry], n_layers: int
+) -> tuple[list[HistoryEntry | None], list[str]]:
     """Pair each layer with the non-empty history entry that created it (in order)."""
     non_empty = [h for h in history if not h.empty_layer]
     warnings = []
@@ -238,7 +246,9 @@ def _align_history(history: Sequence[HistoryEntry], n_layers: int) -> tuple[list
         warnings.append(
             f"history has {len(non_empty)} non-empty entries for {n_layers} layers; created_by may be misaligned"
         )
-    paired: list[HistoryEntry | None] = [non_empty[i] if i < len(non_empty) else None for i in range(n_layers)]
+    paired: list[HistoryEntry | None] = [
+        non_empty[i] if i < len(non_empty) else None for i in range(n_layers)
+    ]
     return paired, warnings
 
 
@@ -255,7 +265,9 @@ def _resolve(
     while mt.is_index(media_type):
         depth += 1
         if depth > options.max_index_depth:
-            raise LimitExceeded(f"{what}: indexes nested deeper than {options.max_index_depth} levels (a cycle?)")
+            raise LimitExceeded(
+                f"{what}: indexes nested deeper than {options.max_index_depth} levels (a cycle?)"
+            )
         level = index_entries(doc, what)
         if top is None:
             top, top_type, entries = raw, media_type, level
@@ -277,7 +289,9 @@ def load(source: Source, options: LoadOptions | None = None) -> Image:
     root = source.root()
     ref = source.reference
     if ref.digest and root.digest != ref.digest:
-        raise DigestMismatch(f"{_what(source)}: asked for {ref.digest}, got content with digest {root.digest}")
+        raise DigestMismatch(
+            f"{_what(source)}: asked for {ref.digest}, got content with digest {root.digest}"
+        )
     raw, media_type, doc, top, top_type, entries = _resolve(source, options, root)
     return _build(source, options, raw, media_type, doc, top, top_type, entries)
 
@@ -336,7 +350,9 @@ def _build(
     diff_ids: Sequence[str | None] = config.diff_ids if config else ()
     if config and len(diff_ids) != len(layer_ds):
         warnings.append(f"config lists {len(diff_ids)} diff_ids for {len(layer_ds)} layers")
-    estimates = _estimate_all(source, options, layer_ds, [diff_ids[i] if i < len(diff_ids) else None for i in range(len(layer_ds))])
+    estimates = _estimate_all(
+        source, options, layer_ds, [diff_ids[i] if i < len(diff_ids) else None for i in range(len(layer_ds))]
+    )
     layers = tuple(
         Layer(
             index=i,
@@ -352,7 +368,9 @@ def _build(
         platform = Platform(config.os, config.architecture, config.variant)
     elif options.platform and entries:
         platform = options.platform
-    subject = _descriptor(doc["subject"], f"{what}: subject") if isinstance(doc.get("subject"), dict) else None
+    subject = (
+        _descriptor(doc["subject"], f"{what}: subject") if isinstance(doc.get("subject"), dict) else None
+    )
     ann = doc.get("annotations")
     return Image(
         reference=str(source.reference),
@@ -386,4 +404,3 @@ def _estimate_all(
         return [one(i) for i in range(len(layers))]
     with concurrent.futures.ThreadPoolExecutor(max_workers=min(options.workers, len(layers))) as pool:
         return list(pool.map(one, range(len(layers))))
-

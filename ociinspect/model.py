@@ -65,7 +65,9 @@ class Platform:
         """Parse ``os/arch[/variant]`` (``linux/arm64/v8``); raises ``ValueError`` when malformed."""
         parts = text.strip().split("/")
         if len(parts) not in (2, 3) or not all(parts):
-            raise ValueError(f"platform {text!r} is not os/arch[/variant], e.g. linux/amd64 or linux/arm64/v8")
+            raise ValueError(
+                f"platform {text!r} is not os/arch[/variant], e.g. linux/amd64 or linux/arm64/v8"
+            )
         arch = _ARCH_ALIASES.get(parts[1].lower(), parts[1].lower())
         return cls(parts[0].lower(), arch, parts[2].lower() if len(parts) == 3 else None)
 
@@ -261,6 +263,8 @@ class Image:
         """Runnable platforms the index offers (attestations excluded), or this image's platform."""
         if self.index_entries:
             return tuple(
-                e.descriptor.platform for e in self.index_entries if e.kind == "image" and e.descriptor.platform
+                e.descriptor.platform
+                for e in self.index_entries
+                if e.kind == "image" and e.descriptor.platform
             )
         return (self.platform,) if self.platform else ()

@@ -35,7 +35,9 @@ _COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
 _PATH_RE = re.compile(rf"^{_COMPONENT}(?:/{_COMPONENT})*$")
 _TAG_RE = re.compile(r"^[\w][\w.-]{0,127}$")
 _DOMAIN_COMPONENT = r"(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])"
-_DOMAIN_RE = re.compile(rf"^(?:{_DOMAIN_COMPONENT}(?:\.{_DOMAIN_COMPONENT})*|\[[0-9a-fA-F:.]+\])(?::[0-9]{{1,5}})?$")
+_DOMAIN_RE = re.compile(
+    rf"^(?:{_DOMAIN_COMPONENT}(?:\.{_DOMAIN_COMPONENT})*|\[[0-9a-fA-F:.]+\])(?::[0-9]{{1,5}})?$"
+)
 _MAX_NAME = 255
 
 _HINT = "write e.g. docker://registry.example.com/team/app:1.2, oci:./layout:latest or docker-archive:app.tar"
@@ -97,7 +99,9 @@ def _fail(text: str, why: str) -> InvalidReference:
 
 def _check_tag(text: str, tag: str) -> str:
     if not _TAG_RE.match(tag):
-        raise _fail(text, f"tag {tag!r} is not valid (letters, digits, _ . -; at most 128; not starting with . or -)")
+        raise _fail(
+            text, f"tag {tag!r} is not valid (letters, digits, _ . -; at most 128; not starting with . or -)"
+        )
     return tag
 
 
@@ -220,5 +224,7 @@ def parse_reference(text: str) -> Reference:
         raise _fail(text, "the registry transport is written docker:// (two slashes)")
     scheme = text.split(":", 1)[0]
     if "://" in text or (scheme in {"dir", "containers-storage", "docker-daemon", "http", "https"}):
-        raise _fail(text, f"transport {scheme!r} is not supported (docker://, oci:, oci-archive:, docker-archive:)")
+        raise _fail(
+            text, f"transport {scheme!r} is not supported (docker://, oci:, oci-archive:, docker-archive:)"
+        )
     return _parse_docker(text, text)

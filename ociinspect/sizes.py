@@ -88,7 +88,9 @@ def zstd_content_size(head: bytes) -> int | None:
     return value + 256 if width == 2 else value
 
 
-def stream_size(source: Source, layer: Descriptor, *, diff_id: str | None, max_output: int | None = None) -> int:
+def stream_size(
+    source: Source, layer: Descriptor, *, diff_id: str | None, max_output: int | None = None
+) -> int:
     """Stream a layer, verify its digest (and ``diff_id`` when given) and return its uncompressed size.
 
     Cost: downloads/reads the whole blob and inflates it; memory is one chunk.
@@ -112,7 +114,9 @@ def _untrusted(
     source: Source, layer: Descriptor, diff_id: str | None, mode: SizeMode, why: str, max_output: int | None
 ) -> SizeEstimate:
     if mode == "exact" or (mode == "cheap" and layer.size <= CHEAP_STREAM_BYTES):
-        return SizeEstimate(stream_size(source, layer, diff_id=diff_id, max_output=max_output), "streamed", why)
+        return SizeEstimate(
+            stream_size(source, layer, diff_id=diff_id, max_output=max_output), "streamed", why
+        )
     return SizeEstimate(None, "unknown", f"{why}; use --exact to stream it")
 
 
@@ -138,7 +142,9 @@ def estimate(
     if mode == "none":
         return SizeEstimate(None, "unknown", "size lookups disabled")
     if any(k in layer.annotations for k in _MULTI_MEMBER_ANNOTATIONS):
-        return _untrusted(source, layer, diff_id, mode, "eStargz/zstd:chunked layer (many members)", max_output)
+        return _untrusted(
+            source, layer, diff_id, mode, "eStargz/zstd:chunked layer (many members)", max_output
+        )
     try:
         if kind == "gzip":
             if layer.size < _GZIP_MIN_OVERHEAD:
@@ -151,9 +157,13 @@ def estimate(
         if kind == "zstd":
             fcs = zstd_content_size(source.blob_range(layer.digest, 0, min(layer.size, 18) - 1))
             if fcs is None:
-                return _untrusted(source, layer, diff_id, mode, "zstd frame header has no content size", max_output)
+                return _untrusted(
+                    source, layer, diff_id, mode, "zstd frame header has no content size", max_output
+                )
             if fcs + 64 < layer.size - layer.size // 1000:
-                return _untrusted(source, layer, diff_id, mode, "zstd header inconsistent (several frames?)", max_output)
+                return _untrusted(
+                    source, layer, diff_id, mode, "zstd header inconsistent (several frames?)", max_output
+                )
             return SizeEstimate(fcs, "header")
     except RangeNotSupported:
         return _untrusted(source, layer, diff_id, mode, "the registry refused a Range request", max_output)

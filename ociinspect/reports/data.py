@@ -76,7 +76,12 @@ def inspect_document(image: Image) -> dict[str, Any]:
             for layer in image.layers
         ],
         "history": [
-            {"created": h.created, "created_by": h.created_by, "empty_layer": h.empty_layer, "comment": h.comment}
+            {
+                "created": h.created,
+                "created_by": h.created_by,
+                "empty_layer": h.empty_layer,
+                "comment": h.comment,
+            }
             for h in image.history
         ],
         "index_manifests": [_entry(e) for e in image.index_entries],

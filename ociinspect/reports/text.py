@@ -57,17 +57,26 @@ def inspect_text(doc: dict[str, Any], *, markdown: bool = False) -> str:
     """Summary and layer table of one ``inspect`` document."""
     if "error" in doc:
         err = doc["error"]
-        return f"{doc['reference']}: error: {err['message']}" + (f"\n  hint: {err['hint']}" if err.get("hint") else "")
+        return f"{doc['reference']}: error: {err['message']}" + (
+            f"\n  hint: {err['hint']}" if err.get("hint") else ""
+        )
     unc = doc["uncompressed_size"]
     known = [layer["uncompressed_size"] for layer in doc["layers"] if layer["uncompressed_size"] is not None]
-    unc_text = human_size(unc) if unc is not None else f"≥ {human_size(sum(known))} (some layers unknown: --exact)"
+    unc_text = (
+        human_size(unc) if unc is not None else f"≥ {human_size(sum(known))} (some layers unknown: --exact)"
+    )
     summary = [
         ("Reference", doc["reference"]),
         ("Digest", doc["digest"]),
         ("Media type", doc["media_type"]),
     ]
     if doc.get("index_digest"):
-        summary.append(("Index", f"{doc['index_digest']} ({len(doc['platforms'])} platforms: {', '.join(doc['platforms'])})"))
+        summary.append(
+            (
+                "Index",
+                f"{doc['index_digest']} ({len(doc['platforms'])} platforms: {', '.join(doc['platforms'])})",
+            )
+        )
     summary += [
         ("Platform", _platform(doc["platform"])),
         ("Created", doc["created"] or "-"),
@@ -105,8 +114,14 @@ def inspect_text(doc: dict[str, Any], *, markdown: bool = False) -> str:
         width = max(len(k) for k, _ in summary)
         out.extend(f"{k + ':':<{width + 1}} {v}" for k, v in summary)
     out.append("")
-    out.append(_table(rows, ["#", "digest", "type", "compressed", "uncompressed (source)", "created by"], markdown))
-    notes = [f"layer {layer['index']}: {layer['uncompressed_size_note']}" for layer in doc["layers"] if layer["uncompressed_size_note"]]
+    out.append(
+        _table(rows, ["#", "digest", "type", "compressed", "uncompressed (source)", "created by"], markdown)
+    )
+    notes = [
+        f"layer {layer['index']}: {layer['uncompressed_size_note']}"
+        for layer in doc["layers"]
+        if layer["uncompressed_size_note"]
+    ]
     notes += doc["warnings"]
     if notes:
         out.append("")

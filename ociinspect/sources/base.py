@@ -57,7 +57,9 @@ class Source(Protocol):
         """
         ...
 
-    def open_blob(self, digest: str, *, size: int | None) -> contextlib.AbstractContextManager[Iterator[bytes]]:
+    def open_blob(
+        self, digest: str, *, size: int | None
+    ) -> contextlib.AbstractContextManager[Iterator[bytes]]:
         """Stream a blob in chunks; the digest (and size) are checked when the stream is exhausted."""
         ...
 
@@ -67,9 +69,13 @@ class Source(Protocol):
 def parse_json(data: bytes, what: str) -> Any:
     """Parse JSON bytes, translating failures into :class:`InvalidImage` naming ``what``."""
     if len(data) > MAX_MANIFEST_BYTES:
-        raise LimitExceeded(f"{what}: {len(data)} bytes is over the {MAX_MANIFEST_BYTES}-byte limit for JSON documents")
+        raise LimitExceeded(
+            f"{what}: {len(data)} bytes is over the {MAX_MANIFEST_BYTES}-byte limit for JSON documents"
+        )
     if not data.strip():
-        raise InvalidImage(f"{what} is empty", hint="the image is incomplete or corrupt; rebuild or re-export it")
+        raise InvalidImage(
+            f"{what} is empty", hint="the image is incomplete or corrupt; rebuild or re-export it"
+        )
     try:
         return json.loads(data)
     except (ValueError, RecursionError) as exc:

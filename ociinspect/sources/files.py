@@ -54,7 +54,9 @@ class Files:
         """The whole file (cost: one read of its size); over ``max_bytes`` ⇒ :class:`LimitExceeded`."""
         size = self.size(path)
         if size > max_bytes:
-            raise LimitExceeded(f"{self.description}: {path} is {size} bytes, over the {max_bytes}-byte limit")
+            raise LimitExceeded(
+                f"{self.description}: {path} is {size} bytes, over the {max_bytes}-byte limit"
+            )
         return self.read_range(path, 0, size)
 
     def read_range(self, path: str, offset: int, length: int) -> bytes:
@@ -66,7 +68,9 @@ class Files:
             f.seek(start + offset)
             data = f.read(length)
         if len(data) != length:
-            raise InvalidImage(f"{self.description}: {path} is truncated", hint="the file is incomplete; copy it again")
+            raise InvalidImage(
+                f"{self.description}: {path} is truncated", hint="the file is incomplete; copy it again"
+            )
         return data
 
     @contextlib.contextmanager
@@ -120,7 +124,9 @@ class DirFiles(Files):
             except FileNotFoundError:
                 raise NotFound(f"{self.description}: {normalise(path)} is missing") from None
             except OSError as exc:
-                raise InvalidImage(f"{self.description}: cannot read {normalise(path)}: {exc.strerror}") from None
+                raise InvalidImage(
+                    f"{self.description}: cannot read {normalise(path)}: {exc.strerror}"
+                ) from None
             self._handles[full] = f
         return f, 0, os.fstat(f.fileno()).st_size
 
@@ -140,7 +146,9 @@ class TarFiles(Files):
         try:
             self._file: BinaryIO = open(path, "rb")  # noqa: SIM115 - closed in close()
         except FileNotFoundError:
-            raise NotFound(f"reading {what} {path!r}: the file does not exist", hint="check the path") from None
+            raise NotFound(
+                f"reading {what} {path!r}: the file does not exist", hint="check the path"
+            ) from None
         except IsADirectoryError:
             raise InvalidImage(
                 f"reading {what} {path!r}: it is a directory, not a tar file",

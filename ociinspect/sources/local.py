@@ -52,7 +52,9 @@ class _LocalBlobs:
         if not self.files.exists(path):
             raise self._missing(digest)
         data = self.files.read(path, max_bytes=max_bytes)
-        _digest.verify(data, digest, what=f"reading {self.reference}: blob {_digest.short(digest)}", size=size)
+        _digest.verify(
+            data, digest, what=f"reading {self.reference}: blob {_digest.short(digest)}", size=size
+        )
         return data
 
     def blob_range(self, digest: str, start: int, end: int) -> bytes:
@@ -66,7 +68,9 @@ class _LocalBlobs:
         path = self._blob_path(digest)
         if not self.files.exists(path):
             raise self._missing(digest)
-        hasher = _digest.DigestHasher(digest, what=f"reading {self.reference}: blob {_digest.short(digest)}", size=size)
+        hasher = _digest.DigestHasher(
+            digest, what=f"reading {self.reference}: blob {_digest.short(digest)}", size=size
+        )
         with self.files.stream(path) as chunks:
 
             def verified() -> Iterator[bytes]:
@@ -164,7 +168,9 @@ class LayoutSource(_LocalBlobs):
         data = self.files.read(path, max_bytes=MAX_MANIFEST_BYTES)
         _digest.verify(data, digest, what=what, size=size if isinstance(size, int) else None)
         if not data.strip():
-            raise InvalidImage(f"{what}: the manifest blob is empty", hint="the layout is corrupt; export it again")
+            raise InvalidImage(
+                f"{what}: the manifest blob is empty", hint="the layout is corrupt; export it again"
+            )
         mtype = entry.get("mediaType")
         return RawManifest(data, _media_type_of(data, mtype if isinstance(mtype, str) else None), digest)
 
@@ -225,7 +231,9 @@ class DockerArchiveSource(_LocalBlobs):
         ref = self.reference
         if ref.archive_index is not None:
             if ref.archive_index >= len(entries):
-                raise NotFound(f"reading {ref}: the archive holds {len(entries)} image(s); @{ref.archive_index} is out of range")
+                raise NotFound(
+                    f"reading {ref}: the archive holds {len(entries)} image(s); @{ref.archive_index} is out of range"
+                )
             return dict(entries[ref.archive_index])
         if ref.archive_name:
             want = parse_repository(str(ref), ref.archive_name), ref.tag or "latest"
@@ -251,13 +259,24 @@ class DockerArchiveSource(_LocalBlobs):
         what = f"reading {ref}"
         if not self.files.exists("manifest.json"):
             if self.files.exists("repositories"):
-                why, hint = "it has no manifest.json (pre-1.10 docker save format)", "save it again with a current docker"
+                why, hint = (
+                    "it has no manifest.json (pre-1.10 docker save format)",
+                    "save it again with a current docker",
+                )
             elif self.files.exists("index.json"):
-                why, hint = "it has no manifest.json but is an OCI layout tar", "use oci-archive: for this file"
+                why, hint = (
+                    "it has no manifest.json but is an OCI layout tar",
+                    "use oci-archive: for this file",
+                )
             else:
-                why, hint = "it has no manifest.json", "make it with `docker save` or `skopeo copy … docker-archive:`"
+                why, hint = (
+                    "it has no manifest.json",
+                    "make it with `docker save` or `skopeo copy … docker-archive:`",
+                )
             raise InvalidImage(f"{what}: not a docker-archive: {why}", hint=hint)
-        doc = parse_json(self.files.read("manifest.json", max_bytes=MAX_MANIFEST_BYTES), f"{what}: manifest.json")
+        doc = parse_json(
+            self.files.read("manifest.json", max_bytes=MAX_MANIFEST_BYTES), f"{what}: manifest.json"
+        )
         if not isinstance(doc, list) or not doc or not all(isinstance(e, dict) for e in doc):
             raise InvalidImage(
                 f"{what}: manifest.json does not list any image (expected a non-empty JSON array, got {json.dumps(doc)[:40]})",
@@ -307,9 +326,10 @@ class DockerArchiveSource(_LocalBlobs):
                     h.update(chunk)
             digest = f"sha256:{h.hexdigest()}"
         self._paths[digest] = path
-        media_type = {"gzip": mt.DOCKER_LAYER_GZIP, "zstd": "application/vnd.docker.image.rootfs.diff.tar.zstd"}.get(
-            compression, "application/vnd.docker.image.rootfs.diff.tar"
-        )
+        media_type = {
+            "gzip": mt.DOCKER_LAYER_GZIP,
+            "zstd": "application/vnd.docker.image.rootfs.diff.tar.zstd",
+        }.get(compression, "application/vnd.docker.image.rootfs.diff.tar")
         src = sources.get(digest)
         if isinstance(src, dict) and isinstance(src.get("mediaType"), str):
             media_type = src["mediaType"]

@@ -39,10 +39,14 @@ class RegistrySource:
         return RawManifest(m.data, m.media_type, m.digest)
 
     def blob(self, digest: str, *, size: int | None, max_bytes: int) -> bytes:
-        return self.client.get_blob(self._registry, self._repository, digest, max_bytes=max_bytes, expected_size=size)
+        return self.client.get_blob(
+            self._registry, self._repository, digest, max_bytes=max_bytes, expected_size=size
+        )
 
     def blob_range(self, digest: str, start: int, end: int) -> bytes:
-        data, _total = self.client.get_blob_range(self._registry, self._repository, digest, start=start, end=end)
+        data, _total = self.client.get_blob_range(
+            self._registry, self._repository, digest, start=start, end=end
+        )
         return data
 
     @contextlib.contextmanager

@@ -42,7 +42,9 @@ def test_round_trip(blob: bytes) -> None:
 
 def test_matches_zlib_byte_for_byte_on_large_input() -> None:
     big = os.urandom(1 << 20) * 3
-    assert b"".join(decompress(chunks(gzip.compress(big, 1), 65536), what="t")) == zlib.decompress(gzip.compress(big, 1), 31)
+    assert b"".join(decompress(chunks(gzip.compress(big, 1), 65536), what="t")) == zlib.decompress(
+        gzip.compress(big, 1), 31
+    )
 
 
 @pytest.mark.parametrize(

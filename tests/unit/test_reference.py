@@ -30,14 +30,28 @@ D = "sha256:" + "a" * 64
         ("REGISTRY.example.com/a", "REGISTRY.example.com", "a", None, None),
     ],
 )
-def test_docker_references(text: str, registry: str, repository: str, tag: str | None, digest: str | None) -> None:
+def test_docker_references(
+    text: str, registry: str, repository: str, tag: str | None, digest: str | None
+) -> None:
     ref = parse_reference(text)
-    assert (ref.transport, ref.registry, ref.repository, ref.tag, ref.digest) == ("docker", registry, repository, tag, digest)
+    assert (ref.transport, ref.registry, ref.repository, ref.tag, ref.digest) == (
+        "docker",
+        registry,
+        repository,
+        tag,
+        digest,
+    )
 
 
 def test_str_round_trips() -> None:
-    for text in ["docker://ghcr.io/o/r:v1@" + D, "oci:/x/y:latest", "oci:dir@" + D, "docker-archive:f.tar:repo/x:1",
-                 "docker-archive:f.tar:@2", "oci-archive:a.tar:t"]:
+    for text in [
+        "docker://ghcr.io/o/r:v1@" + D,
+        "oci:/x/y:latest",
+        "oci:dir@" + D,
+        "docker-archive:f.tar:repo/x:1",
+        "docker-archive:f.tar:@2",
+        "oci-archive:a.tar:t",
+    ]:
         assert str(parse_reference(str(parse_reference(text)))) == str(parse_reference(text))
     assert str(parse_reference("alpine")) == "docker://registry-1.docker.io/library/alpine"
 

@@ -141,7 +141,9 @@ def test_untrusted_and_expensive_is_unknown_not_wrong(monkeypatch: pytest.Monkey
 
 def test_estargz_annotation_distrusts_trailer() -> None:
     data = gzip.compress(payload(1000), mtime=0)
-    desc, blobs = layer(data, mt.OCI_LAYER_GZIP, **{"containerd.io/snapshot/stargz/toc.digest": "sha256:" + "0" * 64})
+    desc, blobs = layer(
+        data, mt.OCI_LAYER_GZIP, **{"containerd.io/snapshot/stargz/toc.digest": "sha256:" + "0" * 64}
+    )
     est = sizes.estimate(MemorySource(blobs), desc)
     assert est.source == "streamed" and est.value == 1000
 

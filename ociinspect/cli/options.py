@@ -1,0 +1,174 @@
+"""Options and helpers shared by every command: one decorator for reading images, one for output."""
+
+from __future__ import annotations
+
+import functools
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+
+import click
+
+from ociinspect.errors import ExitCode, OciInspectError, UsageError
+from ociinspect.loader import LoadOptions
+from ociinspect.model import Platform
+from ociinspect.reference import parse_reference
+from ociinspect.reports import FORMATS
+from ociinspect.session import LoadResult, Session
+
+__all__ = ["ReadContext", "exit_code", "image_options", "output_options", "report_error"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def report_error(error: OciInspectError) -> None:
+    """One line on stderr (what was being done, why it failed), plus the hint line when there is one."""
+    click.echo(f"ociinspect: error: {error.message}", err=True)
+    if error.hint:
+        click.echo(f"  hint: {error.hint}", err=True)
+
+
+class ReadContext:
+    """What every image-reading command needs: a :class:`Session` and :class:`LoadOptions`."""
+
+    def __init__(self, session: Session, options: LoadOptions, all_platforms: bool) -> None:
+        self.session = session
+        self.options = options
+        self.all_platforms = all_platforms
+
+
+def _registries(refs: Sequence[str]) -> set[str]:
+    out = set()
+    for text in refs:
+        ref = parse_reference(text)
+        if ref.registry:
+            out.add(ref.registry)
+    return out
+
+
+def image_options(func: F) -> F:
+    """Registry, credential and platform options shared by every command that reads images.
+
+    The wrapped command receives ``read: ReadContext`` instead of the individual options.
+    """
+
+    @click.option(
+        "--platform",
+        "platform_text",
+        metavar="OS/ARCH[/VARIANT]",
+        help="Platform to pick from an index (default: this host's linux platform).",
+    )
+    @click.option(
+        "--all-platforms", is_flag=True, help="Read every platform of an index (attestations skipped)."
+    )
+    @click.option(
+        "--plain-http",
+        is_flag=True,
+        help="Talk plain HTTP to the registry (loopback registries fall back to it on their own).",
+    )
+    @click.option("--insecure", is_flag=True, help="Skip TLS certificate verification (still HTTPS).")
+    @click.option(
+        "--ca-file",
+        type=click.Path(exists=True, dir_okay=False),
+        help="Extra CA bundle (PEM) to trust for the registry.",
+    )
+    @click.option("--username", "-u", help="Registry user name (the password comes from --password-stdin).")
+    @click.option(
+        "--password-stdin", is_flag=True, help="Read the registry password or token from standard input."
+    )
+    @click.option("--password", "password_argv", hidden=True, help="Refused: use --password-stdin.")
+    @click.option(
+        "--timeout",
+        type=click.FloatRange(min=0.1),
+        default=30.0,
+        show_default=True,
+        help="Seconds to wait for a registry to answer or send bytes.",
+    )
+    @click.option(
+        "--retries",
+        type=click.IntRange(0, 10),
+        default=3,
+        show_default=True,
+        help="Retries on connection errors, 429 and 502/503/504.",
+    )
+    @functools.wraps(func)
+    def wrapper(
+        *args: Any,
+        platform_text: str | None,
+        all_platforms: bool,
+        plain_http: bool,
+        insecure: bool,
+        ca_file: str | None,
+        username: str | None,
+        password_stdin: bool,
+        password_argv: str | None,
+        timeout: float,
+        retries: int,
+        **kwargs: Any,
+    ) -> Any:
+        from ociinspect.registry import CredentialResolver, Credentials, HostSettings, RegistrySettings
+
+        if password_argv is not None:
+            raise UsageError(
+                "refusing --password: a password on the command line leaks into shell history and `ps`",
+                hint='pipe it instead: echo "$TOKEN" | ociinspect … --username USER --password-stdin',
+            )
+        platform = None
+        if platform_text:
+            try:
+                platform = Platform.parse(platform_text)
+            except ValueError as exc:
+                raise UsageError(str(exc)) from None
+        explicit: dict[str, Credentials] = {}
+        if username or password_stdin:
+            if not password_stdin or not username:
+                raise UsageError(
+                    "--username and --password-stdin go together",
+                    hint="give both, or neither to use docker/podman logins",
+                )
+            registries = _registries(kwargs.get("refs", ()))
+            if len(registries) != 1:
+                raise UsageError(
+                    f"--username applies to exactly one registry, but the references name {len(registries)}",
+                    hint="log in with `docker login` / an auth file for several registries",
+                )
+            secret = sys.stdin.readline().rstrip("\r\n")
+            if not secret:
+                raise UsageError("--password-stdin: nothing was read from standard input")
+            explicit[registries.pop()] = Credentials(username=username, password=secret)
+        settings = RegistrySettings(
+            default=HostSettings(plain_http=plain_http, insecure=insecure, ca_file=ca_file),
+            read_timeout=timeout,
+            connect_timeout=min(timeout, 10.0),
+            retries=retries,
+        )
+        session = Session(settings, CredentialResolver(explicit=explicit))
+        options = LoadOptions(platform=platform)
+        try:
+            return func(*args, read=ReadContext(session, options, all_platforms), **kwargs)
+        finally:
+            session.close()
+
+    return wrapper  # type: ignore[return-value]
+
+
+def output_options(func: F) -> F:
+    """``--format`` for every command; the command receives ``fmt``."""
+    return click.option(
+        "--format",
+        "-f",
+        "fmt",
+        type=click.Choice(FORMATS),
+        default="table",
+        show_default=True,
+        help="Output format on stdout.",
+    )(func)
+
+
+def exit_code(results: Sequence[LoadResult]) -> int:
+    errors = [r.error for r in results if r.error]
+    if not errors:
+        return ExitCode.OK
+    if len(errors) < len(results):
+        return ExitCode.PARTIAL
+    return max(int(e.exit_code) for e in errors)
