@@ -13,8 +13,9 @@ source      how                                                            cost
 
 A trailer or header value is distrusted (and the layer streamed when that is cheap — at most
 :data:`CHEAP_STREAM_BYTES` compressed — or with ``exact=True``; reported ``unknown`` otherwise) when it cannot be
-the size of a single gzip member / zstd frame of that compressed size, or when annotations say the blob is
-eStargz or zstd:chunked (several members/frames by design).
+the size of a single gzip member / zstd frame of that compressed size, when it is not a whole number of 512-byte
+tar blocks (so it describes only the last of several members), or when annotations say the blob is eStargz or
+zstd:chunked (several members/frames by design).
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ _GZIP_MIN_OVERHEAD = 18  # 10-byte header + 8-byte trailer
 _GZIP_HEADER_SLACK = 1024  # optional FNAME/FCOMMENT/FEXTRA fields we allow for without reading the header
 _PLAUSIBLE_RATIO = 20  # a second 2^32 candidate below this compression ratio makes the figure ambiguous
 _2_32 = 1 << 32
+_TAR_BLOCK = 512  # every tar stream is a whole number of 512-byte blocks; a size that is not cannot be the layer's
 _MULTI_MEMBER_ANNOTATIONS = (
     "containerd.io/snapshot/stargz/toc.digest",
     "io.containers.estargz.uncompressed-size",
@@ -151,6 +153,8 @@ def estimate(
                 return _untrusted(source, layer, diff_id, mode, "blob too small to be gzip", max_output)
             tail = source.blob_range(layer.digest, layer.size - 8, layer.size - 1)
             size, note = resolve_isize(int.from_bytes(tail[4:8], "little"), layer.size)
+            if size is not None and size % _TAR_BLOCK:
+                size, note = None, "gzip trailer is not a whole tar (multi-member gzip?)"
             if size is None:
                 return _untrusted(source, layer, diff_id, mode, note or "untrusted trailer", max_output)
             return SizeEstimate(size, "trailer", note)
@@ -160,7 +164,7 @@ def estimate(
                 return _untrusted(
                     source, layer, diff_id, mode, "zstd frame header has no content size", max_output
                 )
-            if fcs + 64 < layer.size - layer.size // 1000:
+            if fcs % _TAR_BLOCK or fcs + 64 < layer.size - layer.size // 1000:
                 return _untrusted(
                     source, layer, diff_id, mode, "zstd header inconsistent (several frames?)", max_output
                 )

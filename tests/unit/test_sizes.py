@@ -87,7 +87,7 @@ def test_plain_tar_is_exact_without_reading() -> None:
     assert src.range_bytes == src.streamed_bytes == 0
 
 
-@pytest.mark.parametrize("n", [0, 1, 1000, 70000, 300000])
+@pytest.mark.parametrize("n", [0, 512, 10240, 70144, 300032])
 def test_gzip_trailer_reads_8_bytes(n: int) -> None:
     raw = payload(n)
     desc, blobs = layer(gzip.compress(raw, mtime=0), mt.OCI_LAYER_GZIP)
@@ -98,11 +98,11 @@ def test_gzip_trailer_reads_8_bytes(n: int) -> None:
 
 
 def test_zstd_header() -> None:
-    raw = payload(50000)
+    raw = payload(51200)
     desc, blobs = layer(zstandard.ZstdCompressor(write_content_size=True).compress(raw), mt.OCI_LAYER_ZSTD)
     src = MemorySource(blobs)
     est = sizes.estimate(src, desc)
-    assert (est.value, est.source) == (50000, "header")
+    assert (est.value, est.source) == (51200, "header")
     assert src.range_bytes <= 18
 
 
@@ -126,6 +126,17 @@ def test_multimember_gzip_detected_and_streamed() -> None:
     est = sizes.estimate(MemorySource(blobs), desc)
     assert (est.value, est.source) == (200050, "streamed")
     assert est.note and "multi-member" in est.note
+
+
+def test_trailer_that_is_not_a_whole_tar_is_distrusted() -> None:
+    # the last member alone is plausible for the compressed size, but 10000 bytes cannot be a tar stream
+    first, last = payload(10240, 3), payload(10000, 4)
+    data = gzip.compress(first, mtime=0) + gzip.compress(last, mtime=0)
+    assert sizes.resolve_isize(10000, len(data))[0] == 10000  # the range check alone would accept it
+    desc, blobs = layer(data, mt.OCI_LAYER_GZIP)
+    est = sizes.estimate(MemorySource(blobs), desc)
+    assert (est.value, est.source) == (20240, "streamed")
+    assert "whole tar" in (est.note or "")
 
 
 def test_untrusted_and_expensive_is_unknown_not_wrong(monkeypatch: pytest.MonkeyPatch) -> None:
