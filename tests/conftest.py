@@ -57,7 +57,10 @@ class FixtureImages(dict[str, Path]):
 class FixtureArchives:
     """Archives written by skopeo from the layouts: ``docker[name]`` (docker-archive, repo tag
     ``fixtures/<name>:latest``) and ``oci[name]`` (oci-archive, tag ``latest``; ``multi`` with --all).
-    ``skipped`` says which images have no archive of a kind and why."""
+    ``skipped`` says which images have no archive of a kind and why. skopeo rewrites on the way: docker-archive
+    layers are stored uncompressed (``<diff_id>.tar``, new digests), and the oci-archive of ``plain`` has
+    its uncompressed layer gzipped (new layer and manifest digests, same diff_id); every other oci-archive
+    keeps the layout's digests."""
 
     docker: dict[str, Path] = field(default_factory=dict)
     oci: dict[str, Path] = field(default_factory=dict)

@@ -14,6 +14,7 @@ Cost: about 0.2-1 s per start (bcrypt and key generation included).
 
 from __future__ import annotations
 
+import atexit
 import http.client
 import json
 import os
@@ -110,6 +111,16 @@ class RunningRegistry:
         return ssl.create_default_context(cafile=str(self.ca_file)) if self.ca_file else None
 
 
+_STARTED: list[RunningRegistry] = []
+
+
+@atexit.register
+def _stop_leftovers() -> None:
+    """Safety net if a test run dies before its fixtures' teardown: stop the registries we started."""
+    for registry in _STARTED:
+        registry.stop(grace=2.0)
+
+
 def registry_available() -> bool:
     return shutil.which(REGISTRY_BINARY) is not None
 
@@ -171,11 +182,13 @@ def start_registry(
     issuer: TokenIssuer | None = None,
     deadline: float = 15.0,
     attempts: int = 3,
+    port: int | None = None,
 ) -> RunningRegistry:
     """Start ``docker-registry serve`` in ``mode`` with its files under ``workdir``; wait until ``/v2/``
     answers (200 or 401). Retries on a new port if the chosen one was taken in the meantime.
 
-    ``users`` (basic mode) defaults to {testuser: testpass}. In token mode an issuer is started (and
+    ``port`` forces the first attempt's port (tests of the retry). ``users`` (basic mode) defaults to
+    {testuser: testpass}. In token mode an issuer is started (and
     stopped with the registry) unless one is given.
     """
     if mode not in MODES:
@@ -208,8 +221,8 @@ def start_registry(
             }
         }
     last_error = ""
-    for _attempt in range(attempts):
-        port = free_port()
+    for attempt in range(attempts):
+        port = port if attempt == 0 and port else free_port()
         config_path = workdir / "config.yml"  # JSON is valid YAML
         config_path.write_text(
             json.dumps(_config(mode, workdir, port, access_log=access_log, auth=auth, tls=tls))
@@ -234,6 +247,7 @@ def start_registry(
             issuer=issuer,
             owns_issuer=owns_issuer,
         )
+        _STARTED.append(registry)
         try:
             _wait_ready(registry, deadline)
             return registry
@@ -259,7 +273,6 @@ def _spawn(binary: str, config: Path, log_path: Path, access_path: Path | None) 
                 stdout=stdout,
                 stderr=log,
                 env=env,
-                start_new_session=True,  # Ctrl-C in the terminal does not reach it; we stop it ourselves
             )
         finally:
             if access_path:

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import base64
 import json
+import shutil
 import socket
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,6 +18,7 @@ from fixtures.build import EXPECTED
 
 from .endpoint import ProxyEndpoint, RegistryEndpoint
 from .faultproxy import Corrupt, Drip, FaultProxy, Redirect, Reset, Respond, Stall, Truncate
+from .registry import start_registry
 from .seeding import MANIFEST_ACCEPT
 from .token_issuer import parse_scope
 
@@ -50,6 +53,22 @@ def test_anonymous_registry_answers_v2(registry_anon: RegistryEndpoint) -> None:
     assert registry_anon.url == f"http://{registry_anon.host}"
     assert registry_anon.username is None and registry_anon.ca_file is None and registry_anon.issuer is None
     assert registry_anon.data_dir.is_dir() and registry_anon.log_path.is_file()
+
+
+def test_start_retries_when_the_port_is_taken(tmp_path: Path) -> None:
+    if shutil.which("docker-registry") is None:
+        pytest.skip("docker-registry not installed: run the README's test command, which installs it")
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", 0))
+        squatter.listen()
+        taken = squatter.getsockname()[1]
+        registry = start_registry(tmp_path / "retry", "anon", port=taken)
+        try:
+            assert registry.host != f"127.0.0.1:{taken}"
+            assert _get(registry.url + "/v2/").status_code == 200
+        finally:
+            registry.stop()
+    assert registry.process.returncode is not None
 
 
 def test_basic_registry_needs_credentials(registry_basic: RegistryEndpoint) -> None:
@@ -184,6 +203,16 @@ def test_issuer_logs_basic_user_and_short_lifetimes(registry_token: RegistryEndp
 def test_parse_scope() -> None:
     assert parse_scope("repository:team/app:pull,push") == ("repository", "team/app", {"pull", "push"})
     assert parse_scope("registry:catalog:*") == ("registry", "catalog", {"*"})
+
+
+def test_settings_match_each_mode(
+    registry_anon: RegistryEndpoint, registry_tls: RegistryEndpoint, registry_token: RegistryEndpoint
+) -> None:
+    plain = registry_anon.settings.default
+    assert plain.plain_http and plain.ca_file is None
+    assert registry_token.settings.default.plain_http
+    tls = registry_tls.settings.default
+    assert not tls.plain_http and tls.ca_file == str(registry_tls.ca_file)
 
 
 # ---------------------------------------------------------------- seeded content
