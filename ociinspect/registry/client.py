@@ -277,7 +277,7 @@ class RegistryClient:
             headers={"Accept": MANIFEST_ACCEPT_HEADER},
             not_found_code="MANIFEST_UNKNOWN",
         )
-        response.close()
+        discard(response)
         header_digest = response.headers.get("Docker-Content-Digest", "").strip()
         declared = response.headers.get("Content-Type", "").split(";", 1)[0].strip().lower()
         size = content_length(response)
@@ -306,7 +306,7 @@ class RegistryClient:
             what=what,
             not_found_code="BLOB_UNKNOWN",
         )
-        response.close()
+        discard(response)
         size = content_length(response)
         if size is None:
             raise errors.RegistryError(

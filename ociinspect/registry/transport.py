@@ -21,6 +21,7 @@ import ipaddress
 import json
 import logging
 import re
+import socket
 import threading
 import time
 import warnings
@@ -206,7 +207,20 @@ def map_exception(
             hint="the registry is overloaded or stuck; try again later or raise the read timeout",
             url=safe_url,
         )
-    if any(isinstance(c, urllib3.exceptions.ConnectTimeoutError | requests.ConnectTimeout) for c in causes):
+    # Order matters: urllib3's NewConnectionError (refused, DNS) subclasses ConnectTimeoutError.
+    if any(isinstance(c, urllib3.exceptions.NameResolutionError | socket.gaierror) for c in causes):
+        return errors.ConnectionFailed(
+            f"{what}: cannot resolve host {urlsplit(url).hostname}",
+            hint="check the registry name for typos, and your network / DNS settings",
+            url=safe_url,
+        )
+    if any(isinstance(c, ConnectionRefusedError) for c in causes):
+        return errors.ConnectionFailed(
+            f"{what}: connection to {host} refused",
+            hint="is the registry running? is the port right?",
+            url=safe_url,
+        )
+    if isinstance(exc, requests.ConnectTimeout):
         return errors.Timeout(
             f"{what}: connecting to {host} timed out after {settings.connect_timeout:g} s",
             hint="check the host name and port, your network, proxy and firewall",
@@ -221,20 +235,6 @@ def map_exception(
         else:
             hint = "check that the port speaks TLS; --ca-file PATH, --insecure or --plain-http may help"
         return errors.TLSFailure(f"{what}: TLS with {host} failed: {reason}", hint=hint, url=safe_url)
-    if any(isinstance(c, urllib3.exceptions.NameResolutionError) for c in causes) or any(
-        type(c).__name__ == "gaierror" for c in causes
-    ):
-        return errors.ConnectionFailed(
-            f"{what}: cannot resolve host {urlsplit(url).hostname}",
-            hint="check the registry name for typos, and your network / DNS settings",
-            url=safe_url,
-        )
-    if any(isinstance(c, ConnectionRefusedError) for c in causes):
-        return errors.ConnectionFailed(
-            f"{what}: connection to {host} refused",
-            hint="is the registry running? is the port right?",
-            url=safe_url,
-        )
     if isinstance(exc, requests.exceptions.TooManyRedirects):
         return errors.RegistryError(f"{what}: too many redirects", url=safe_url)
     if isinstance(exc, requests.exceptions.InvalidURL | requests.exceptions.MissingSchema):
@@ -482,10 +482,18 @@ def iter_body(
                 url=redact_url(response.url),
             ) from None
         raise errors.ConnectionFailed(
-            f"{what}: connection to {_host_of(response.url)} broke after {received} bytes",
+            f"{what}: connection to {_host_of(response.url)} broke after {_bytes_read(response, received)} "
+            "bytes",
             hint="the connection was reset or the body truncated; try again",
             url=redact_url(response.url),
         ) from None
+
+
+def _bytes_read(response: requests.Response, yielded: int) -> int:
+    try:
+        return max(yielded, int(response.raw.tell()))
+    except (AttributeError, TypeError, ValueError, OSError):
+        return yielded
 
 
 def read_body(response: requests.Response, *, limit: int, what: str, settings: RegistrySettings) -> bytes:
@@ -515,10 +523,12 @@ def read_body(response: requests.Response, *, limit: int, what: str, settings: R
 
 
 def discard(response: requests.Response) -> None:
-    """Drain a small body so the connection can be reused (≤ 64 KiB read), then close the response."""
+    """Drain a small body (≤ 64 KiB) or a HEAD answer so the connection is reused, then close it."""
     try:
         length = content_length(response)
-        if length is not None and length <= ERROR_BODY_LIMIT:
+        if response.request is not None and response.request.method == "HEAD":
+            response.raw.read(decode_content=False)  # no body: this just returns the connection to the pool
+        elif length is not None and length <= ERROR_BODY_LIMIT:
             response.raw.read(ERROR_BODY_LIMIT, decode_content=False)
     except (urllib3.exceptions.HTTPError, OSError):
         pass
