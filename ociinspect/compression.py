@@ -8,16 +8,18 @@ decompression bomb costs at most that much CPU and no memory beyond one chunk.
 
 from __future__ import annotations
 
+import types
 import zlib
 from collections.abc import Iterable, Iterator
 from typing import Any
 
 from ociinspect.errors import InvalidImage, LimitExceeded
 
+_zlib_impl: types.ModuleType
 try:  # isal's inflate is about 3x zlib's here; fall back silently when the wheel is unavailable
     from isal import isal_zlib as _zlib_impl
 except ImportError:  # pragma: no cover - exercised only where isal is missing
-    _zlib_impl = zlib  # type: ignore[no-redef]
+    _zlib_impl = zlib
 
 __all__ = ["GZIP_MAGIC", "ZSTD_MAGIC", "decompress", "sniff"]
 

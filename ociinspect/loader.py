@@ -199,9 +199,11 @@ def parse_config(data: bytes, what: str) -> ImageConfig:
     assert isinstance(c, dict)
     rootfs = doc.get("rootfs") if isinstance(doc.get("rootfs"), dict) else {}
     assert isinstance(rootfs, dict)
-    diff_ids = rootfs.get("diff_ids") if isinstance(rootfs.get("diff_ids"), list) else []
+    raw_ids = rootfs.get("diff_ids")
+    diff_ids: list[Any] = raw_ids if isinstance(raw_ids, list) else []
     history = []
-    for h in doc.get("history") or []:
+    raw_history = doc.get("history")
+    for h in raw_history if isinstance(raw_history, list) else []:
         if isinstance(h, dict):
             history.append(
                 HistoryEntry(

@@ -60,7 +60,7 @@ def resolve_isize(isize: int, compressed: int) -> tuple[int | None, str | None]:
     payload = compressed - _GZIP_MIN_OVERHEAD - _GZIP_HEADER_SLACK
     lower = max(0, payload * 65535 // 65540)  # stored blocks add 5 bytes per 65535
     upper = compressed * _DEFLATE_MAX_RATIO + 1024
-    candidates = []
+    candidates: list[int] = []
     k = max(0, (lower - isize + _2_32 - 1) // _2_32)
     while isize + k * _2_32 <= upper and len(candidates) < 2:
         candidates.append(isize + k * _2_32)
