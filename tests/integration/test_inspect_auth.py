@@ -10,16 +10,22 @@ from typing import Any
 
 import pytest
 
-from ociinspect.cli import main
 from ociinspect.session import Session
 
 pytestmark = [pytest.mark.registry, pytest.mark.timeout(120)]
 
 
-def cli(*argv: str, stdin: str | None = None, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def cli(
+    *argv: str, stdin: str | None = None, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     """Run the installed CLI in a subprocess (fresh process: stdin, environment and exit code are real)."""
     return subprocess.run(
-        [sys.executable, "-m", "ociinspect", *argv], input=stdin, capture_output=True, text=True, timeout=90, env=env
+        [sys.executable, "-m", "ociinspect", *argv],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=90,
+        env=env,
     )
 
 
@@ -28,7 +34,11 @@ def clean_env(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
     """An environment with no docker/podman logins, so only the credentials a test gives are used."""
     import os
 
-    env = {k: v for k, v in os.environ.items() if k not in ("DOCKER_CONFIG", "REGISTRY_AUTH_FILE", "XDG_RUNTIME_DIR")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("DOCKER_CONFIG", "REGISTRY_AUTH_FILE", "XDG_RUNTIME_DIR")
+    }
     env["HOME"] = str(tmp_path)
     for key in ("DOCKER_CONFIG", "REGISTRY_AUTH_FILE", "XDG_RUNTIME_DIR"):
         monkeypatch.delenv(key, raising=False)
@@ -38,7 +48,17 @@ def clean_env(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
 
 def test_basic_auth_with_password_stdin(registry_basic: Any, clean_env: dict[str, str]) -> None:
     ref = f"{registry_basic.host}/private/app1:latest"
-    r = cli("inspect", ref, "-u", registry_basic.username, "--password-stdin", "-f", "json", stdin=registry_basic.password + "\n", env=clean_env)
+    r = cli(
+        "inspect",
+        ref,
+        "-u",
+        registry_basic.username,
+        "--password-stdin",
+        "-f",
+        "json",
+        stdin=registry_basic.password + "\n",
+        env=clean_env,
+    )
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout)["layer_count"] == 2
     assert registry_basic.password not in r.stdout + r.stderr
@@ -49,7 +69,15 @@ def test_basic_auth_missing_and_wrong_credentials(registry_basic: Any, clean_env
     r = cli("inspect", ref, env=clean_env)
     assert r.returncode == 3
     assert "ociinspect: error:" in r.stderr and "--password-stdin" in r.stderr and "Traceback" not in r.stderr
-    r = cli("inspect", ref, "-u", registry_basic.username, "--password-stdin", stdin="wrong-password\n", env=clean_env)
+    r = cli(
+        "inspect",
+        ref,
+        "-u",
+        registry_basic.username,
+        "--password-stdin",
+        stdin="wrong-password\n",
+        env=clean_env,
+    )
     assert r.returncode == 3 and "rejected" in r.stderr.lower()
     assert "wrong-password" not in r.stderr
 
@@ -79,7 +107,17 @@ def test_tls_with_ca_file_insecure_and_without(registry_tls: Any, clean_env: dic
 
 def test_token_auth_two_repositories_in_one_call(registry_token: Any, clean_env: dict[str, str]) -> None:
     refs = [f"{registry_token.host}/team/app1:latest", f"{registry_token.host}/team/app2:latest"]
-    r = cli("inspect", *refs, "-u", registry_token.username, "--password-stdin", "-f", "json", stdin=registry_token.password + "\n", env=clean_env)
+    r = cli(
+        "inspect",
+        *refs,
+        "-u",
+        registry_token.username,
+        "--password-stdin",
+        "-f",
+        "json",
+        stdin=registry_token.password + "\n",
+        env=clean_env,
+    )
     assert r.returncode == 0, r.stderr
     docs = json.loads(r.stdout)
     assert [d["layer_count"] for d in docs] == [2, 2]
@@ -108,12 +146,22 @@ def test_oras_oracle_sees_the_same_manifests(name: str, seeded_registry: Any) ->
     logging.getLogger("oras").setLevel(logging.CRITICAL)
     reg = oras_provider.Registry(hostname=seeded_registry.host, insecure=True)
     theirs = reg.get_manifest(f"{seeded_registry.host}/fixtures/{name}:latest")
-    with Session(seeded_registry.settings) as s, s.source(f"docker://{seeded_registry.host}/fixtures/{name}:latest") as src:
+    with (
+        Session(seeded_registry.settings) as s,
+        s.source(f"docker://{seeded_registry.host}/fixtures/{name}:latest") as src,
+    ):
         raw = src.root()
     assert json.loads(raw.data) == theirs
-    assert raw.digest == "sha256:" + hashlib.sha256(raw.data).hexdigest() == seeded_registry.digests[f"fixtures/{name}:latest"]
+    assert (
+        raw.digest
+        == "sha256:" + hashlib.sha256(raw.data).hexdigest()
+        == seeded_registry.digests[f"fixtures/{name}:latest"]
+    )
     if "config" in theirs:
         blob = reg.get_blob(f"{seeded_registry.host}/fixtures/{name}:latest", theirs["config"]["digest"])
-        with Session(seeded_registry.settings) as s, s.source(f"docker://{seeded_registry.host}/fixtures/{name}:latest") as src:
+        with (
+            Session(seeded_registry.settings) as s,
+            s.source(f"docker://{seeded_registry.host}/fixtures/{name}:latest") as src,
+        ):
             ours = src.blob(theirs["config"]["digest"], size=theirs["config"]["size"], max_bytes=1 << 20)
         assert blob.content == ours

@@ -42,7 +42,9 @@ def session(seeded_registry: Any) -> Any:
 
 
 @pytest.mark.parametrize("name", IMAGES)
-def test_same_model_from_every_source(name: str, session: Session, seeded_registry: Any, fixture_images: Any, fixture_archives: Any) -> None:
+def test_same_model_from_every_source(
+    name: str, session: Session, seeded_registry: Any, fixture_images: Any, fixture_archives: Any
+) -> None:
     facts = fixture_images.expected[name]
     layout = load(session, f"oci:{fixture_images[name]}:latest")
     registry = load(session, f"docker://{seeded_registry.host}/fixtures/{name}:latest")
@@ -60,7 +62,9 @@ def test_same_model_from_every_source(name: str, session: Session, seeded_regist
     # independent facts from the builder: compressed and uncompressed sizes, diff_ids
     assert [lyr.size for lyr in layout.layers] == [lf.size for lf in facts.layers]
     assert [lyr.diff_id for lyr in registry.layers] == [lf.diff_id for lf in facts.layers]
-    assert [lyr.uncompressed.value for lyr in registry.layers] == [lf.uncompressed_size for lf in facts.layers]
+    assert [lyr.uncompressed.value for lyr in registry.layers] == [
+        lf.uncompressed_size for lf in facts.layers
+    ]
     if name in fixture_archives.docker:
         # skopeo stores docker-archive layers uncompressed: digests change, content (diff_id) and sizes must not
         archive = load(session, f"docker-archive:{fixture_archives.docker[name]}:fixtures/{name}:latest")
@@ -72,11 +76,15 @@ def test_same_model_from_every_source(name: str, session: Session, seeded_regist
 def test_exact_mode_agrees_through_the_registry(name: str, session: Session, seeded_registry: Any) -> None:
     ref = f"docker://{seeded_registry.host}/fixtures/{name}:latest"
     cheap, exact = load(session, ref), load(session, ref, sizes="exact")
-    assert [lyr.uncompressed.value for lyr in cheap.layers] == [lyr.uncompressed.value for lyr in exact.layers]
+    assert [lyr.uncompressed.value for lyr in cheap.layers] == [
+        lyr.uncompressed.value for lyr in exact.layers
+    ]
     assert {lyr.uncompressed.source for lyr in exact.layers} == {"streamed"}
 
 
-def test_multimember_gzip_is_not_trusted_from_its_trailer(session: Session, seeded_registry: Any, fixture_images: Any) -> None:
+def test_multimember_gzip_is_not_trusted_from_its_trailer(
+    session: Session, seeded_registry: Any, fixture_images: Any
+) -> None:
     (facts,) = fixture_images.expected["multimember"].layers
     img = load(session, f"docker://{seeded_registry.host}/fixtures/multimember:latest")
     (layer,) = img.layers
@@ -85,11 +93,18 @@ def test_multimember_gzip_is_not_trusted_from_its_trailer(session: Session, seed
     assert layer.uncompressed.source == "streamed"
 
 
-@pytest.mark.parametrize(("platform", "child"), [("linux/amd64", "multi-amd64"), ("linux/arm64", "multi-arm64"), ("linux/arm64/v8", "multi-arm64")])
-def test_index_platform_selection(platform: str, child: str, session: Session, seeded_registry: Any, fixture_images: Any) -> None:
+@pytest.mark.parametrize(
+    ("platform", "child"),
+    [("linux/amd64", "multi-amd64"), ("linux/arm64", "multi-arm64"), ("linux/arm64/v8", "multi-arm64")],
+)
+def test_index_platform_selection(
+    platform: str, child: str, session: Session, seeded_registry: Any, fixture_images: Any
+) -> None:
     multi = fixture_images.expected["multi"]
     want = next(c for c in multi.children if c.name == child)
-    img = load(session, f"docker://{seeded_registry.host}/fixtures/multi:latest", platform=Platform.parse(platform))
+    img = load(
+        session, f"docker://{seeded_registry.host}/fixtures/multi:latest", platform=Platform.parse(platform)
+    )
     assert img.digest == want.manifest_digest
     assert img.index_digest == multi.manifest_digest
     kinds = sorted(e.kind for e in img.index_entries)
@@ -99,7 +114,11 @@ def test_index_platform_selection(platform: str, child: str, session: Session, s
 
 def test_index_unknown_platform(session: Session, seeded_registry: Any) -> None:
     with pytest.raises(PlatformNotFound, match="linux/s390x") as exc:
-        load(session, f"docker://{seeded_registry.host}/fixtures/multi:latest", platform=Platform.parse("linux/s390x"))
+        load(
+            session,
+            f"docker://{seeded_registry.host}/fixtures/multi:latest",
+            platform=Platform.parse("linux/s390x"),
+        )
     assert "linux/amd64" in exc.value.message and "unknown" not in exc.value.message
 
 
@@ -110,7 +129,11 @@ def test_docker_v2s2_media_types(session: Session, seeded_registry: Any, fixture
     assert {lyr.media_type for lyr in img.layers} == {mt.DOCKER_LAYER_GZIP}
     oci = load(session, f"docker://{seeded_registry.host}/fixtures/app1:latest")
     assert essentials(img) == essentials(oci)
-    lst = load(session, f"docker://{seeded_registry.host}/fixtures/multi:v2s2", platform=Platform.parse("linux/arm64"))
+    lst = load(
+        session,
+        f"docker://{seeded_registry.host}/fixtures/multi:v2s2",
+        platform=Platform.parse("linux/arm64"),
+    )
     assert lst.index_media_type == mt.DOCKER_MANIFEST_LIST
 
 
@@ -131,18 +154,24 @@ def test_by_digest_and_missing_tag(session: Session, seeded_registry: Any, fixtu
     assert exc.value.exit_code == 3 and "nope" in exc.value.message
 
 
-def test_cli_several_registry_refs_concurrently(capsys: pytest.CaptureFixture[str], seeded_registry: Any, fixture_images: Any) -> None:
+def test_cli_several_registry_refs_concurrently(
+    capsys: pytest.CaptureFixture[str], seeded_registry: Any, fixture_images: Any
+) -> None:
     refs = [f"{seeded_registry.host}/fixtures/{n}:latest" for n in ("base", "app1", "app2")]
     code = main(["inspect", *refs, "--plain-http", "-f", "json"])
     out, err = capsys.readouterr()
     assert code == 0, err
     docs = json.loads(out)
-    assert [d["digest"] for d in docs] == [fixture_images.expected[n].manifest_digest for n in ("base", "app1", "app2")]
+    assert [d["digest"] for d in docs] == [
+        fixture_images.expected[n].manifest_digest for n in ("base", "app1", "app2")
+    ]
     # app1 and app2 share base's layer blob
     assert docs[0]["layers"][0]["digest"] == docs[1]["layers"][0]["digest"] == docs[2]["layers"][0]["digest"]
 
 
-def test_loopback_registry_works_without_plain_http_flag(capsys: pytest.CaptureFixture[str], seeded_registry: Any) -> None:
+def test_loopback_registry_works_without_plain_http_flag(
+    capsys: pytest.CaptureFixture[str], seeded_registry: Any
+) -> None:
     code = main(["inspect", f"{seeded_registry.host}/fixtures/base:latest", "-f", "json"])
     out, err = capsys.readouterr()
     assert code == 0, err
