@@ -207,6 +207,7 @@ class TokenRegistry:
         self.valid: dict[str, set[str]] = {}
         self.extra_scope: dict[str, str] = {}
         self.realm_status = 200
+        self.realm_delay = 0.0  # seconds the token endpoint takes (to make concurrent requests overlap)
         self._lock = threading.Lock()
         self.realm = FakeServer(self._token)
         self.registry = FakeServer(self._serve)
@@ -238,6 +239,7 @@ class TokenRegistry:
                     b'{"errors": [{"code": "UNAUTHORIZED"}]}',
                 )
             user = "u"
+        time.sleep(self.realm_delay)
         if self.realm_status != 200:
             return self.realm_status, {}, b"realm trouble"
         granted = {s for s in scopes if user or s.startswith("repository:public/")}
@@ -421,6 +423,7 @@ def test_many_threads_many_repositories(fake: TokenRegistry) -> None:
     failures: list[BaseException] = []
     with client_for(fake.host, Credentials("u", "p")) as client:
         client.get_manifest(fake.host, "team/warmup", "latest")
+        fake.realm_delay = 0.2  # threads wanting the same scope overlap while its token is fetched
 
         def work(repo: str) -> None:
             try:
