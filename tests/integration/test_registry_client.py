@@ -400,3 +400,12 @@ def test_token_credentials_without_rights_are_denied(registry_token: Any) -> Non
     ):
         c.get_manifest(registry_token.host, "elsewhere/app", "latest")
     assert "denied" in str(info.value)
+
+
+def test_ping_checks_credentials(registry_basic: Any, registry_token: Any) -> None:
+    with _client(registry_basic, username=registry_basic.username, password=registry_basic.password) as c:
+        c.ping(registry_basic.host)
+    with _client(registry_token, username=registry_token.username, password=registry_token.password) as c:
+        c.ping(registry_token.host)
+    with _client(registry_basic) as client, pytest.raises(errors.AuthError):
+        client.ping(registry_basic.host)

@@ -469,6 +469,55 @@ def test_manifest_media_type_from_json_when_content_type_is_generic(serve: Calla
         assert client.get_manifest(server.host, "a/b", "latest").media_type == mediatypes.OCI_MANIFEST
 
 
+def test_schema1_is_returned_not_rejected(serve: Callable[..., FakeServer]) -> None:
+    schema1 = json.dumps({"schemaVersion": 1, "name": "a/b", "fsLayers": [], "signatures": []}).encode()
+    server = serve(
+        lambda req: (
+            Reply(200, {"Content-Type": mediatypes.DOCKER_SCHEMA1_SIGNED}, schema1)
+            if "typed" in req.path
+            else Reply(200, {"Content-Type": "application/json"}, schema1)
+        )
+    )
+    with RegistryClient(plain()) as client:
+        assert client.get_manifest(server.host, "a/b", "typed").media_type == mediatypes.DOCKER_SCHEMA1_SIGNED
+        assert (
+            client.get_manifest(server.host, "a/b", "generic").media_type == mediatypes.DOCKER_SCHEMA1_SIGNED
+        )
+
+
+def test_head_manifest_uses_headers_and_falls_back_to_get(serve: Callable[..., FakeServer]) -> None:
+    def app(req: Req) -> Reply:
+        reply = manifest_reply()
+        if "nodigest" in req.path:
+            del reply.headers["Docker-Content-Digest"]
+        return reply
+
+    server = serve(app)
+    with RegistryClient(plain()) as client:
+        expected = (MANIFEST_DIGEST, mediatypes.OCI_MANIFEST, len(MANIFEST))
+        assert client.head_manifest(server.host, "a/b", "latest") == expected
+        assert [r.method for r in server.requests] == ["HEAD"]
+        assert client.head_manifest(server.host, "a/b", "nodigest") == expected
+        assert [r.method for r in server.requests] == ["HEAD", "HEAD", "GET"]
+        with pytest.raises(errors.DigestMismatch):
+            client.head_manifest(server.host, "a/b", "sha256:" + "3" * 64)
+
+
+def test_stream_blob_checks_digest_at_the_end_unless_told_not_to(serve: Callable[..., FakeServer]) -> None:
+    blob = b"b" * 300_000
+    wrong = "sha256:" + "4" * 64
+    server = serve(lambda req: Reply(200, {}, blob))
+    with RegistryClient(plain()) as client:
+        received = bytearray()
+        stream = client.stream_blob(server.host, "a/b", wrong, chunk_size=65536)
+        with stream as chunks, pytest.raises(errors.DigestMismatch):
+            for chunk in chunks:
+                received += chunk
+        assert bytes(received) == blob  # every byte was delivered before the mismatch was raised
+        with client.stream_blob(server.host, "a/b", wrong, verify=False) as chunks:
+            assert b"".join(chunks) == blob
+
+
 def test_manifest_over_max_bytes_announced(serve: Callable[..., FakeServer]) -> None:
     server = serve(scripted(manifest_reply(b"{" + b" " * 5000 + b"}")))
     with RegistryClient(plain()) as client, pytest.raises(errors.LimitExceeded):
