@@ -34,9 +34,33 @@ MISSING_REGISTRY = "docker-registry not installed: run the README's test command
 MISSING_SKOPEO = "skopeo not installed: run the README's test command, which installs it"
 
 # Images pushed by skopeo to the anonymous registry as fixtures/<name>:latest.
-SEEDED_LATEST = ("base", "app1", "app2", "history", "zstd", "plain", "multimember", "demo")
+SHARING_IMAGES = ("app3", "base2", "rebased", "recompressed")
+OS_IMAGES = ("os-ubuntu", "os-alpine", "os-fedora", "os-distroless", "os-scratch")
+SEEDED_LATEST = (
+    "base",
+    "app1",
+    "app2",
+    "history",
+    "zstd",
+    "plain",
+    "multimember",
+    "demo",
+    *SHARING_IMAGES,
+    *OS_IMAGES,
+)
 # Archives: docker-archive cannot hold zstd layers or artifacts (skopeo refuses to convert them).
-DOCKER_ARCHIVE_IMAGES = ("base", "app1", "app2", "history", "plain", "multimember", "multi", "demo")
+DOCKER_ARCHIVE_IMAGES = (
+    "base",
+    "app1",
+    "app2",
+    "history",
+    "plain",
+    "multimember",
+    "multi",
+    "demo",
+    *SHARING_IMAGES,
+    *OS_IMAGES,
+)
 OCI_ARCHIVE_IMAGES = (*DOCKER_ARCHIVE_IMAGES, "zstd", "artifact")
 
 
