@@ -27,7 +27,7 @@ import requests
 
 from ociinspect import errors
 from ociinspect.registry.credentials import CredentialResolver, Credentials
-from ociinspect.registry.transport import Transport, error_from_response, read_body, redact_url
+from ociinspect.registry.transport import Transport, discard, error_from_response, read_body, redact_url
 
 __all__ = [
     "AuthManager",
@@ -239,6 +239,7 @@ class AuthManager:
         self._lock = threading.Lock()
         self._hosts: dict[str, _HostState] = {}
         self._fetch_locks: dict[tuple[str, str, str], threading.Lock] = {}
+        self._scope_aliases: dict[tuple[str, str | None], str] = {}  # scope asked -> scope demanded
 
     def credentials(self, registry: str) -> Credentials | None:
         """The credentials for ``registry`` (cost: see :meth:`CredentialResolver.for_registry`)."""
@@ -261,6 +262,8 @@ class AuthManager:
         creds = self.credentials(registry)
         if creds is not None and creds.registry_token:
             return Authorization(f"Bearer {creds.registry_token}", "static", scope)
+        with self._lock:
+            scope = self._scope_aliases.get((registry, scope), scope)
         state = self._state(registry)
         if state.scheme == "basic" and creds is not None and creds.has_password:
             assert creds.username is not None and creds.password is not None
@@ -299,6 +302,8 @@ class AuthManager:
             scope = bearer.scope or sent.scope
             if bearer.error == "insufficient_scope" and bearer.scope and bearer.scope != sent.scope:
                 log.debug("%s: insufficient_scope, re-challenged for %s", what, bearer.scope)
+                with self._lock:
+                    self._scope_aliases[(registry, sent.scope)] = bearer.scope
             elif sent.kind == "static" or (sent.kind == "bearer" and sent.fresh):
                 raise self._refused(response, what, creds, bearer.error)
             with self._lock:
@@ -306,8 +311,8 @@ class AuthManager:
             if sent.kind == "bearer" and sent.header:
                 refused = sent.header.removeprefix("Bearer ")
                 self.tokens.drop((registry, bearer.service or "", sent.scope or ""), refused)
-                log.debug("%s: cached token refused (%s); fetching a new one", what, bearer.error or "401")
-            response.close()
+                log.debug("%s: token refused (%s); fetching a new one", what, bearer.error or "401")
+            discard(response)
             return scope
         if basic is not None:
             if creds is None or not creds.has_password or sent.kind == "basic":
@@ -315,7 +320,7 @@ class AuthManager:
             with self._lock:
                 self._hosts[registry] = _HostState("basic")
             log.debug("%s: %s uses Basic auth; sending it preemptively from now on", what, registry)
-            response.close()
+            discard(response)
             return sent.scope
         raise self._refused(response, what, creds, None)
 

@@ -321,8 +321,10 @@ class Transport:
         use :func:`error_from_response`.  Raises :class:`~ociinspect.errors.RegistryError` subclasses for
         transport failures.
         """
+        url = self._remembered_scheme(url)
         origin = _origin(url)
         for hop in range(MAX_REDIRECTS + 1):
+            url = self._remembered_scheme(url)
             auth = authorization if _origin(url) == origin else None
             response, url = self._send(method, url, what=what, headers=headers, authorization=auth, data=data)
             if hop == 0:
@@ -348,6 +350,12 @@ class Transport:
             url=redact_url(url),
         )
 
+    def _remembered_scheme(self, url: str) -> str:
+        """``url`` with http:// when its host is configured or known to speak plain HTTP."""
+        if url.startswith("https://") and self.is_plain_http(_host_of(url)):
+            return "http://" + url[len("https://") :]
+        return url
+
     def _send(
         self,
         method: str,
@@ -359,9 +367,6 @@ class Transport:
         data: Mapping[str, str] | None,
     ) -> tuple[requests.Response, str]:
         """One hop with retries and the loopback plain-HTTP fallback; returns (response, effective url)."""
-        host = _host_of(url)
-        if url.startswith("https://") and self.is_plain_http(host):
-            url = "http://" + url[len("https://") :]
         send_headers = dict(headers or {})
         if authorization:
             send_headers["Authorization"] = authorization

@@ -368,6 +368,9 @@ def test_insufficient_scope_rechallenge_with_new_scope(fake: TokenRegistry) -> N
     with client_for(fake.host, Credentials("u", "p")) as client:
         client.get_manifest(fake.host, "team/warmup", "latest")  # learns the realm
         assert client.get_manifest(fake.host, "team/app", "latest").digest == MANIFEST_DIGEST
+        served = len(fake.registry.requests)
+        client.get_manifest(fake.host, "team/app", "latest")  # remembered: the demanded scope's token
+        assert len(fake.registry.requests) == served + 1
     scopes = [parse_qs(urlsplit(r.path).query)["scope"] for r in fake.token_requests()]
     assert scopes == [
         ["repository:team/warmup:pull"],
