@@ -79,11 +79,12 @@ class BaseGroup:
     size: int
     uncompressed_size: int | None
     images: tuple[str, ...]
+    same_blobs: int  # how many of the images hold the base's layers as the very same blobs (by digest)
 
     @property
     def saved(self) -> int:
-        """Compressed bytes saved by storing the base once: ``(len(images) - 1) * size``."""
-        return max(0, len(self.images) - 1) * self.size
+        """Compressed bytes a registry saves by storing the base's blobs once: ``(same_blobs - 1) * size``."""
+        return max(0, self.same_blobs - 1) * self.size
 
     @property
     def uncompressed_saved(self) -> int | None:
@@ -143,25 +144,36 @@ def _is_base(base: Image, image: Image) -> bool:
     return 0 < len(base.layers) < len(image.layers) and common_prefix(base, image) == len(base.layers)
 
 
-def _attribute(
-    images: Sequence[Image], bases: Sequence[Image]
-) -> dict[int, tuple[str, str, Image | None, int]]:
-    """image index -> (label, source, base image if known, prefix length)."""
-    by_digest = {img.digest: img for img in (*images, *bases)}
-    out: dict[int, tuple[str, str, Image | None, int]] = {}
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Attribution:
+    key: str  # the base's digest when the base image is known, else its name
+    label: str
+    source: str
+    base: Image | None
+    layers: int  # length of the shared prefix
+
+
+def _attribute(images: Sequence[Image], bases: Sequence[Image]) -> dict[int, _Attribution]:
+    """image index -> its base: named by annotations, else the longest known image whose layers prefix it."""
+    by_digest = {img.digest: img for img in (*bases, *images)}
+    out: dict[int, _Attribution] = {}
     for i, img in enumerate(images):
         name, digest = img.annotations.get(BASE_NAME), img.annotations.get(BASE_DIGEST)
+        known = by_digest.get(digest or "")
+        if known is not None and known is not img and _is_base(known, img):
+            out[i] = _Attribution(
+                known.digest, name or known.reference, "annotation", known, len(known.layers)
+            )
+            continue
         if name or digest:
-            known = by_digest.get(digest or "")
-            n = common_prefix(known, img) if known else 0
             label = f"{name}@{digest}" if name and digest else (name or digest or "")
-            out[i] = (label, "annotation", known, n)
+            out[i] = _Attribution(label, label, "annotation", None, 0)
             continue
         candidates = [(b, "base") for b in bases if _is_base(b, img)]
         candidates += [(o, "set") for j, o in enumerate(images) if j != i and _is_base(o, img)]
         if candidates:
             best, source = max(candidates, key=lambda c: len(c[0].layers))
-            out[i] = (best.reference, source, best, len(best.layers))
+            out[i] = _Attribution(best.digest, best.reference, source, best, len(best.layers))
     return out
 
 
@@ -204,7 +216,7 @@ def analyze(images: Sequence[Image], *, bases: Sequence[Image] = ()) -> SharingR
                 uncompressed_shared_size=u_shared,
                 uncompressed_unique_size=None if u_total is None or u_shared is None else u_total - u_shared,
                 layer_count=len(img.layers),
-                base=attribution[i][0] if i in attribution else None,
+                base=attribution[i].label if i in attribution else None,
             )
         )
 
@@ -243,37 +255,45 @@ def analyze(images: Sequence[Image], *, bases: Sequence[Image] = ()) -> SharingR
     )
 
 
-def _groups(
-    images: Sequence[Image], attribution: dict[int, tuple[str, str, Image | None, int]]
-) -> tuple[BaseGroup, ...]:
-    named: dict[str, list[int]] = defaultdict(list)
-    for i, (label, *_rest) in attribution.items():
-        named[label].append(i)
+def _groups(images: Sequence[Image], attribution: dict[int, _Attribution]) -> tuple[BaseGroup, ...]:
+    by_key: dict[str, list[int]] = defaultdict(list)
+    for i, a in attribution.items():
+        by_key[a.key].append(i)
     out = []
-    for label, members in named.items():
-        _, source, base, n = attribution[members[0]]
-        size, usize = _prefix_sizes(images[members[0]], n) if n else (0, None)
+    for members in by_key.values():
+        firsts = [attribution[i] for i in members]
+        named = next((a for a in firsts if a.source == "annotation"), firsts[0])
+        base = firsts[0].base
+        group = [images[i] for i in members]
+        if base is not None and any(img is base for img in images):
+            group.insert(0, base)  # the base image in the set stores the same layers too
+        n = firsts[0].layers
+        size, usize = _prefix_sizes(base, n) if base is not None else (0, None)
+        base_blobs = [lyr.digest for lyr in base.layers] if base is not None else []
         out.append(
             BaseGroup(
-                label=label,
-                source=source,
+                label=named.label,
+                source=named.source,
                 digest=base.digest if base else None,
                 layers=n,
                 size=size,
                 uncompressed_size=usize,
-                images=tuple(images[i].reference for i in members),
+                images=tuple(img.reference for img in group),
+                same_blobs=sum(1 for img in group if [lyr.digest for lyr in img.layers[:n]] == base_blobs),
             )
         )
     # images with no attributed base: group by the longest common prefix of those sharing a first layer
     loose: dict[str, list[Image]] = defaultdict(list)
+    attributed_bases = {a.base.digest for a in attribution.values() if a.base is not None}
     for i, img in enumerate(images):
-        if i not in attribution and img.layers:
+        if i not in attribution and img.layers and img.digest not in attributed_bases:
             loose[_content_key(img.layers[0])].append(img)
     for group in loose.values():
         if len(group) < 2:
             continue
         n = min(common_prefix(group[0], m) for m in group[1:])
         size, usize = _prefix_sizes(group[0], n)
+        first_blobs = [lyr.digest for lyr in group[0].layers[:n]]
         out.append(
             BaseGroup(
                 label=f"common base ({n} layer{'s' if n != 1 else ''} up to {group[0].layers[n - 1].digest[:19]}…)",
@@ -283,6 +303,7 @@ def _groups(
                 size=size,
                 uncompressed_size=usize,
                 images=tuple(m.reference for m in group),
+                same_blobs=sum(1 for m in group if [lyr.digest for lyr in m.layers[:n]] == first_blobs),
             )
         )
     return tuple(sorted(out, key=lambda g: (-len(g.images), g.label)))
