@@ -236,9 +236,13 @@ def map_exception(
             hint = "check that the port speaks TLS; --ca-file PATH, --insecure or --plain-http may help"
         return errors.TLSFailure(f"{what}: TLS with {host} failed: {reason}", hint=hint, url=safe_url)
     if isinstance(exc, requests.exceptions.TooManyRedirects):
-        return errors.RegistryError(f"{what}: too many redirects", url=safe_url)
+        return errors.RegistryError(
+            f"{what}: too many redirects", hint="the registry or its CDN is misconfigured", url=safe_url
+        )
     if isinstance(exc, requests.exceptions.InvalidURL | requests.exceptions.MissingSchema):
-        return errors.RegistryError(f"{what}: invalid URL {safe_url}", url=safe_url)
+        return errors.RegistryError(
+            f"{what}: invalid URL {safe_url}", hint="check the registry name (host[:port])", url=safe_url
+        )
     root = causes[-1] if causes else exc
     return errors.ConnectionFailed(
         f"{what}: connection to {host} failed ({type(root).__name__})",
@@ -337,6 +341,7 @@ class Transport:
             if urlsplit(target).scheme not in ("http", "https"):
                 raise errors.RegistryError(
                     f"{what}: redirect to an unsupported URL scheme",
+                    hint="the registry or its CDN is misconfigured",
                     status=response.status_code,
                     url=redact_url(url),
                 )

@@ -181,6 +181,22 @@ def scripted(*replies: Reply) -> Callable[[Req], Reply]:
 # ----------------------------------------------------------------------------------------- settings
 
 
+def test_public_api_is_sorted_and_importable() -> None:
+    import ociinspect.registry as registry
+
+    assert registry.__all__ == sorted(registry.__all__)
+    assert set(registry.__all__) == {
+        "BlobInfo",
+        "CredentialResolver",
+        "Credentials",
+        "FetchedManifest",
+        "HostSettings",
+        "RegistryClient",
+        "RegistrySettings",
+    }
+    assert all(getattr(registry, name) is not None for name in registry.__all__)
+
+
 def test_settings_per_host_override_and_normalisation() -> None:
     special = HostSettings(insecure=True)
     settings = RegistrySettings(hosts={"HTTPS://Reg.Example:5000/": special})
