@@ -109,7 +109,7 @@ class RegistrySettings:
     """Transport settings: per-host TLS, timeouts (seconds), retry policy.  Immutable; share freely."""
 
     default: HostSettings = HostSettings()
-    hosts: Mapping[str, HostSettings] = field(default_factory=lambda: MappingProxyType({}))
+    hosts: Mapping[str, HostSettings] = field(default_factory=lambda: MappingProxyType({}), hash=False)
     connect_timeout: float = 10.0
     read_timeout: float = 30.0
     retries: int = 3

@@ -202,6 +202,7 @@ def test_settings_per_host_override_and_normalisation() -> None:
     settings = RegistrySettings(hosts={"HTTPS://Reg.Example:5000/": special})
     assert settings.for_host("reg.example:5000") is special
     assert settings.for_host("other:5000") == HostSettings()
+    assert hash(settings) == hash(RegistrySettings(hosts={"reg.example:5000": special}))
     with pytest.raises(TypeError):
         settings.hosts["x"] = special  # type: ignore[index]
     with pytest.raises(ValueError):
