@@ -1,0 +1,190 @@
+"""The VM-image-size equivalent: what the same workload would weigh as VM images (``docs/vm-model.md``).
+
+Pure functions over sizes and :class:`~ociinspect.analyzers.vm.VmParameters` (loaded by
+:mod:`ociinspect.vmprofiles`).  Every result carries the parameters it used, so a report can explain itself.
+
+Model (per image, family ``f``)::
+
+    A      = max(0, U - U_base)                       payload on top of the OS (U_base: detected base layers,
+                                                       else the family's typical container base B_ctr)
+    V_used = B_vm(f) + A      (low/high from B_vm's range)
+    V_dl   = V_used / k       (k: qcow2 download ratio; low = V_used_low / k_high, high = V_used_high / k_low)
+    V_prov = max(D(f), V_used * (1 + headroom))
+
+Fleet of images with ``replicas`` each: ``C = Σ unique layers (by diff_id) + N·w`` versus ``Σ replicas·V_used``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping, Sequence
+
+from ociinspect.model import Image
+from ociinspect.osinfo import OsInfo
+
+__all__ = [
+    "FleetEstimate",
+    "Span",
+    "VmEstimate",
+    "VmParameters",
+    "VmProfile",
+    "estimate_fleet",
+    "estimate_image",
+]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Span:
+    """A figure with its low–high range (bytes, or a ratio)."""
+
+    low: float
+    central: float
+    high: float
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class VmProfile:
+    family: str
+    label: str
+    os_ids: tuple[str, ...]
+    container_base: int  # B_ctr, bytes
+    vm_os: Span  # B_vm, bytes
+    disk: int  # D, bytes
+    confidence: str
+    derivation: str
+    sources: tuple[str, ...]
+    disk_source: str
+    components: Mapping[str, int]  # name -> bytes, the decomposition of B_vm where published
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class VmParameters:
+    profiles: Mapping[str, VmProfile]
+    download_ratio: Span
+    headroom: float
+    writable_layer: int  # w, bytes per container
+    fallback_family: str
+    origin: str  # "built-in" or the --vm-profile path
+    sources: Mapping[str, str]  # global parameter -> its source
+
+    def profile(self, family: str) -> VmProfile:
+        return self.profiles.get(family) or self.profiles[self.fallback_family]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class VmEstimate:
+    """One image as a VM.  Sizes in bytes (ints)."""
+
+    reference: str
+    os: OsInfo
+    profile: VmProfile
+    container_size: int  # U
+    base_size: int  # U_base used
+    base_size_source: str  # "detected base layers (0..n)" or "family default"
+    payload: int  # A
+    vm_used: int
+    vm_used_low: int
+    vm_used_high: int
+    vm_download: int
+    vm_download_low: int
+    vm_download_high: int
+    vm_disk: int
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class FleetEstimate:
+    replicas: int  # per image
+    containers: int  # N = replicas * images
+    containers_size: int  # C (bytes)
+    unique_layers_size: int
+    writable_size: int
+    vms_used_size: int
+    vms_used_low: int
+    vms_used_high: int
+    vms_disk_size: int
+    ratio: float | None  # vms_used / C; None when C is 0
+    ratio_low: float | None
+    ratio_high: float | None
+    disk_ratio: float | None
+
+
+def estimate_image(
+    reference: str,
+    uncompressed_size: int,
+    os: OsInfo,
+    params: VmParameters,
+    *,
+    base_size: int | None = None,
+    base_layers: int | None = None,
+) -> VmEstimate:
+    """One image's VM equivalent.  ``base_size`` is the uncompressed size of the detected base layers
+    (``base_layers`` of them); without it the family's typical container base is used and said so."""
+    profile = params.profile(os.family)
+    if base_size is None:
+        u_base, source = (
+            profile.container_base,
+            f"typical {profile.family} container base (no base layers detected)",
+        )
+    else:
+        u_base, source = base_size, f"detected base layers (0..{(base_layers or 1) - 1})"
+    payload = max(0, uncompressed_size - u_base)
+    used = [int(v + payload) for v in (profile.vm_os.low, profile.vm_os.central, profile.vm_os.high)]
+    k = params.download_ratio
+    return VmEstimate(
+        reference=reference,
+        os=os,
+        profile=profile,
+        container_size=uncompressed_size,
+        base_size=u_base,
+        base_size_source=source,
+        payload=payload,
+        vm_used=used[1],
+        vm_used_low=used[0],
+        vm_used_high=used[2],
+        vm_download=int(used[1] / k.central),
+        vm_download_low=int(used[0] / k.high),
+        vm_download_high=int(used[2] / k.low),
+        vm_disk=max(profile.disk, int(used[1] * (1 + params.headroom))),
+    )
+
+
+def estimate_fleet(
+    images: Sequence[Image], estimates: Sequence[VmEstimate], params: VmParameters, *, replicas: int = 1
+) -> FleetEstimate:
+    """``replicas`` containers of each image on one host (layers stored once, by diff_id) versus as many VMs.
+
+    Raises ``ValueError`` when an uncompressed layer size is unknown (callers load with exact sizes then).
+    """
+    unique: dict[str, int] = {}
+    for img in images:
+        for layer in img.layers:
+            if layer.uncompressed.value is None:
+                raise ValueError(f"{img.reference}: layer {layer.index} has no known uncompressed size")
+            unique.setdefault(layer.diff_id or layer.digest, layer.uncompressed.value)
+    n = replicas * len(images)
+    layers_size = sum(unique.values())
+    writable = n * params.writable_layer
+    c = layers_size + writable
+    used = sum(e.vm_used for e in estimates) * replicas
+    low = sum(e.vm_used_low for e in estimates) * replicas
+    high = sum(e.vm_used_high for e in estimates) * replicas
+    disk = sum(e.vm_disk for e in estimates) * replicas
+
+    def ratio(v: int) -> float | None:
+        return v / c if c else None  # no bytes on the container side: the ratio is undefined
+
+    return FleetEstimate(
+        replicas=replicas,
+        containers=n,
+        containers_size=c,
+        unique_layers_size=layers_size,
+        writable_size=writable,
+        vms_used_size=used,
+        vms_used_low=low,
+        vms_used_high=high,
+        vms_disk_size=disk,
+        ratio=ratio(used),
+        ratio_low=ratio(low),
+        ratio_high=ratio(high),
+        disk_ratio=ratio(disk),
+    )

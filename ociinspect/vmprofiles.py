@@ -1,0 +1,108 @@
+"""Load the VM model's parameters: the built-in ``data/vm_profiles.toml`` or a user's ``--vm-profile FILE``.
+
+A user file has the same shape; the families and keys it gives replace the built-in ones (so a calibration can
+change one number).  Invalid files are a :class:`~ociinspect.errors.PolicyError` naming the key (exit 2).
+"""
+
+from __future__ import annotations
+
+import tomllib
+from importlib import resources
+from typing import Any
+
+from ociinspect.analyzers.vm import Span, VmParameters, VmProfile
+from ociinspect.errors import PolicyError
+
+__all__ = ["load_parameters"]
+
+_MB, _GB, _GIB = 10**6, 10**9, 2**30
+
+
+def _read(text: str, origin: str) -> dict[str, Any]:
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise PolicyError(
+            f"reading VM profile {origin}: not valid TOML ({exc})", hint="see docs/vm-model.md for the format"
+        ) from None
+
+
+def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in over.items():
+        out[key] = (
+            _merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+        )
+    return out
+
+
+def _number(doc: dict[str, Any], key: str, where: str) -> float:
+    value = doc.get(key)
+    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+        raise PolicyError(f"VM profile: {where}.{key} must be a non-negative number, got {value!r}")
+    return float(value)
+
+
+def _span(doc: dict[str, Any], key: str, where: str, unit: float) -> Span:
+    value = doc.get(key)
+    if not isinstance(value, dict):
+        raise PolicyError(f"VM profile: {where}.{key} must be a table {{ low, central, high }}")
+    low, central, high = (_number(value, k, f"{where}.{key}") * unit for k in ("low", "central", "high"))
+    if not low <= central <= high:
+        raise PolicyError(f"VM profile: {where}.{key} must satisfy low <= central <= high")
+    return Span(low, central, high)
+
+
+def _profile(family: str, doc: dict[str, Any]) -> VmProfile:
+    where = f"families.{family}"
+    components = doc.get("components_mb", {})
+    if not isinstance(components, dict):
+        raise PolicyError(f"VM profile: {where}.components_mb must be a table")
+    return VmProfile(
+        family=family,
+        label=str(doc.get("label", family)),
+        os_ids=tuple(str(i) for i in doc.get("os_ids", [])),
+        container_base=int(_number(doc, "container_base_mb", where) * _MB),
+        vm_os=_span(doc, "vm_os_gb", where, _GB),
+        disk=int(_number(doc, "disk_gib", where) * _GIB),
+        confidence=str(doc.get("confidence", "unknown")),
+        derivation=str(doc.get("derivation", "")),
+        sources=tuple(str(s) for s in doc.get("sources", [])),
+        disk_source=str(doc.get("disk_source", "")),
+        components={str(k): int(_number(components, k, f"{where}.components_mb") * _MB) for k in components},
+    )
+
+
+def load_parameters(path: str | None = None) -> VmParameters:
+    """The built-in parameters, overridden by the TOML file at ``path`` when given (cost: reads 1–2 small files)."""
+    builtin = resources.files("ociinspect").joinpath("data/vm_profiles.toml").read_text(encoding="utf-8")
+    doc = _read(builtin, "built-in")
+    origin = "built-in (ociinspect/data/vm_profiles.toml)"
+    if path:
+        try:
+            with open(path, encoding="utf-8") as f:
+                text = f.read()
+        except OSError as exc:
+            raise PolicyError(
+                f"reading VM profile {path!r}: {exc.strerror}", hint="check the --vm-profile path"
+            ) from None
+        doc, origin = _merge(doc, _read(text, repr(path))), path
+    g = doc.get("global")
+    if not isinstance(g, dict):
+        raise PolicyError("VM profile: the [global] table is missing")
+    families = doc.get("families")
+    if not isinstance(families, dict) or not families:
+        raise PolicyError("VM profile: no [families.*] tables")
+    profiles = {name: _profile(name, f) for name, f in families.items() if isinstance(f, dict)}
+    fallback = str(doc.get("fallback_family", "static"))
+    if fallback not in profiles:
+        raise PolicyError(f"VM profile: fallback_family {fallback!r} is not one of the families")
+    return VmParameters(
+        profiles=profiles,
+        download_ratio=_span(g, "download_ratio", "global", 1.0),
+        headroom=_number(g, "headroom", "global"),
+        writable_layer=int(_number(g, "writable_layer_mb", "global") * _MB),
+        fallback_family=fallback,
+        origin=origin,
+        sources={k[: -len("_source")]: str(v) for k, v in g.items() if k.endswith("_source")},
+    )
