@@ -13,7 +13,7 @@ from ociinspect.errors import ExitCode, OciInspectError, UsageError
 from ociinspect.loader import LoadOptions
 from ociinspect.model import Platform
 from ociinspect.reference import parse_reference
-from ociinspect.reports import FORMATS
+from ociinspect.reports import FORMATS, formats_for
 from ociinspect.session import LoadResult, Session
 
 __all__ = ["ReadContext", "exit_code", "image_options", "output_options", "report_error"]
@@ -152,17 +152,23 @@ def image_options(func: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-def output_options(func: F) -> F:
-    """``--format`` for every command; the command receives ``fmt``."""
-    return click.option(
+def output_options(func_or_view: F | str) -> Any:
+    """``--format`` for every command; the command receives ``fmt``.
+
+    ``@output_options`` offers table/json/markdown; ``@output_options("compare")`` offers every format the
+    ``compare`` view can be rendered in (see :func:`ociinspect.reports.formats_for`).
+    """
+    formats = FORMATS if callable(func_or_view) else formats_for(func_or_view)
+    option = click.option(
         "--format",
         "-f",
         "fmt",
-        type=click.Choice(FORMATS),
+        type=click.Choice(formats),
         default="table",
         show_default=True,
         help="Output format on stdout.",
-    )(func)
+    )
+    return option(func_or_view) if callable(func_or_view) else option
 
 
 def exit_code(results: Sequence[LoadResult]) -> int:

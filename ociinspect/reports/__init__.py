@@ -1,8 +1,9 @@
 """One output dispatch for every command: ``render(view, fmt, documents)``.
 
-``view`` names what is shown (``"inspect"`` …), ``fmt`` the format (``table``, ``json``, ``markdown``).
-Documents are the JSON-ready dicts of :mod:`ociinspect.reports.data`; the JSON form is exactly those
-documents (one object, or a list when several inputs were given).
+``view`` names what is shown (``"inspect"``, ``"compare"``, ``"vm"`` …), ``fmt`` the format (``table``,
+``json``, ``markdown``, ``html``).  Documents are the JSON-ready dicts of :mod:`ociinspect.reports.data`; the
+JSON form is exactly those documents (one object, or a list when several inputs were given), and every other
+format is rendered from them, so formats cannot disagree.
 """
 
 from __future__ import annotations
@@ -11,13 +12,41 @@ import json
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from ociinspect.reports import text
+from ociinspect.reports import html, text
 
-__all__ = ["FORMATS", "render"]
+__all__ = ["FORMATS", "formats_for", "register", "render"]
 
 FORMATS = ("table", "json", "markdown")
 
-_TEXT_VIEWS: dict[str, Callable[..., str]] = {"inspect": text.inspect_text}
+Renderer = Callable[[dict[str, Any]], str]
+
+# view -> format -> renderer of one document
+_VIEWS: dict[str, dict[str, Renderer]] = {
+    "inspect": {
+        "table": text.inspect_text,
+        "markdown": lambda d: text.inspect_text(d, markdown=True),
+    },
+    "compare": {
+        "table": text.compare_text,
+        "markdown": lambda d: text.compare_text(d, markdown=True),
+        "html": html.compare_html,
+    },
+    "vm": {
+        "table": text.vm_text,
+        "markdown": lambda d: text.vm_text(d, markdown=True),
+        "html": html.vm_html,
+    },
+}
+
+
+def register(view: str, fmt: str, renderer: Renderer) -> None:
+    """Add a renderer (used by command modules that bring their own views)."""
+    _VIEWS.setdefault(view, {})[fmt] = renderer
+
+
+def formats_for(view: str) -> tuple[str, ...]:
+    """The formats ``view`` can be rendered in (``json`` always first after ``table``)."""
+    return ("table", "json", *[f for f in _VIEWS.get(view, {}) if f not in ("table", "json")])
 
 
 def render(view: str, fmt: str, documents: Sequence[dict[str, Any]], *, as_list: bool = False) -> str:
@@ -25,6 +54,6 @@ def render(view: str, fmt: str, documents: Sequence[dict[str, Any]], *, as_list:
     if fmt == "json":
         payload: Any = list(documents) if as_list or len(documents) != 1 else documents[0]
         return json.dumps(payload, indent=2, sort_keys=False)
-    renderer = _TEXT_VIEWS[view]
-    sep = "\n\n" if fmt == "markdown" else "\n\n" + "─" * 80 + "\n\n"
-    return sep.join(renderer(d, markdown=fmt == "markdown") for d in documents)
+    renderer = _VIEWS[view][fmt]
+    sep = "\n\n" if fmt in ("markdown", "html") else "\n\n" + "─" * 80 + "\n\n"
+    return sep.join(renderer(d) for d in documents)

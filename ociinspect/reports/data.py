@@ -6,12 +6,17 @@ Sizes stay ``int`` bytes here.
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Sequence
 from typing import Any
 
+from ociinspect.analyzers.sharing import SharingReport
+from ociinspect.analyzers.vm import FleetEstimate, VmEstimate, VmParameters
 from ociinspect.errors import OciInspectError
 from ociinspect.model import Image, IndexEntry
+from ociinspect.osinfo import OsInfo
 
-__all__ = ["SCHEMA_VERSION", "error_document", "inspect_document"]
+__all__ = ["SCHEMA_VERSION", "compare_document", "error_document", "inspect_document", "vm_document"]
 
 SCHEMA_VERSION = 1
 
@@ -100,4 +105,140 @@ def error_document(reference: str, error: OciInspectError) -> dict[str, Any]:
             "hint": error.hint,
             "exit_code": int(error.exit_code),
         },
+    }
+
+
+def compare_document(report: SharingReport, *, os_by_ref: dict[str, OsInfo] | None = None) -> dict[str, Any]:
+    """The ``compare`` JSON document (schema_version 1): per-image shared/unique, layers, bases, pairs."""
+    os_by_ref = os_by_ref or {}
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "images": [
+            {
+                "reference": s.reference,
+                "digest": s.digest,
+                "total_size": s.total_size,
+                "shared_size": s.shared_size,
+                "unique_size": s.unique_size,
+                "uncompressed_total_size": s.uncompressed_total_size,
+                "uncompressed_shared_size": s.uncompressed_shared_size,
+                "uncompressed_unique_size": s.uncompressed_unique_size,
+                "layer_count": s.layer_count,
+                "base": s.base,
+                "os": os_by_ref[s.reference].to_json() if s.reference in os_by_ref else None,
+            }
+            for s in report.images
+        ],
+        "layers": [
+            {
+                "digest": layer.digest,
+                "diff_id": layer.diff_id,
+                "size": layer.size,
+                "uncompressed_size": layer.uncompressed_size,
+                "used_by": list(layer.used_by),
+                "same_content_as": list(layer.same_content_as),
+            }
+            for layer in report.layers
+        ],
+        "bases": [
+            {
+                "label": g.label,
+                "source": g.source,
+                "digest": g.digest,
+                "layers": g.layers,
+                "size": g.size,
+                "uncompressed_size": g.uncompressed_size,
+                "images": list(g.images),
+                "same_blobs": g.same_blobs,
+                "saved_size": g.saved,
+                "uncompressed_saved_size": g.uncompressed_saved,
+            }
+            for g in report.bases
+        ],
+        "pairs": [
+            {
+                "a": p.a,
+                "b": p.b,
+                "common_prefix_layers": p.common_prefix_layers,
+                "common_prefix_size": p.common_prefix_size,
+                "common_prefix_uncompressed_size": p.common_prefix_uncompressed_size,
+                "shared_size": p.shared_size,
+            }
+            for p in report.pairs
+        ],
+        "deduplicated_size": report.deduplicated_size,
+        "logical_size": report.logical_size,
+        "uncompressed_deduplicated_size": report.uncompressed_deduplicated_size,
+        "uncompressed_logical_size": report.uncompressed_logical_size,
+        "errors": [],
+    }
+
+
+def vm_document(
+    estimates: Sequence[VmEstimate], fleet: FleetEstimate | None, params: VmParameters
+) -> dict[str, Any]:
+    """The ``vm`` JSON document (schema_version 1): each image as a VM, the fleet, and the parameters used."""
+    families = sorted({e.profile.family for e in estimates})
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "images": [
+            {
+                "reference": e.reference,
+                "os": e.os.to_json(),
+                "family": e.profile.family,
+                "family_label": e.profile.label,
+                "container_size": e.container_size,
+                "base_size": e.base_size,
+                "base_size_source": e.base_size_source,
+                "payload_size": e.payload,
+                "vm_os_size": int(e.profile.vm_os.central),
+                "vm_used_size": e.vm_used,
+                "vm_used_low": e.vm_used_low,
+                "vm_used_high": e.vm_used_high,
+                "vm_download_size": e.vm_download,
+                "vm_download_low": e.vm_download_low,
+                "vm_download_high": e.vm_download_high,
+                "vm_disk_size": e.vm_disk,
+            }
+            for e in estimates
+        ],
+        "fleet": None
+        if fleet is None
+        else {
+            "replicas": fleet.replicas,
+            "containers": fleet.containers,
+            "containers_size": fleet.containers_size,
+            "unique_layers_size": fleet.unique_layers_size,
+            "writable_size": fleet.writable_size,
+            "vms_used_size": fleet.vms_used_size,
+            "vms_used_low": fleet.vms_used_low,
+            "vms_used_high": fleet.vms_used_high,
+            "vms_disk_size": fleet.vms_disk_size,
+            "ratio": fleet.ratio,
+            "ratio_low": fleet.ratio_low,
+            "ratio_high": fleet.ratio_high,
+            "disk_ratio": fleet.disk_ratio,
+        },
+        "parameters": {
+            "origin": params.origin,
+            "download_ratio": dataclasses.asdict(params.download_ratio),
+            "headroom": params.headroom,
+            "writable_layer": params.writable_layer,
+            "sources": dict(params.sources),
+            "families": {
+                f: {
+                    "label": (p := params.profile(f)).label,
+                    "container_base": p.container_base,
+                    "vm_os": dataclasses.asdict(p.vm_os),
+                    "disk": p.disk,
+                    "confidence": p.confidence,
+                    "derivation": p.derivation,
+                    "sources": list(p.sources),
+                    "disk_source": p.disk_source,
+                    "components": dict(p.components),
+                }
+                for f in families
+            },
+        },
+        "errors": [],
     }

@@ -129,3 +129,166 @@ def inspect_text(doc: dict[str, Any], *, markdown: bool = False) -> str:
     out.append("")
     out.append("Sizes in IEC units (1 KiB = 1024 bytes).")
     return "\n".join(out)
+
+
+def _ratio(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:,.1f}×"
+
+
+def compare_text(doc: dict[str, Any], *, markdown: bool = False) -> str:
+    """Shared/unique table per image, totals, common bases, shared layers and (optionally) the overlap matrix."""
+    rows = [
+        (
+            i["reference"],
+            i["layer_count"],
+            human_size(i["total_size"]),
+            human_size(i["shared_size"]),
+            human_size(i["unique_size"]),
+            human_size(i["uncompressed_total_size"]),
+            human_size(i["uncompressed_shared_size"]),
+            human_size(i["uncompressed_unique_size"]),
+            (i["os"] or {}).get("pretty_name") or (i["os"] or {}).get("id") or "-",
+            i["base"] or "-",
+        )
+        for i in doc["images"]
+    ]
+    headers = [
+        "image",
+        "layers",
+        "size",
+        "shared",
+        "unique",
+        "unpacked",
+        "shared",
+        "unique",
+        "base OS",
+        "base image",
+    ]
+    out = []
+    if markdown:
+        out.append("### Shared and unique bytes\n")
+    out.append(_table(rows, headers, markdown))
+    logical, dedup = doc["logical_size"], doc["deduplicated_size"]
+    saved = logical - dedup
+    pct = f" ({100 * saved / logical:.0f}%)" if logical else ""
+    out.append("")
+    out.append(
+        f"Stored once per blob: {human_size(dedup)} instead of {human_size(logical)} — sharing saves {human_size(saved)}{pct}."
+    )
+    if doc["uncompressed_logical_size"] is not None:
+        out.append(
+            f"Unpacked, by content: {human_size(doc['uncompressed_deduplicated_size'])} instead of "
+            f"{human_size(doc['uncompressed_logical_size'])}."
+        )
+    if doc["bases"]:
+        out.append("")
+        out.append("Common bases:")
+        for g in doc["bases"]:
+            unc = (
+                f", {human_size(g['uncompressed_saved_size'])} unpacked"
+                if g["uncompressed_saved_size"] is not None
+                else ""
+            )
+            out.append(
+                f"  {len(g['images'])} images share base {g['label']} ({g['layers']} layer{'s' if g['layers'] != 1 else ''}, "
+                f"{human_size(g['size'])}): {human_size(g['saved_size'])} saved{unc} [{g['source']}]"
+            )
+            if g["same_blobs"] < len(g["images"]):
+                out.append(
+                    f"    {len(g['images']) - g['same_blobs']} of them hold that content in other blobs (recompressed)"
+                )
+    shared = [layer for layer in doc["layers"] if len(layer["used_by"]) > 1 or layer["same_content_as"]]
+    if shared:
+        out.append("")
+        lrows = [
+            (
+                _short(layer["digest"]),
+                human_size(layer["size"]),
+                human_size(layer["uncompressed_size"]),
+                len(layer["used_by"]),
+                ", ".join(_short(d) for d in layer["same_content_as"]) or "-",
+            )
+            for layer in sorted(shared, key=lambda x: (-len(x["used_by"]), -x["size"]))
+        ]
+        out.append(_table(lrows, ["shared layer", "size", "unpacked", "images", "same content as"], markdown))
+    if doc.get("options", {}).get("matrix"):
+        refs = [i["reference"] for i in doc["images"]]
+        short = [f"#{n + 1}" for n in range(len(refs))]
+        cell: dict[tuple[str, str], str] = {}
+        for p in doc["pairs"]:
+            text = f"{human_size(p['shared_size'])} / {p['common_prefix_layers']}"
+            cell[(p["a"], p["b"])] = cell[(p["b"], p["a"])] = text
+        mrows = [(f"#{n + 1} {a}", *[cell.get((a, b), "—") for b in refs]) for n, a in enumerate(refs)]
+        out.append("")
+        out.append("Pairwise overlap (shared bytes / common leading layers):")
+        out.append(_table(mrows, ["", *short], markdown))
+    out.append("")
+    out.append(
+        "Sizes in IEC units; compressed sizes count blobs by digest, unpacked sizes count content by diff_id."
+    )
+    return "\n".join(out)
+
+
+def vm_text(doc: dict[str, Any], *, markdown: bool = False) -> str:
+    """Each image as a VM, the fleet comparison, and the parameters with their sources."""
+    rows = [
+        (
+            i["reference"],
+            f"{i['os']['pretty_name'] or i['os']['id'] or 'none'} → {i['family']}",
+            human_size(i["container_size"]),
+            f"{human_size(i['vm_used_size'])} [{human_size(i['vm_used_low'])}–{human_size(i['vm_used_high'])}]",
+            human_size(i["vm_download_size"]),
+            human_size(i["vm_disk_size"]),
+            _ratio(i["vm_used_size"] / i["container_size"] if i["container_size"] else None),
+        )
+        for i in doc["images"]
+    ]
+    out = []
+    if markdown:
+        out.append("### Container vs VM image\n")
+    out.append(
+        _table(
+            rows,
+            ["image", "base OS → VM profile", "container", "VM used [range]", "VM download", "VM disk", "×"],
+            markdown,
+        )
+    )
+    f = doc["fleet"]
+    if f:
+        out.append("")
+        out.append(
+            f"Fleet: {f['containers']} containers ({f['replicas']} × {len(doc['images'])} image(s)) store "
+            f"{human_size(f['containers_size'])} (layers once: {human_size(f['unique_layers_size'])}"
+            f" + writable {human_size(f['writable_size'])}); as {f['containers']} VMs: "
+            f"{human_size(f['vms_used_size'])} used [{human_size(f['vms_used_low'])}–{human_size(f['vms_used_high'])}], "
+            f"{human_size(f['vms_disk_size'])} provisioned."
+        )
+        out.append(
+            f"Ratio: {_ratio(f['ratio'])} used [{_ratio(f['ratio_low'])}–{_ratio(f['ratio_high'])}], "
+            f"{_ratio(f['disk_ratio'])} provisioned."
+        )
+    p = doc["parameters"]
+    out.append("")
+    out.append(
+        f"Model (docs/vm-model.md): VM used = VM OS + (container − base layers); download = used ÷ "
+        f"{p['download_ratio']['central']} [{p['download_ratio']['low']}–{p['download_ratio']['high']}]; "
+        f"disk = max(default disk, used × {1 + p['headroom']:.2f}). Parameters: {p['origin']}."
+    )
+    for i in doc["images"]:
+        out.append(
+            f"  {i['reference']}: base {human_size(i['base_size'])} ({i['base_size_source']}); os: {i['os']['evidence']}"
+        )
+    for name, fam in p["families"].items():
+        out.append(
+            f"  {name}: {fam['label']}; VM OS {human_size(fam['vm_os']['central'])} "
+            f"[{human_size(fam['vm_os']['low'])}–{human_size(fam['vm_os']['high'])}], disk {human_size(fam['disk'])} "
+            f"({fam['disk_source']}); confidence {fam['confidence']}; {fam['derivation']}"
+        )
+        if fam["components"]:
+            parts = ", ".join(f"{k.replace('_', ' ')} {human_size(v)}" for k, v in fam["components"].items())
+            out.append(f"    why a VM is bigger: {parts}; the rest is package metadata, logs and free space")
+        for src in fam["sources"]:
+            out.append(f"    source: {src}")
+    out.append("")
+    out.append("Sizes in IEC units (1 GiB = 1024³ bytes); VM figures are estimates with the stated ranges.")
+    return "\n".join(out)
