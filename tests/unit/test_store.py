@@ -162,7 +162,7 @@ def test_threads_share_the_store(tmp_path: Path) -> None:
                 digest = f"sha256:{i:064x}"
                 store.put_scan(layer_scan(digest=digest))
                 assert store.get_scan(digest) is not None
-            except BaseException as exc:  # noqa: BLE001 - reported below
+            except BaseException as exc:
                 errors.append(exc)
 
         threads = [threading.Thread(target=work, args=(i,)) for i in range(16)]
