@@ -515,6 +515,21 @@ def scan_layer(
     """
     options = options or ScanOptions()
     what = _layer_what(layer)
+    try:
+        return _scan_layer(source, layer, options, what, progress)
+    except (
+        OciInspectError
+    ) as exc:  # source errors (digest, network) do not know which layer they were reading
+        raise exc.with_context(what) from None
+
+
+def _scan_layer(
+    source: Source,
+    layer: Layer,
+    options: ScanOptions,
+    what: str,
+    progress: Callable[[int], None] | None,
+) -> LayerScan:
     if options.use_estargz_toc:
         from ociinspect import estargz
 

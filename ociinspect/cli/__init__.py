@@ -43,7 +43,9 @@ def cli(verbose: int) -> None:
 
 
 # commands register themselves on `cli`
+from ociinspect.cli import files as _files  # noqa: E402,F401
 from ociinspect.cli import inspect as _inspect  # noqa: E402,F401
+from ociinspect.cli import waste as _waste  # noqa: E402,F401
 
 
 def main(argv: Sequence[str] | None = None) -> int:
