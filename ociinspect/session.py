@@ -17,10 +17,12 @@ from typing import TYPE_CHECKING
 from ociinspect.errors import OciInspectError
 from ociinspect.loader import LoadOptions, load, load_all_platforms
 from ociinspect.model import Image
+from ociinspect.osinfo import OsInfo
 from ociinspect.reference import Reference, parse_reference
 from ociinspect.sources.base import Source
 
 if TYPE_CHECKING:
+    from ociinspect.osdetect import Cache
     from ociinspect.registry import CredentialResolver, RegistryClient, RegistrySettings
 
 __all__ = ["LoadResult", "Session"]
@@ -33,6 +35,7 @@ class LoadResult:
     reference: str
     images: tuple[Image, ...] = ()
     error: OciInspectError | None = None
+    os: tuple[OsInfo, ...] = ()  # aligned with ``images`` when the base OS was asked for
 
 
 class Session:
@@ -47,6 +50,7 @@ class Session:
         self._credentials = credentials
         self._client: RegistryClient | None = None
         self._lock = threading.Lock()
+        self.os_cache: Cache | None = None  # (get, put) by key; set by callers that have a store
 
     @property
     def client(self) -> RegistryClient:
@@ -90,9 +94,14 @@ class Session:
         options: LoadOptions | None = None,
         *,
         all_platforms: bool = False,
+        with_os: bool = False,
         workers: int = 8,
     ) -> list[LoadResult]:
-        """Load several references concurrently; results come back in input order, errors included."""
+        """Load several references concurrently; results come back in input order, errors included.
+
+        ``with_os`` also finds each image's base OS (:func:`ociinspect.osdetect.detect_os`: a partial read of the
+        base layer, cached by layer digest).
+        """
 
         def one(text: str) -> LoadResult:
             try:
@@ -102,9 +111,10 @@ class Session:
                             images = tuple(load_all_platforms(src, options))
                         else:
                             images = (load(src, options),)
+                        os_infos = tuple(self._detect_os(src, img) for img in images) if with_os else ()
                     except OciInspectError as exc:
                         raise exc.with_context(f"reading {src.reference}") from None
-                return LoadResult(text, images)
+                return LoadResult(text, images, os=os_infos)
             except OciInspectError as exc:
                 return LoadResult(text, error=exc)
 
@@ -112,6 +122,11 @@ class Session:
             return [one(references[0])]
         with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, min(workers, len(references)))) as pool:
             return list(pool.map(one, references))
+
+    def _detect_os(self, source: Source, image: Image) -> OsInfo:
+        from ociinspect.osdetect import detect_os
+
+        return detect_os(source, image, cache=self.os_cache)
 
     def close(self) -> None:
         with self._lock:

@@ -43,8 +43,10 @@ def cli(verbose: int) -> None:
 
 
 # commands register themselves on `cli`
+from ociinspect.cli import compare as _compare  # noqa: E402,F401
 from ociinspect.cli import files as _files  # noqa: E402,F401
 from ociinspect.cli import inspect as _inspect  # noqa: E402,F401
+from ociinspect.cli import vm as _vm  # noqa: E402,F401
 from ociinspect.cli import waste as _waste  # noqa: E402,F401
 
 

@@ -13,10 +13,19 @@ from ociinspect.errors import ExitCode, OciInspectError, UsageError
 from ociinspect.loader import LoadOptions
 from ociinspect.model import Platform
 from ociinspect.reference import parse_reference
-from ociinspect.reports import FORMATS, formats_for
+from ociinspect.reports import FORMATS, formats_for, render
+from ociinspect.reports.data import error_document
 from ociinspect.session import LoadResult, Session
 
-__all__ = ["ReadContext", "exit_code", "image_options", "output_options", "report_error"]
+__all__ = [
+    "ReadContext",
+    "emit_results",
+    "exit_code",
+    "image_options",
+    "load_for_command",
+    "output_options",
+    "report_error",
+]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -143,11 +152,16 @@ def image_options(func: F) -> F:
             retries=retries,
         )
         session = Session(settings, CredentialResolver(explicit=explicit))
+        from ociinspect.store import Store
+
+        store = Store()  # immutable, digest-keyed facts (base-OS files of layers); opened on first use
+        session.os_cache = (store.get_fact, store.put_fact)
         options = LoadOptions(platform=platform)
         try:
             return func(*args, read=ReadContext(session, options, all_platforms), **kwargs)
         finally:
             session.close()
+            store.close()
 
     return wrapper  # type: ignore[return-value]
 
@@ -178,3 +192,30 @@ def exit_code(results: Sequence[LoadResult]) -> int:
     if len(errors) < len(results):
         return ExitCode.PARTIAL
     return max(int(e.exit_code) for e in errors)
+
+
+def load_for_command(read: ReadContext, refs: Sequence[str], *, with_os: bool = False) -> list[LoadResult]:
+    """Load ``refs`` concurrently for a multi-image command; failures are reported on stderr as they are known
+    (and kept in the results for the exit code)."""
+    results = read.session.load_many(
+        list(refs), read.options, all_platforms=read.all_platforms, with_os=with_os
+    )
+    for r in results:
+        if r.error:
+            report_error(r.error)
+    return results
+
+
+def emit_results(view: str, fmt: str, doc: dict[str, Any], results: Sequence[LoadResult]) -> None:
+    """Print one document built from ``results`` (failed refs listed under ``errors``) and exit with the code
+    the results call for: 0 all read, 4 some failed, the error's own code when all failed."""
+    failed = [r for r in results if r.error]
+    doc.setdefault("errors", [])
+    doc["errors"] = [
+        error_document(r.reference, r.error)["error"] | {"reference": r.reference} for r in failed if r.error
+    ]
+    if len(failed) < len(results) or not results:
+        click.echo(render(view, fmt, [doc]))
+    code = exit_code(results)
+    if code:
+        raise SystemExit(code)
