@@ -194,9 +194,9 @@ def compare_text(doc: dict[str, Any], *, markdown: bool = False) -> str:
                 f"{human_size(g['size'])}): {human_size(g['saved_size'])} saved{unc} [{g['source']}]"
             )
             if g["same_blobs"] < len(g["images"]):
-                out.append(
-                    f"    {len(g['images']) - g['same_blobs']} of them hold that content in other blobs (recompressed)"
-                )
+                others = len(g["images"]) - g["same_blobs"]
+                verb = "holds" if others == 1 else "hold"
+                out.append(f"    {others} of them {verb} that content in other blobs (recompressed)")
     shared = [layer for layer in doc["layers"] if len(layer["used_by"]) > 1 or layer["same_content_as"]]
     if shared:
         out.append("")
