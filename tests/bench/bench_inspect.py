@@ -1,0 +1,871 @@
+"""Benchmark of issue 2: ``ociinspect inspect`` against skopeo on a realistic image, measured in one run.
+
+    python tests/bench/bench_inspect.py                 # 7 timed runs of everything after one warm-up
+    python tests/bench/bench_inspect.py --source HEAD   # benchmark a committed revision, not the work tree
+    python tests/bench/bench_inspect.py --strict        # also exit 1 when a timing target is missed
+
+What happens:
+
+1. :mod:`realimage` builds (or reuses) the ~480 MB, 5-layer image (debootstrap bookworm minbase + 4 layers).
+2. A Distribution registry is started on loopback (``tests/harness/registry.py``, mode ``anon``, access log on)
+   and the image is pushed with ``skopeo copy --preserve-digests oci:LAYOUT:latest docker://HOST/bench/real:latest``.
+3. Measured (median/min/max of ``--runs`` runs each, after one warm-up run):
+
+   a. ``python -m ociinspect inspect REF -f json`` (and the installed ``ociinspect`` script) vs
+      ``skopeo inspect --tls-verify=false docker://REF``;
+   b. the true unpacked size: ociinspect's ``uncompressed_size`` vs ``skopeo copy docker://REF dir:TMP`` +
+      ``gunzip -c LAYER | wc -c`` per layer; bytes transferred by each, from the registry's access log
+      (Apache combined format: status and response size per request);
+   c. ``ociinspect inspect --exact`` (streams and verifies every layer), for reference;
+   d. where the ``inspect`` time goes: interpreter start-up, imports, HTTP (in-process timings), and
+      ``python -X importtime`` of the CLI.
+
+Checks (exit 1 when one fails): every layer's and the total uncompressed size equal ``gunzip | wc -c`` and the
+tar size written by :mod:`realimage`, to the byte (``--exact`` too); at most 1 KiB of blob data per layer read by
+``inspect``; the served manifest digest is the built one. Targets (FAIL printed, exit 0 unless ``--strict``):
+``inspect`` ≥ 50× faster than the skopeo + gunzip pipeline; one ``inspect`` ≤ 180 ms (median).
+
+ociinspect runs from ``--source`` (default: this work tree) through ``PYTHONPATH``, from a neutral working
+directory, so neither the current directory nor a stale editable install decides what is measured.
+
+Cost: ~1 minute with a cached image (the skopeo + gunzip pipeline dominates: ~3 s a run), plus the image build
+the first time (~30-70 s). Needs ``docker-registry``, ``skopeo``, ``gunzip``, ``wc``, and root for debootstrap.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+BENCH_DIR = Path(__file__).resolve().parent
+REPO_ROOT = BENCH_DIR.parents[1]
+for _path in (str(REPO_ROOT), str(REPO_ROOT / "tests")):
+    if _path not in sys.path:
+        sys.path.insert(0, _path)
+
+from harness.registry import RunningRegistry, start_registry  # noqa: E402
+
+from bench.realimage import RealImage, load_real_image  # noqa: E402
+
+INSPECT_TARGET_S = 0.180
+SPEEDUP_TARGET = 50.0
+BLOB_BYTES_PER_LAYER_TARGET = 1024
+REPOSITORY = "bench/real"
+REQUIRED_TOOLS = ("docker-registry", "skopeo", "gunzip", "wc", "git")
+
+_ACCESS_LINE = re.compile(
+    r'^(?P<remote>\S+) \S+ (?P<user>\S+) \[(?P<time>[^\]]+)\] "(?P<method>\S+) (?P<uri>\S+) [^"]*" '
+    r'(?P<status>\d{3}) (?P<size>\d+|-)(?: "(?P<referer>[^"]*)" "(?P<agent>[^"]*)")?'
+)
+_BLOB_URI = re.compile(r"^/v2/(?P<repo>.+)/blobs/(?P<digest>sha256:[0-9a-f]{64})$")
+
+
+class BenchError(RuntimeError):
+    """A command failed or the setup could not be completed."""
+
+
+# ---------------------------------------------------------------- the registry's access log
+
+
+@dataclass(frozen=True)
+class Request:
+    method: str
+    uri: str
+    status: int
+    size: int  # response body bytes as logged ("-" = 0)
+    agent: str
+
+    @property
+    def blob_digest(self) -> str | None:
+        match = _BLOB_URI.match(self.uri.split("?", 1)[0])
+        return match["digest"] if match else None
+
+
+class AccessLog:
+    """Distribution's access log (stdout of the registry): one line per completed response."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def offset(self) -> int:
+        return self.path.stat().st_size if self.path.exists() else 0
+
+    def since(
+        self, offset: int, *, at_least: int = 1, settle: float = 0.1, deadline: float = 5.0
+    ) -> list[Request]:
+        """Requests logged after byte ``offset``. The registry writes a line when it has sent the response,
+        which can be a moment after the client has exited: wait until ``at_least`` lines are there and the
+        count has not changed for ``settle`` seconds."""
+        end = time.monotonic() + deadline
+        previous: list[Request] | None = None
+        while True:
+            current = self._read(offset)
+            if previous is not None and len(current) == len(previous) and len(current) >= at_least:
+                return current
+            if time.monotonic() > end:
+                return current
+            previous = current
+            time.sleep(settle)
+
+    def _read(self, offset: int) -> list[Request]:
+        with open(self.path, "rb") as log:
+            log.seek(offset)
+            text = log.read().decode(errors="replace")
+        requests = []
+        for line in text.splitlines(keepends=True):
+            match = _ACCESS_LINE.match(line) if line.endswith("\n") else None
+            if match:
+                size = 0 if match["size"] == "-" else int(match["size"])
+                requests.append(
+                    Request(match["method"], match["uri"], int(match["status"]), size, match["agent"] or "")
+                )
+        return requests
+
+
+@dataclass
+class Traffic:
+    """What one client run fetched: per-layer blob bytes and request counts, and the total."""
+
+    requests: list[Request]
+    layer_digests: Sequence[str]
+
+    @property
+    def total_bytes(self) -> int:
+        return sum(r.size for r in self.requests)
+
+    def layer_bytes(self, digest: str) -> int:
+        return sum(r.size for r in self.requests if r.blob_digest == digest and r.method == "GET")
+
+    def layer_requests(self, digest: str) -> int:
+        return sum(1 for r in self.requests if r.blob_digest == digest)
+
+    @property
+    def all_layer_bytes(self) -> int:
+        return sum(self.layer_bytes(d) for d in self.layer_digests)
+
+
+# ---------------------------------------------------------------- timing
+
+
+@dataclass
+class Timing:
+    label: str
+    samples: list[float] = field(default_factory=list)
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.samples)
+
+    @property
+    def min(self) -> float:
+        return min(self.samples)
+
+    @property
+    def max(self) -> float:
+        return max(self.samples)
+
+
+def run(argv: Sequence[str], *, env: dict[str, str] | None = None, cwd: Path | None = None) -> str:
+    """Run a command to completion; return its stdout; raise :class:`BenchError` with stderr on failure."""
+    result = subprocess.run(list(argv), capture_output=True, text=True, env=env, cwd=cwd, timeout=900)
+    if result.returncode != 0:
+        tail = "\n".join(result.stderr.strip().splitlines()[-6:])
+        raise BenchError(f"{' '.join(argv)} exited with {result.returncode}:\n{tail}")
+    return result.stdout
+
+
+def measure(
+    label: str,
+    once: Callable[[], Any],
+    *,
+    runs: int,
+    after: Callable[[Any], None] | None = None,
+    cleanup: Callable[[Any], None] | None = None,
+) -> tuple[Timing, list[Any]]:
+    """One warm-up call, then ``runs`` timed calls of ``once``. Untimed: ``after`` sees each timed result,
+    ``cleanup`` every result (warm-up included)."""
+    warm = once()
+    if cleanup is not None:
+        cleanup(warm)
+    timing, results = Timing(label), []
+    for _ in range(runs):
+        start = time.perf_counter()
+        result = once()
+        timing.samples.append(time.perf_counter() - start)
+        if after is not None:
+            after(result)
+        if cleanup is not None:
+            cleanup(result)
+        results.append(result)
+    return timing, results
+
+
+# ---------------------------------------------------------------- what is measured
+
+
+@dataclass
+class Context:
+    image: RealImage
+    registry: RunningRegistry
+    access: AccessLog
+    workdir: Path
+    env: dict[str, str]  # PYTHONPATH -> the ociinspect source under test
+    runs: int
+
+    @property
+    def ref(self) -> str:
+        return f"{self.registry.host}/{REPOSITORY}:{self.image.tag}"
+
+    @property
+    def layer_digests(self) -> list[str]:
+        return [layer.digest for layer in self.image.layers]
+
+    def python(self, *args: str) -> list[str]:
+        return [sys.executable, *args]
+
+
+def prepare_source(spec: str, workdir: Path) -> tuple[Path, str]:
+    """The directory holding the ``ociinspect`` package to benchmark, and a description of it."""
+    head = run(["git", "-C", str(REPO_ROOT), "rev-parse", "--short", "HEAD"]).strip()
+    if spec == "worktree":
+        dirty = run(["git", "-C", str(REPO_ROOT), "status", "--porcelain", "--", "ociinspect"]).strip()
+        state = "with uncommitted changes in ociinspect/" if dirty else "clean"
+        return REPO_ROOT, f"work tree {REPO_ROOT} (HEAD {head}, {state})"
+    rev = run(["git", "-C", str(REPO_ROOT), "rev-parse", "--verify", f"{spec}^{{commit}}"]).strip()
+    target = workdir / "src"
+    target.mkdir()
+    archive = workdir / "src.tar"
+    with open(archive, "wb") as out:
+        subprocess.run(["git", "-C", str(REPO_ROOT), "archive", rev, "ociinspect"], stdout=out, check=True)
+    with tarfile.open(archive) as tar:
+        tar.extractall(target, filter="data")
+    archive.unlink()
+    return target, f"git {rev[:10]} ({spec}), exported to {target}"
+
+
+def ociinspect_env(source: Path, workdir: Path) -> dict[str, str]:
+    """The environment every measured Python runs in: ``source`` first on ``PYTHONPATH``, and bytecode
+    cached under ``workdir/pycache`` (``PYTHONPYCACHEPREFIX``) even if ``PYTHONDONTWRITEBYTECODE`` is set
+    here, as ``pip install`` byte-compiles an installed package. Without that, every run compiles the
+    package from source (~30 ms here)."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(source), env.get("PYTHONPATH", "")) if p)
+    env["PYTHONPYCACHEPREFIX"] = str(workdir / "pycache")
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    return env
+
+
+def check_console_script(ctx: Context, warnings: list[str]) -> str | None:
+    """The installed ``ociinspect`` script, if it runs the source under test (with our PYTHONPATH).
+    Also records whether it works *without* PYTHONPATH, i.e. as a user would run it."""
+    script = shutil.which("ociinspect")
+    if script is None:
+        warnings.append("no `ociinspect` console script on PATH (pip install . installs it)")
+        return None
+    bare = subprocess.run([script, "--version"], capture_output=True, text=True, cwd=ctx.workdir, timeout=60)
+    if bare.returncode != 0:
+        last = (bare.stderr.strip().splitlines() or ["?"])[-1]
+        warnings.append(
+            f"the installed `ociinspect` script fails outside the repo without PYTHONPATH: {last!r} "
+            "(stale editable install? rerun `python -m pip install -e .`); timed here with PYTHONPATH set"
+        )
+    try:
+        run([script, "--version"], env=ctx.env, cwd=ctx.workdir)
+    except BenchError as exc:
+        warnings.append(f"the `ociinspect` script does not run even with PYTHONPATH: {exc}")
+        return None
+    return script
+
+
+def push(ctx: Context) -> float:
+    start = time.perf_counter()
+    run(
+        [
+            "skopeo",
+            "copy",
+            "--quiet",
+            "--dest-tls-verify=false",
+            "--preserve-digests",
+            f"oci:{ctx.image.layout}:{ctx.image.tag}",
+            f"docker://{ctx.ref}",
+        ]
+    )
+    return time.perf_counter() - start
+
+
+def ociinspect_inspect(ctx: Context, argv0: Sequence[str], *extra: str) -> Callable[[], dict[str, Any]]:
+    def once() -> dict[str, Any]:
+        offset = ctx.access.offset()
+        out = run([*argv0, "inspect", ctx.ref, "-f", "json", *extra], env=ctx.env, cwd=ctx.workdir)
+        return {"doc": json.loads(out), "offset": offset}
+
+    return once
+
+
+def skopeo_inspect(ctx: Context) -> Callable[[], dict[str, Any]]:
+    def once() -> dict[str, Any]:
+        out = run(["skopeo", "inspect", "--tls-verify=false", f"docker://{ctx.ref}"], cwd=ctx.workdir)
+        return json.loads(out)
+
+    return once
+
+
+def skopeo_copy_gunzip(ctx: Context) -> Callable[[], dict[str, Any]]:
+    """The daemonless alternative: download every blob, then ``gunzip -c | wc -c`` each layer in turn."""
+    counter = iter(range(1_000_000))
+
+    def once() -> dict[str, Any]:
+        offset = ctx.access.offset()
+        dest = ctx.workdir / f"alt-{next(counter)}"
+        start = time.perf_counter()
+        run(["skopeo", "copy", "--quiet", "--src-tls-verify=false", f"docker://{ctx.ref}", f"dir:{dest}"])
+        copied = time.perf_counter()
+        manifest = json.loads((dest / "manifest.json").read_text())
+        sizes: dict[str, int] = {}
+        for layer in manifest["layers"]:
+            blob = dest / layer["digest"].split(":", 1)[1]
+            gunzip = subprocess.Popen(["gunzip", "-c", str(blob)], stdout=subprocess.PIPE)
+            wc = subprocess.run(["wc", "-c"], stdin=gunzip.stdout, capture_output=True, text=True, check=True)
+            assert gunzip.stdout is not None
+            gunzip.stdout.close()
+            if gunzip.wait() != 0:
+                raise BenchError(f"gunzip -c {blob} failed")
+            sizes[layer["digest"]] = int(wc.stdout.split()[0])
+        end = time.perf_counter()
+        return {
+            "sizes": sizes,
+            "offset": offset,
+            "dest": dest,
+            "copy": copied - start,
+            "gunzip": end - copied,
+        }
+
+    return once
+
+
+SPLIT_SCRIPT = r"""
+import json, sys, time
+ref, runs = sys.argv[1], int(sys.argv[2])
+t0 = time.perf_counter()
+import ociinspect.cli
+t1 = time.perf_counter()
+import ociinspect.registry, ociinspect.sources.registry
+t2 = time.perf_counter()
+from ociinspect import Session
+from ociinspect.registry import HostSettings, RegistrySettings
+
+def loads(settings):
+    out = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        with Session(settings) as session:
+            session.load(ref)
+        out.append(time.perf_counter() - start)
+    return out
+
+first = loads(None)[0]
+print(json.dumps({
+    "cli_imports": t1 - t0,
+    "registry_imports": t2 - t1,
+    "first_load": first,
+    "loads": loads(None),
+    "loads_plain_http": loads(RegistrySettings(default=HostSettings(plain_http=True))),
+}))
+"""
+
+# One CLI run with wall-clock stamps (time.time(), comparable across processes): script start, after
+# `import ociinspect.cli`, after main() (stdout captured, as a pipe would); the parent stamps spawn and exit.
+PHASES_SCRIPT = r"""
+import contextlib, gc, io, sys, time
+t0 = time.time()
+import ociinspect.cli
+t1 = time.time()
+with contextlib.redirect_stdout(io.StringIO()):
+    code = ociinspect.cli.main(sys.argv[2:])
+t2 = time.time()
+if sys.argv[1] == "freeze":
+    gc.freeze()
+sys.stderr.write(f"\nPHASES {t0} {t1} {t2} {code}\n")
+"""
+
+
+def split(ctx: Context) -> dict[str, Any]:
+    out = run(ctx.python("-c", SPLIT_SCRIPT, ctx.ref, str(ctx.runs)), env=ctx.env, cwd=ctx.workdir)
+    return dict(json.loads(out))
+
+
+def phases(ctx: Context, *, freeze: bool, runs: int) -> dict[str, float]:
+    """Median seconds of: start-up (spawn → first line), CLI imports, main(), exit (main() → reaped)."""
+    samples: list[tuple[float, float, float, float, float]] = []
+    argv = ctx.python("-c", PHASES_SCRIPT, "freeze" if freeze else "-", "inspect", ctx.ref, "-f", "json")
+    for i in range(runs + 1):
+        spawned = time.time()
+        result = subprocess.run(
+            argv, capture_output=True, text=True, env=ctx.env, cwd=ctx.workdir, timeout=120
+        )
+        reaped = time.time()
+        stamps = [line for line in result.stderr.splitlines() if line.startswith("PHASES ")]
+        if not stamps or stamps[-1].split()[-1] != "0":
+            raise BenchError(f"phase run failed: {result.stderr.strip()[-500:]}")
+        t0, t1, t2 = (float(x) for x in stamps[-1].split()[1:4])
+        if i:  # the first is a warm-up
+            samples.append((t0 - spawned, t1 - t0, t2 - t1, reaped - t2, reaped - spawned))
+    names = ("startup", "cli_imports", "main", "exit", "total")
+    return {name: statistics.median(s[k] for s in samples) for k, name in enumerate(names)}
+
+
+def importtime_top(ctx: Context, *args: str, n: int = 12) -> list[str]:
+    """The ``n`` slowest imports (by cumulative µs) of ``python -X importtime -m ociinspect ARGS``."""
+    result = subprocess.run(
+        ctx.python("-X", "importtime", "-m", "ociinspect", *args),
+        capture_output=True,
+        text=True,
+        env=ctx.env,
+        cwd=ctx.workdir,
+        timeout=120,
+    )
+    rows = [line for line in result.stderr.splitlines() if line.startswith("import time:") and "|" in line]
+    rows = [r for r in rows if r.split("|")[1].strip().isdigit()]
+    return sorted(rows, key=lambda r: int(r.split("|")[1]))[-n:]
+
+
+# ---------------------------------------------------------------- report
+
+
+@dataclass
+class Verdicts:
+    rows: list[tuple[str, str, str, str]] = field(default_factory=list)
+    correctness_failed: bool = False
+    targets_failed: bool = False
+
+    def check(self, what: str, measured: str, target: str, ok: bool) -> None:
+        """A correctness check: a failure makes the benchmark exit 1."""
+        self.rows.append((what, measured, target, "PASS" if ok else "FAIL"))
+        self.correctness_failed |= not ok
+
+    def target(self, what: str, measured: str, target: str, ok: bool) -> None:
+        """A timing target: a miss exits 1 only with --strict."""
+        self.rows.append((what, measured, target, "PASS" if ok else "FAIL (target)"))
+        self.targets_failed |= not ok
+
+
+def _table(headers: Sequence[str], rows: Sequence[Sequence[str]], align: str = "") -> str:
+    widths = [max(len(str(x)) for x in col) for col in zip(headers, *rows, strict=True)]
+    align = align or "l" * len(headers)
+
+    def fmt(row: Sequence[str]) -> str:
+        cells = [
+            str(c).rjust(w) if a == "r" else str(c).ljust(w)
+            for c, w, a in zip(row, widths, align, strict=True)
+        ]
+        return "  ".join(cells).rstrip()
+
+    return "\n".join([fmt(headers), fmt(["-" * w for w in widths]), *(fmt(r) for r in rows)])
+
+
+def _ms(seconds: float) -> str:
+    return f"{seconds * 1000:,.1f}"
+
+
+def _bytes(n: int) -> str:
+    return f"{n:,}"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n", 1)[0])
+    parser.add_argument("--runs", type=int, default=7, help="timed runs per measurement (default 7; ≥ 7)")
+    parser.add_argument("--strict", action="store_true", help="exit 1 when a timing target is missed too")
+    parser.add_argument(
+        "--source",
+        default="worktree",
+        help="ociinspect to benchmark: 'worktree' (default) or a git revision (exported with git archive)",
+    )
+    parser.add_argument(
+        "--rebuild-image", action="store_true", help="rebuild the cached benchmark image first"
+    )
+    parser.add_argument("--keep", action="store_true", help="keep the registry's work directory (printed)")
+    args = parser.parse_args(argv)
+    if args.runs < 1:
+        parser.error("--runs must be ≥ 1")
+    missing = [tool for tool in REQUIRED_TOOLS if shutil.which(tool) is None]
+    if missing:
+        print(f"bench_inspect: missing tools: {', '.join(missing)} (tests/run.sh installs the first two)")
+        return 2
+
+    started = time.perf_counter()
+    warnings: list[str] = []
+    if args.runs < 7:
+        warnings.append(f"--runs {args.runs}: fewer than the 7 runs the benchmark is specified with")
+    image_start = time.perf_counter()
+    image = load_real_image(rebuild=args.rebuild_image)
+    image_seconds = time.perf_counter() - image_start
+    workdir = Path(tempfile.mkdtemp(prefix="ociinspect-bench-"))
+    registry = start_registry(workdir / "registry", "anon", access_log=True)
+    try:
+        source, source_text = prepare_source(args.source, workdir)
+        assert registry.access_log_path is not None
+        ctx = Context(
+            image=image,
+            registry=registry,
+            access=AccessLog(registry.access_log_path),
+            workdir=workdir,
+            env=ociinspect_env(source, workdir),
+            runs=args.runs,
+        )
+        imported = run(
+            ctx.python("-c", "import ociinspect; print(ociinspect.__file__)"), env=ctx.env, cwd=workdir
+        )
+        if not imported.strip().startswith(str(source)):
+            raise BenchError(f"PYTHONPATH={source} imports ociinspect from {imported.strip()}")
+        how = "cached" if image.cached else f"built in {image.build_seconds:.1f} s"
+        header = [
+            f"\nociinspect benchmark (issue 2) — {time.strftime('%Y-%m-%d %H:%M:%S')}, {os.cpu_count()} CPUs, "
+            f"Python {sys.version.split()[0]}, {run(['skopeo', '--version']).strip()}",
+            f"ociinspect under test: {source_text}",
+            f"image: {image.reference} — {len(image.layers)} gzip layers, {_bytes(image.uncompressed_size)} B "
+            f"uncompressed, {_bytes(image.compressed_size)} B compressed; base: {image.base}; {how} "
+            f"(load {image_seconds:.1f} s)",
+        ]
+        return _bench(ctx, args, header, warnings, started)
+    except BenchError as exc:
+        print(f"bench_inspect: error: {exc}")
+        return 1
+    finally:
+        registry.stop()
+        if args.keep:
+            print(f"(kept {workdir})")
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+
+@dataclass
+class Measurements:
+    push_seconds: float
+    served_digest: str
+    timings: list[Timing]
+    inspect: Timing  # python -m ociinspect inspect -f json
+    skopeo_inspect: Timing
+    alternative: Timing  # skopeo copy + gunzip | wc -c
+    inspect_docs: list[dict[str, Any]]
+    exact_docs: list[dict[str, Any]]
+    alt_results: list[dict[str, Any]]
+    traffic: list[Traffic]  # one per timed inspect run
+    alt_traffic: list[Traffic]  # one per timed alternative run
+    python_pass: Timing
+    python_bare: Timing
+    version: Timing
+    inproc: dict[str, Any]
+    phase: dict[str, float]
+    phase_frozen: dict[str, float]
+    imports_version: list[str]
+    imports_inspect: list[str]
+
+
+def measure_all(ctx: Context, warnings: list[str]) -> Measurements:
+    runs, digests = ctx.runs, ctx.layer_digests
+    push_seconds = push(ctx)
+    served = skopeo_inspect(ctx)()
+
+    # a. inspect wall time: ociinspect (python -m, console script, --plain-http) vs skopeo inspect
+    traffic: list[Traffic] = []
+
+    def record(result: dict[str, Any]) -> None:
+        traffic.append(Traffic(ctx.access.since(result["offset"], at_least=2 + len(digests)), digests))
+
+    py_m = ctx.python("-m", "ociinspect")
+    t_inspect, inspect_docs = measure(
+        "python -m ociinspect inspect -f json", ociinspect_inspect(ctx, py_m), runs=runs, after=record
+    )
+    timings = [t_inspect]
+    script = check_console_script(ctx, warnings)
+    if script:
+        label = "ociinspect inspect -f json (console script)"
+        timings.append(measure(label, ociinspect_inspect(ctx, [script]), runs=runs)[0])
+    label = "python -m ociinspect inspect -f json --plain-http"
+    timings.append(measure(label, ociinspect_inspect(ctx, py_m, "--plain-http"), runs=runs)[0])
+    t_skopeo, _ = measure("skopeo inspect", skopeo_inspect(ctx), runs=runs)
+    timings.append(t_skopeo)
+
+    # b. the true unpacked size the daemonless way
+    alt_traffic: list[Traffic] = []
+
+    def record_alt(result: dict[str, Any]) -> None:
+        alt_traffic.append(Traffic(ctx.access.since(result["offset"], at_least=2 + len(digests)), digests))
+
+    def remove_download(result: dict[str, Any]) -> None:
+        shutil.rmtree(result["dest"], ignore_errors=True)
+
+    t_alt, alt_results = measure(
+        "skopeo copy dir: + gunzip -c | wc -c per layer",
+        skopeo_copy_gunzip(ctx),
+        runs=runs,
+        after=record_alt,
+        cleanup=remove_download,
+    )
+    timings.append(t_alt)
+
+    # c. --exact
+    label = "python -m ociinspect inspect -f json --exact"
+    t_exact, exact_docs = measure(label, ociinspect_inspect(ctx, py_m, "--exact"), runs=runs)
+    timings.append(t_exact)
+
+    # d. where the time goes
+    t_pass, _ = measure("python -c pass", lambda: run(ctx.python("-c", "pass"), env=ctx.env), runs=runs)
+    t_bare, _ = measure("python -I -S -c pass", lambda: run(ctx.python("-I", "-S", "-c", "pass")), runs=runs)
+    t_version, _ = measure(
+        "python -m ociinspect --version",
+        lambda: run([*py_m, "--version"], env=ctx.env, cwd=ctx.workdir),
+        runs=runs,
+    )
+    return Measurements(
+        push_seconds=push_seconds,
+        served_digest=served.get("Digest", "?"),
+        timings=timings,
+        inspect=t_inspect,
+        skopeo_inspect=t_skopeo,
+        alternative=t_alt,
+        inspect_docs=[r["doc"] for r in inspect_docs],
+        exact_docs=[r["doc"] for r in exact_docs],
+        alt_results=alt_results,
+        traffic=traffic,
+        alt_traffic=alt_traffic,
+        python_pass=t_pass,
+        python_bare=t_bare,
+        version=t_version,
+        inproc=split(ctx),
+        phase=phases(ctx, freeze=False, runs=runs),
+        phase_frozen=phases(ctx, freeze=True, runs=runs),
+        imports_version=importtime_top(ctx, "--version"),
+        imports_inspect=importtime_top(ctx, "inspect", ctx.ref, "-f", "json"),
+    )
+
+
+def verify(image: RealImage, m: Measurements) -> tuple[Verdicts, list[list[str]]]:
+    """The checks and targets, and the per-layer table rows."""
+    verdicts = Verdicts()
+    verdicts.check(
+        "served manifest digest = built",
+        m.served_digest[:19],
+        image.manifest_digest[:19],
+        m.served_digest == image.manifest_digest,
+    )
+    ours = {layer["digest"]: layer for layer in m.inspect_docs[-1]["layers"]}
+    exact = {layer["digest"]: layer for layer in m.exact_docs[-1]["layers"]}
+    gunzip_sizes: dict[str, int] = m.alt_results[-1]["sizes"]
+    rows, all_equal = [], True
+    for i, layer in enumerate(image.layers):
+        mine, streamed = ours.get(layer.digest, {}), exact.get(layer.digest, {})
+        gz = gunzip_sizes.get(layer.digest)
+        equal = (
+            mine.get("uncompressed_size")
+            == gz
+            == layer.uncompressed_size
+            == streamed.get("uncompressed_size")
+        )
+        all_equal &= equal
+        read = max(t.layer_bytes(layer.digest) for t in m.traffic)
+        requests = max(t.layer_requests(layer.digest) for t in m.traffic)
+        rows.append(
+            [
+                str(i),
+                layer.digest[7:19],
+                _bytes(layer.size),
+                f"{_bytes(mine.get('uncompressed_size') or 0)} ({mine.get('uncompressed_size_source')})",
+                _bytes(gz or 0),
+                _bytes(streamed.get("uncompressed_size") or 0),
+                _bytes(layer.uncompressed_size),
+                "yes" if equal else "NO",
+                f"{read} B / {requests} req",
+            ]
+        )
+    verdicts.check(
+        f"uncompressed size per layer ({len(image.layers)}) = gunzip | wc -c",
+        "all equal" if all_equal else "DIFFER",
+        "equal to the byte",
+        all_equal,
+    )
+    totals = (
+        m.inspect_docs[-1]["uncompressed_size"],
+        sum(gunzip_sizes.values()),
+        m.exact_docs[-1]["uncompressed_size"],
+    )
+    verdicts.check(
+        "total uncompressed = sum of gunzip | wc -c",
+        _bytes(totals[0] or 0),
+        _bytes(totals[1]),
+        totals[0] == totals[1] == totals[2] == image.uncompressed_size,
+    )
+    first = [layer["uncompressed_size"] for layer in m.inspect_docs[0]["layers"]]
+    stable = all([layer["uncompressed_size"] for layer in d["layers"]] == first for d in m.inspect_docs)
+    stable &= all(r["sizes"] == gunzip_sizes for r in m.alt_results)
+    verdicts.check("same figures in every run", "yes" if stable else "NO", "yes", stable)
+    max_read = max(t.layer_bytes(d) for t in m.traffic for d in t.layer_digests)
+    verdicts.check(
+        "blob data per layer read by inspect (max)",
+        f"{max_read} B",
+        f"≤ {BLOB_BYTES_PER_LAYER_TARGET} B",
+        max_read <= BLOB_BYTES_PER_LAYER_TARGET,
+    )
+    speedup = m.alternative.median / m.inspect.median
+    verdicts.target(
+        "speed-up vs skopeo copy + gunzip (medians)",
+        f"{speedup:,.0f}×",
+        f"≥ {SPEEDUP_TARGET:.0f}×",
+        speedup >= SPEEDUP_TARGET,
+    )
+    verdicts.target(
+        "one inspect, wall (median, python -m)",
+        f"{_ms(m.inspect.median)} ms",
+        f"≤ {_ms(INSPECT_TARGET_S)} ms",
+        m.inspect.median <= INSPECT_TARGET_S,
+    )
+    return verdicts, rows
+
+
+def report(ctx: Context, m: Measurements, layer_rows: list[list[str]], header: list[str]) -> None:
+    image, runs = ctx.image, ctx.runs
+    print("\n".join(header))
+    print(
+        f"registry: Distribution (docker-registry) at {ctx.registry.host}, anon, loopback; "
+        f"push {m.push_seconds:.1f} s; ref {ctx.ref}"
+    )
+    print(
+        f"each timing: {runs} runs after 1 warm-up, wall clock of the whole command (subprocess); "
+        "Python bytecode cached (PYTHONPYCACHEPREFIX) as for an installed package\n"
+    )
+    print(
+        _table(
+            ["command", "median ms", "min ms", "max ms"],
+            [[t.label, _ms(t.median), _ms(t.min), _ms(t.max)] for t in m.timings],
+            "lrrr",
+        )
+    )
+    print(
+        f"\nociinspect inspect vs skopeo inspect: {m.inspect.median / m.skopeo_inspect.median:.1f}× skopeo's "
+        f"time (median {_ms(m.inspect.median)} vs {_ms(m.skopeo_inspect.median)} ms)"
+    )
+
+    print("\nuncompressed size per layer, to the byte")
+    headers = ["#", "layer", "compressed", "ociinspect (source)", "gunzip|wc -c", "--exact", "built tar"]
+    print(_table([*headers, "equal", "inspect read"], layer_rows, "llrrrrrll"))
+    gunzip_total = sum(m.alt_results[-1]["sizes"].values())
+    print(
+        f"total: ociinspect {_bytes(m.inspect_docs[-1]['uncompressed_size'] or 0)}, gunzip|wc -c "
+        f"{_bytes(gunzip_total)}, --exact {_bytes(m.exact_docs[-1]['uncompressed_size'] or 0)}, "
+        f"built {_bytes(image.uncompressed_size)}"
+    )
+
+    ot, at = m.traffic[-1], m.alt_traffic[-1]
+    print("\nbytes transferred (registry access log, one run)")
+    print(
+        _table(
+            ["client", "requests", "layer blob bytes", "all bytes", "time (median)"],
+            [
+                [
+                    "ociinspect inspect",
+                    str(len(ot.requests)),
+                    _bytes(ot.all_layer_bytes),
+                    _bytes(ot.total_bytes),
+                    f"{_ms(m.inspect.median)} ms",
+                ],
+                [
+                    "skopeo copy + gunzip|wc -c",
+                    str(len(at.requests)),
+                    _bytes(at.all_layer_bytes),
+                    _bytes(at.total_bytes),
+                    f"{_ms(m.alternative.median)} ms",
+                ],
+            ],
+            "lrrrr",
+        )
+    )
+    speedup = m.alternative.median / m.inspect.median
+    print(f"ratio: {at.total_bytes / max(ot.total_bytes, 1):,.0f}× fewer bytes, {speedup:,.0f}× faster")
+    copy_s = statistics.median(r["copy"] for r in m.alt_results)
+    gunzip_s = statistics.median(r["gunzip"] for r in m.alt_results)
+    print(
+        f"the alternative's parts (medians): skopeo copy {_ms(copy_s)} ms "
+        f"({at.all_layer_bytes / copy_s / 1e6:,.0f} MB/s over loopback), gunzip -c | wc -c {_ms(gunzip_s)} ms"
+    )
+    loads, plain = m.inproc["loads"], m.inproc["loads_plain_http"]
+    link_s = at.all_layer_bytes / 125e6
+    print(
+        f"for comparison, not targets: as a library (Session().load() in a running process, "
+        f"{_ms(statistics.median(loads))} ms) the speed-up is {m.alternative.median / statistics.median(loads):,.0f}×; "
+        f"over a 1 Gbit/s link the alternative's download alone would take ≥ {link_s:.1f} s "
+        f"(≥ {(link_s + gunzip_s) / m.inspect.median:,.0f}× with this inspect time)"
+    )
+
+    print(
+        f"\nwhere one `python -m ociinspect inspect -f json` goes (medians of {runs} runs; a stamped run is a"
+    )
+    print("`python -c` script calling ociinspect.cli.main(), with time.time() taken between the phases)")
+    phase, frozen, inproc = m.phase, m.phase_frozen, m.inproc
+    rows = [
+        ["interpreter start-up", _ms(phase["startup"]), "spawn → first line of the script"],
+        ["  cf. bare interpreter, start + exit", _ms(m.python_bare.median), "python -I -S -c pass"],
+        ["  cf. with site (.pth files here), start + exit", _ms(m.python_pass.median), "python -c pass"],
+        ["import ociinspect.cli (click, ociinspect core)", _ms(phase["cli_imports"]), "stamped"],
+        ["main(['inspect', REF, '-f', 'json'])", _ms(phase["main"]), "stamped"],
+        ["  import ociinspect.registry (requests, urllib3…)", _ms(inproc["registry_imports"]), "in-process"],
+        [
+            "  Session().load(REF): loopback https→http probe",
+            _ms(statistics.median(loads)),
+            f"in-process, {len(loads)} runs, min {_ms(min(loads))}",
+        ],
+        [
+            "  Session().load(REF) with plain_http=True",
+            _ms(statistics.median(plain)),
+            f"in-process, {len(plain)} runs, min {_ms(min(plain))}",
+        ],
+        ["interpreter exit (module teardown, final GC)", _ms(phase["exit"]), "main() returned → reaped"],
+        ["  … with gc.freeze() before exit", _ms(frozen["exit"]), "same, stamped run with gc.freeze()"],
+        ["= stamped run, total", _ms(phase["total"]), "spawn → reaped"],
+        ["  … with gc.freeze() before exit", _ms(frozen["total"]), "spawn → reaped"],
+        ["python -m ociinspect --version", _ms(m.version.median), "subprocess"],
+        ["python -m ociinspect inspect -f json", _ms(m.inspect.median), "subprocess (table above)"],
+    ]
+    print(_table(["part", "ms", "measured as"], rows, "lrl"))
+    print("\npython -X importtime -m ociinspect --version (slowest by cumulative µs)")
+    print("\n".join(m.imports_version))
+    print("\npython -X importtime -m ociinspect inspect REF -f json (slowest by cumulative µs)")
+    print("\n".join(m.imports_inspect))
+
+
+def _bench(
+    ctx: Context, args: argparse.Namespace, header: list[str], warnings: list[str], started: float
+) -> int:
+    measurements = measure_all(ctx, warnings)
+    verdicts, layer_rows = verify(ctx.image, measurements)
+    report(ctx, measurements, layer_rows, header)
+    print("\nresults")
+    print(_table(["check / target", "measured", "target", "result"], verdicts.rows))
+    for warning in warnings:
+        print(f"warning: {warning}")
+    print(f"\nbenchmark wall time {time.perf_counter() - started:.0f} s")
+    if verdicts.correctness_failed:
+        print("FAIL: a correctness check failed")
+        return 1
+    if verdicts.targets_failed:
+        print(
+            "some targets missed" + (" (--strict: exit 1)" if args.strict else " (exit 0; --strict to fail)")
+        )
+        return 1 if args.strict else 0
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
