@@ -42,7 +42,8 @@ _GZIP_MIN_OVERHEAD = 18  # 10-byte header + 8-byte trailer
 _GZIP_HEADER_SLACK = 1024  # optional FNAME/FCOMMENT/FEXTRA fields we allow for without reading the header
 _PLAUSIBLE_RATIO = 20  # a second 2^32 candidate below this compression ratio makes the figure ambiguous
 _2_32 = 1 << 32
-_TAR_BLOCK = 512  # every tar stream is a whole number of 512-byte blocks; a size that is not cannot be the layer's
+# every tar stream is a whole number of 512-byte blocks; a size that is not cannot be the layer's
+_TAR_BLOCK = 512
 _MULTI_MEMBER_ANNOTATIONS = (
     "containerd.io/snapshot/stargz/toc.digest",
     "io.containers.estargz.uncompressed-size",

@@ -148,6 +148,22 @@ def estimate_image(
     )
 
 
+def estimate_for(image: Image, os: OsInfo, params: VmParameters) -> VmEstimate | None:
+    """:func:`estimate_image` for a loaded image: the base layers are those up to the one holding the OS files.
+
+    ``None`` when an uncompressed layer size is unknown (the caller asks for ``--exact``).
+    """
+    size = image.uncompressed_size
+    if size is None:
+        return None
+    base_size = None
+    if os.layer_index is not None:
+        base_size = sum(layer.uncompressed.value or 0 for layer in image.layers[: os.layer_index + 1])
+    return estimate_image(
+        image.reference, size, os, params, base_size=base_size, base_layers=(os.layer_index or 0) + 1
+    )
+
+
 def estimate_fleet(
     images: Sequence[Image], estimates: Sequence[VmEstimate], params: VmParameters, *, replicas: int = 1
 ) -> FleetEstimate:

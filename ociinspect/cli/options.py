@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import sys
 from collections.abc import Callable, Sequence
-from typing import Any, TypeVar
+from typing import Any, TypeVar, overload
 
 import click
 
@@ -166,7 +166,11 @@ def image_options(func: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-def output_options(func_or_view: F | str) -> Any:
+@overload
+def output_options(func_or_view: F) -> F: ...
+@overload
+def output_options(func_or_view: str) -> Callable[[F], F]: ...
+def output_options(func_or_view: F | str) -> F | Callable[[F], F]:
     """``--format`` for every command; the command receives ``fmt``.
 
     ``@output_options`` offers table/json/markdown; ``@output_options("compare")`` offers every format the
@@ -182,7 +186,9 @@ def output_options(func_or_view: F | str) -> Any:
         show_default=True,
         help="Output format on stdout.",
     )
-    return option(func_or_view) if callable(func_or_view) else option
+    if callable(func_or_view):
+        return option(func_or_view)
+    return option
 
 
 def exit_code(results: Sequence[LoadResult]) -> int:

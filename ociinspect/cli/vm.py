@@ -6,7 +6,7 @@ import dataclasses
 
 import click
 
-from ociinspect.analyzers.vm import estimate_fleet, estimate_image
+from ociinspect.analyzers.vm import estimate_fleet, estimate_for
 from ociinspect.cli import cli
 from ociinspect.cli.options import ReadContext, emit_results, image_options, load_for_command, output_options
 from ociinspect.errors import UsageError
@@ -60,24 +60,12 @@ def vm(
     pairs = [(img, info) for r in results for img, info in zip(r.images, r.os, strict=False)]
     estimates = []
     for img, info in pairs:
-        size = img.uncompressed_size
-        if size is None:
+        estimate = estimate_for(img, info, params)
+        if estimate is None:
             raise UsageError(
                 f"{img.reference}: some uncompressed layer sizes are unknown, so the VM size cannot be computed",
                 hint="rerun with --exact to stream the layers",
             )
-        base_size = None
-        if info.layer_index is not None:
-            base_size = sum(lyr.uncompressed.value or 0 for lyr in img.layers[: info.layer_index + 1])
-        estimates.append(
-            estimate_image(
-                img.reference,
-                size,
-                info,
-                params,
-                base_size=base_size,
-                base_layers=(info.layer_index or 0) + 1,
-            )
-        )
+        estimates.append(estimate)
     fleet = estimate_fleet([img for img, _ in pairs], estimates, params, replicas=replicas) if pairs else None
     emit_results("vm", fmt, vm_document(estimates, fleet, params), results)

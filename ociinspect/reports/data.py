@@ -33,8 +33,11 @@ def _entry(e: IndexEntry) -> dict[str, Any]:
     }
 
 
-def inspect_document(image: Image) -> dict[str, Any]:
-    """The ``inspect`` JSON document for one image (schema_version 1)."""
+def inspect_document(
+    image: Image, *, os: OsInfo | None = None, vm: VmEstimate | None = None
+) -> dict[str, Any]:
+    """The ``inspect`` JSON document for one image (schema_version 1); ``os``/``vm`` add the base OS and the
+    one-line VM equivalent."""
     cfg = image.config
     created = cfg.created if cfg else None
     return {
@@ -90,6 +93,17 @@ def inspect_document(image: Image) -> dict[str, Any]:
             for h in image.history
         ],
         "index_manifests": [_entry(e) for e in image.index_entries],
+        "base_os": os.to_json() if os else None,
+        "vm_equivalent": None
+        if vm is None
+        else {
+            "family": vm.profile.family,
+            "vm_used_size": vm.vm_used,
+            "vm_used_low": vm.vm_used_low,
+            "vm_used_high": vm.vm_used_high,
+            "vm_download_size": vm.vm_download,
+            "vm_disk_size": vm.vm_disk,
+        },
         "warnings": list(image.warnings),
     }
 

@@ -95,6 +95,19 @@ def inspect_text(doc: dict[str, Any], *, markdown: bool = False) -> str:
         ("Compressed", f"{human_size(doc['compressed_size'])} ({doc['compressed_size']} bytes)"),
         ("Uncompressed", unc_text + (f" ({unc} bytes)" if unc is not None else "")),
     ]
+    if doc.get("base_os"):
+        o = doc["base_os"]
+        summary.append(("Base OS", f"{o['pretty_name'] or o['id'] or 'none found'} ({o['evidence']})"))
+    if doc.get("vm_equivalent"):
+        v = doc["vm_equivalent"]
+        summary.append(
+            (
+                "As a VM",
+                f"~{human_size(v['vm_used_size'])} used [{human_size(v['vm_used_low'])}–{human_size(v['vm_used_high'])}], "
+                f"{human_size(v['vm_download_size'])} download, {human_size(v['vm_disk_size'])} disk "
+                f"({v['family']} profile; `ociinspect vm` explains)",
+            )
+        )
     rows = [
         (
             layer["index"],
