@@ -50,7 +50,7 @@ def stacked_bars(rows: Sequence[tuple[str, Sequence[tuple[int, str, str]]]], *, 
     top = max((sum(v for v, _, _ in parts) for _, parts in rows), default=0) or 1
     height = row_h * len(rows) + 10
     out = [
-        f'<svg role="img" aria-label="{_e(title)}" width="{label_w + bar_w + 120}" height="{height}" xmlns="http://www.w3.org/2000/svg">'
+        f'<svg role="img" aria-label="{_e(title)}" width="{label_w + bar_w + 230}" height="{height}" xmlns="http://www.w3.org/2000/svg">'
     ]
     for n, (label, parts) in enumerate(rows):
         y = 5 + n * row_h
@@ -76,7 +76,7 @@ def bar_chart(groups: Sequence[tuple[str, Sequence[tuple[int, str, str]]]], *, t
     rows = sum(len(bars) for _, bars in groups)
     height = rows * (bar_h + 4) + len(groups) * 12 + 10
     out = [
-        f'<svg role="img" aria-label="{_e(title)}" width="{label_w + bar_w + 120}" height="{height}" xmlns="http://www.w3.org/2000/svg">'
+        f'<svg role="img" aria-label="{_e(title)}" width="{label_w + bar_w + 230}" height="{height}" xmlns="http://www.w3.org/2000/svg">'
     ]
     y = 5
     for label, bars in groups:
@@ -142,7 +142,7 @@ def compare_html(doc: dict[str, Any]) -> str:
         parts.append("<h2>Common bases</h2><ul>")
         for g in doc["bases"]:
             parts.append(
-                f"<li>{len(g['images'])} images share base <b>{_e(g['label'])}</b> ({g['layers']} layers, "
+                f"<li>{len(g['images'])} images share base <b>{_e(g['label'])}</b> ({g['layers']} layer{"s" if g["layers"] != 1 else ""}, "
                 f"{_e(human_size(g['size']))}): {_e(human_size(g['saved_size']))} saved</li>"
             )
         parts.append("</ul>")
