@@ -142,7 +142,7 @@ def compare_html(doc: dict[str, Any]) -> str:
         parts.append("<h2>Common bases</h2><ul>")
         for g in doc["bases"]:
             parts.append(
-                f"<li>{len(g['images'])} images share base <b>{_e(g['label'])}</b> ({g['layers']} layer{"s" if g["layers"] != 1 else ""}, "
+                f"<li>{len(g['images'])} images share base <b>{_e(g['label'])}</b> ({g['layers']} layer{'s' if g['layers'] != 1 else ''}, "
                 f"{_e(human_size(g['size']))}): {_e(human_size(g['saved_size']))} saved</li>"
             )
         parts.append("</ul>")
