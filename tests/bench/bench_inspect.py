@@ -533,7 +533,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         how = "cached" if image.cached else f"built in {image.build_seconds:.1f} s"
         header = [
             f"\nociinspect benchmark (issue 2) — {time.strftime('%Y-%m-%d %H:%M:%S')}, {os.cpu_count()} CPUs, "
-            f"Python {sys.version.split()[0]}, {run(['skopeo', '--version']).strip()}",
+            f"Python {sys.version.split()[0]}, {run(['skopeo', '--version']).strip()}, load average "
+            f"{os.getloadavg()[0]:.2f} (timings are noisy while other work shares the CPUs)",
             f"ociinspect under test: {source_text}",
             f"image: {image.reference} — {len(image.layers)} gzip layers, {_bytes(image.uncompressed_size)} B "
             f"uncompressed, {_bytes(image.compressed_size)} B compressed; base: {image.base}; {how} "
@@ -855,7 +856,10 @@ def _bench(
     print(_table(["check / target", "measured", "target", "result"], verdicts.rows))
     for warning in warnings:
         print(f"warning: {warning}")
-    print(f"\nbenchmark wall time {time.perf_counter() - started:.0f} s")
+    load = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    print(
+        f"\nbenchmark wall time {time.perf_counter() - started:.0f} s; load average now {load} (1, 5, 15 min)"
+    )
     if verdicts.correctness_failed:
         print("FAIL: a correctness check failed")
         return 1
