@@ -1,7 +1,5 @@
 """``python -m ociinspect``."""
 
-import sys
+from ociinspect.cli import run
 
-from ociinspect.cli import main
-
-sys.exit(main())
+run()

@@ -289,6 +289,8 @@ class Transport:
         self._session = session
         self._lock = threading.Lock()
         self._plain_loopback: set[str] = set()
+        self._probed: set[str] = set()
+        self._probes: dict[str, threading.Lock] = {}
 
     def close(self) -> None:
         """Close pooled connections (no requests)."""
@@ -299,10 +301,48 @@ class Transport:
         return f"{'http' if self.is_plain_http(host) else 'https'}://{host}{path}"
 
     def is_plain_http(self, host: str) -> bool:
-        """True when ``host`` is configured for plain HTTP or a loopback host was found to speak it."""
+        """True when ``host`` is configured for plain HTTP or a loopback host was found to speak it.
+
+        A loopback host with default TLS settings is probed once, without credentials, with ``GET /v2/`` over
+        plain HTTP (about 1 ms on loopback, instead of building a TLS context and failing a handshake): a
+        registry answer (200 or 401) means plain HTTP; anything else, HTTPS as usual.
+        """
+        key = normalize_host(host)
         with self._lock:
-            remembered = normalize_host(host) in self._plain_loopback
-        return remembered or self.settings.for_host(host).plain_http
+            if key in self._plain_loopback:
+                return True
+        host_settings = self.settings.for_host(host)
+        if host_settings.plain_http:
+            return True
+        if host_settings.insecure or host_settings.ca_file or not is_loopback(host):
+            return False
+        with self._lock:
+            probe_lock = self._probes.setdefault(key, threading.Lock())
+        with probe_lock:
+            with self._lock:
+                if key in self._probed:
+                    return key in self._plain_loopback
+            plain = self._probe_plain(host)
+            with self._lock:
+                self._probed.add(key)
+                if plain:
+                    self._plain_loopback.add(key)
+            return plain
+
+    def _probe_plain(self, host: str) -> bool:
+        """One credential-less ``GET http://host/v2/`` with short timeouts: does a registry answer plain HTTP?"""
+        try:
+            response = self._session.get(
+                f"http://{host}/v2/",
+                timeout=(min(self.settings.connect_timeout, 2.0), 2.0),
+                allow_redirects=False,
+            )
+        except requests.RequestException:
+            return False
+        try:
+            return response.status_code in (200, 401)
+        finally:
+            response.close()
 
     def same_origin(self, url: str, host: str) -> bool:
         """True when ``url`` points at ``host`` (scheme, host and port as :meth:`url` would build them)."""

@@ -656,7 +656,20 @@ def test_loopback_plain_http_fallback_is_remembered(serve: Callable[..., FakeSer
         assert client.get_manifest(server.host, "a/b", "latest").digest == MANIFEST_DIGEST
         assert client._transport.is_plain_http(server.host)
         client.get_manifest(server.host, "a/b", "latest")
-    assert len(server.requests) == 2  # the TLS attempt never parsed as a request
+    # one credential-less plain-HTTP probe of /v2/ (no TLS attempt at all), then the two requests
+    assert [r.path for r in server.requests] == ["/v2/", "/v2/a/b/manifests/latest", "/v2/a/b/manifests/latest"]
+    assert "authorization" not in server.requests[0].headers
+
+
+def test_loopback_tls_registry_is_not_mistaken_for_plain(
+    serve: Callable[..., FakeServer], test_ca: tuple[Path, ssl.SSLContext]
+) -> None:
+    ca_file, context = test_ca
+    server = serve(scripted(manifest_reply()), tls=context)
+    with RegistryClient(RegistrySettings()) as client:
+        assert not client._transport.is_plain_http(server.host)  # the plain probe fails: stay on https
+        with pytest.raises(errors.TLSFailure):  # and https without the CA is refused, as it must be
+            client.get_manifest(server.host, "a/b", "latest")
 
 
 def test_plain_http_server_with_tls_required_hints_plain_http(
