@@ -440,7 +440,7 @@ def scan_tar_stream(
         if entry is None:
             continue
         if hash_files and entry.is_regular:
-            entry = dataclasses.replace(entry, sha256=_hash_member(tf, ti, reader, what))
+            entry = _with_hash(entry, _hash_member(tf, ti, reader, what))
         entries.append(entry)
         if len(entries) > max_entries:
             raise LimitExceeded(
@@ -454,6 +454,10 @@ def scan_tar_stream(
             "read relative to the image root as Docker extracts them"
         )
     return entries, f"sha256:{reader.hasher.hexdigest()}", reader.total, warnings
+
+
+def _with_hash(e: Entry, sha256: str) -> Entry:
+    return Entry(e.path, e.typeflag, e.size, e.mode, e.uid, e.gid, e.linkname, sha256, e.whiteout)
 
 
 def _hash_member(tf: tarfile.TarFile, ti: tarfile.TarInfo, reader: _ForwardReader, what: str) -> str:
@@ -576,6 +580,7 @@ def read_files(
     paths: Sequence[str],
     *,
     markers: Sequence[str] = (),
+    scope: str | None = None,
     max_file_bytes: int = 1 << 20,
     max_uncompressed: int | None = DEFAULT_MAX_UNCOMPRESSED,
 ) -> tuple[dict[str, bytes], frozenset[str]]:
@@ -583,9 +588,11 @@ def read_files(
 
     Paths are normalised (``etc/os-release``, no leading ``/``); a marker is present when an entry has that
     path or lies below it.  Files over ``max_file_bytes`` are skipped.  Cost: a *partial* stream of the layer —
-    reading stops right after ``paths[0]`` (the most authoritative file) has been read, otherwise at the end of
-    the layer; the blob digest and diff_id are verified only when the whole layer was read.  Errors name the
-    layer (:class:`InvalidImage`, :class:`LimitExceeded`).
+    reading stops right after ``paths[0]`` (the most authoritative file) has been read; or, with ``scope``
+    (a directory such as ``"etc"``), as soon as the stream has left that directory after having found some of
+    ``paths`` (every common image builder writes entries in lexical order, so the directory is contiguous);
+    otherwise at the end of the layer.  The blob digest and diff_id are verified only when the whole layer was
+    read.  Errors name the layer (:class:`InvalidImage`, :class:`LimitExceeded`).
     """
     what = _layer_what(layer)
     wanted = set(paths)
@@ -603,6 +610,14 @@ def read_files(
             for marker, below in prefixes:
                 if path == marker or path.startswith(below):
                     present.add(marker)
+            if (
+                scope is not None
+                and found
+                and path != scope
+                and not path.startswith(scope + "/")
+                and path > scope
+            ):
+                break  # left the scope directory with something found: the rest of the layer can't be in it
             if path in wanted and ti.isreg() and ti.sparse is None and ti.size <= max_file_bytes:
                 reader.seek(ti.offset_data)
                 found[path] = reader.read(ti.size)

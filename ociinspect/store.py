@@ -199,17 +199,22 @@ class Store:
             row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
             return int(row[0]) if row else 0
 
-    def get_scan(self, digest: str, *, need_hash: bool = False, allow_toc: bool = True) -> LayerScan | None:
+    def get_scan(
+        self, digest: str, *, need_hash: bool = False, allow_toc: bool = True, entries: bool = True
+    ) -> LayerScan | None:
         """The cached index of layer ``digest`` if one satisfies the request, else ``None``.
 
         A hashed scan satisfies a non-hashed request but not the reverse; an eStargz TOC index is used only
-        when ``allow_toc``; a streamed index is preferred.  Cost: one indexed read, one inflate and JSON parse.
+        when ``allow_toc``; a streamed index is preferred.  ``entries=False`` returns the scan's facts with an
+        empty ``entries`` tuple (for reports that need no file list).  Cost: one indexed read, plus inflating and
+        parsing the entries (about 30 ms per 10 000) unless ``entries=False``.
         """
+        columns = "entries" if entries else "NULL"
         with self._usable() as conn:
             if conn is None:
                 return None
             rows = conn.execute(
-                "SELECT index_source, hashed, diff_id, uncompressed_size, entries, warnings "
+                f"SELECT index_source, hashed, diff_id, uncompressed_size, {columns}, warnings "
                 "FROM layer_scans WHERE digest = ? ORDER BY index_source = 'stream' DESC",
                 (digest,),
             ).fetchall()
@@ -220,7 +225,7 @@ class Store:
                 continue
             source: IndexSource = "stream" if index_source == "stream" else "estargz-toc"
             try:
-                entries = _decode(blob)
+                decoded = _decode(blob) if entries else ()
                 notes = tuple(str(w) for w in json.loads(warnings))
             except (ValueError, TypeError, zlib.error) as exc:
                 log.warning("store: dropping unreadable cached index of %s (%s)", digest, exc)
@@ -228,7 +233,7 @@ class Store:
                 return None
             return LayerScan(
                 digest=digest,
-                entries=entries,  # type: ignore[arg-type]
+                entries=decoded,  # type: ignore[arg-type]
                 index_source=source,
                 hashed=bool(hashed),
                 diff_id=diff_id,

@@ -42,6 +42,7 @@ from collections.abc import Iterator, Sequence
 from ociinspect.scan import WHITEOUT_PREFIX, Entry
 
 __all__ = [
+    "ANALYSIS_VERSION",
     "DiveEfficiency",
     "DuplicateSet",
     "FinalFile",
@@ -57,6 +58,9 @@ __all__ = [
 ]
 
 _DOUBLE_WHITEOUT = ".wh..wh."
+
+#: Bumped whenever a result of :func:`analyze` changes for the same input, so cached analyses are not reused.
+ANALYSIS_VERSION = 1
 
 
 # --------------------------------------------------------------------------------------------- dive's trees
@@ -89,17 +93,6 @@ class _Node:
             names.append(node.name)
             node = node.parent
         return "/" + "/".join(reversed(names))
-
-    def copy(self, parent: _Node | None) -> _Node:
-        new = _Node(self.name, parent, self.info)
-        stack = [(self, new)]
-        while stack:
-            src, dst = stack.pop()
-            for name, child in src.children.items():
-                c = _Node(name, dst, child.info)
-                dst.children[name] = c
-                stack.append((child, c))
-        return new
 
 
 def _add_path(root: _Node, names: Sequence[str], info: Entry | None) -> None:
@@ -150,17 +143,20 @@ def _build_tree(entries: Sequence[Entry]) -> _Node:
 
 
 def _stack(lower: _Node, upper: _Node) -> None:
-    """dive's ``FileTree.Stack``: remove whiteout targets, add (and overwrite the records of) every other node."""
-    for node in _walk_child_first(upper):
-        if node is upper:
-            continue
-        path = node.path()
-        if node.name.startswith(WHITEOUT_PREFIX):
+    """dive's ``FileTree.Stack``: remove whiteout targets, add (and overwrite the records of) every other node.
+
+    The plan is taken from ``upper`` before ``lower`` changes, so ``lower`` may be ``upper`` itself.
+    """
+    plan = [
+        (node.path(), node.name.startswith(WHITEOUT_PREFIX), node.info) for node in _walk_child_first(upper)
+    ]
+    for path, is_whiteout, info in plan[:-1]:  # the last node visited is the root
+        if is_whiteout:
             target = _get_node(lower, path)
             if target is not None and target.parent is not None:
                 del target.parent.children[target.name]
         else:
-            _add_path(lower, [n for n in path.split("/") if n], node.info)
+            _add_path(lower, [n for n in path.split("/") if n], info)
 
 
 def _subtree_size(node: _Node) -> int:
@@ -203,34 +199,30 @@ class DiveEfficiency:
 def dive_efficiency(layers: Sequence[Sequence[Entry]]) -> DiveEfficiency:
     """dive's efficiency, wasted bytes and inefficient files for ``layers`` (bottom first).
 
-    Cost: O(entries) to build the trees plus one stacked tree per layer that has whiteouts.
+    Cost: O(entries); memory: one layer's tree plus the stack of the layers below (only when there are
+    whiteouts).
     """
-    trees = [_build_tree(entries) for entries in layers]
+    # dive needs, while visiting layer k, StackTreeRange(trees, 0, k-1): a copy of trees[0] stacked with
+    # trees[0] … trees[k-1].  It is built incrementally, one layer tree alive at a time, and only when some
+    # name could be a whiteout (dive's test: a name starting with ".wh.").
+    # Stacking stops after the last layer that can hold one (no later lookup needs the stack).
+    last_whiteout = max(
+        (k for k, entries in enumerate(layers) if any(WHITEOUT_PREFIX in e.path for e in entries)), default=-1
+    )
     # path -> [cumulative size, smallest size (-1: none yet), nodes seen], created before the size is known
     records: dict[str, list[int]] = {}
     notes: list[str] = []
     stacked: _Node | None = None
-    stacked_upto = 0  # `stacked` is dive's StackTreeRange(trees, 0, stacked_upto - 1)
-
-    def stacked_below(k: int) -> _Node:
-        # dive: StackTreeRange(trees, 0, k-1) = copy of trees[0], then Stack(trees[0]), …, Stack(trees[k-1])
-        nonlocal stacked, stacked_upto
-        if stacked is None:
-            stacked = trees[0].copy(None)
-            stacked_upto = 0
-        while stacked_upto < k:
-            _stack(stacked, trees[stacked_upto])
-            stacked_upto += 1
-        return stacked
-
-    for k, tree in enumerate(trees):
+    for k, entries in enumerate(layers):
+        tree = _build_tree(entries)
+        below = tree if k == 0 else stacked  # for k = 0 dive looks in a copy of this very tree
         for node in _walk_child_first(tree):
             if node is tree or node.children:
                 continue
             path = node.path()
             record = records.setdefault(path, [0, -1, 0])
             if node.name.startswith(WHITEOUT_PREFIX):
-                previous = _get_node(stacked_below(k), path)
+                previous = _get_node(below, path) if below is not None else None
                 if previous is None:
                     # dive returns an error here, leaving this path's record at cumulative 0 / smallest -1
                     # (so it lowers the efficiency numerator by one) and visiting nothing more of this layer
@@ -245,6 +237,11 @@ def dive_efficiency(layers: Sequence[Sequence[Entry]]) -> DiveEfficiency:
             if record[1] < 0 or size < record[1]:
                 record[1] = size
             record[2] += 1
+        if k < last_whiteout:
+            if stacked is None:
+                stacked = tree  # copy(trees[0]) + Stack(trees[0]): trees[0] is not needed any more, reuse it
+            _stack(stacked, tree)
+        del tree
     cumulative = {p: r[0] for p, r in records.items()}
     count = {p: r[2] for p, r in records.items()}
     discovered = sum(cumulative.values())
@@ -384,7 +381,7 @@ class _FS:
         return removed
 
 
-def _apply(layers: Sequence[Sequence[Entry]]) -> tuple[_FS, list[LayerChanges]]:
+def _apply(layers: Sequence[Sequence[Entry]], *, keep_changes: bool = True) -> tuple[_FS, list[LayerChanges]]:
     fs = _FS()
     result = []
     for k, entries in enumerate(layers):
@@ -424,13 +421,15 @@ def _apply(layers: Sequence[Sequence[Entry]]) -> tuple[_FS, list[LayerChanges]]:
             removed_now.pop(e.path, None)
             counts[kind][0] += 1
             counts[kind][1] += e.size
-            changes.append((kind, e.path, e, k))
+            if keep_changes:
+                changes.append((kind, e.path, e, k))
         for p, (origin, old) in removed_now.items():
             if old.is_dir:
                 continue
             counts["removed"][0] += 1
             counts["removed"][1] += old.size
-            changes.append(("removed", p, old, origin))
+            if keep_changes:
+                changes.append(("removed", p, old, origin))
         result.append(
             LayerChanges(
                 index=k,
@@ -520,10 +519,11 @@ def analyze(layers: Sequence[Sequence[Entry]], *, hashed: bool = False) -> Waste
 
     Cost: :func:`dive_efficiency` plus two O(entries) passes.
     """
-    fs, changes = _apply(layers)
+    dive = dive_efficiency(layers)  # first: its trees are freed before ours are built
+    fs, changes = _apply(layers, keep_changes=False)  # the per-entry lists are for `files --layer`
     final = [FinalFile(p, layer, e) for p, (layer, e) in fs.files.items()]
     return WasteReport(
-        dive=dive_efficiency(layers),
+        dive=dive,
         layers=tuple(changes),
         whiteout_deleted_bytes=sum(c.whiteout_deleted_bytes for c in changes),
         overwritten_bytes=sum(c.overwritten_bytes for c in changes),

@@ -5,16 +5,17 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import functools
+import hashlib
 import json
 import re
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from ociinspect.analyzers.waste import analyze
+from ociinspect.analyzers.waste import ANALYSIS_VERSION, analyze
 from ociinspect.cli import cli
 from ociinspect.cli.options import ReadContext, image_options, output_options, report_error
 from ociinspect.errors import ExitCode, OciInspectError, UsageError
@@ -22,13 +23,25 @@ from ociinspect.loader import load, load_all_platforms
 from ociinspect.model import Image
 from ociinspect.reports import render
 from ociinspect.reports.data import error_document
-from ociinspect.reports.waste import dive_export, waste_document
+from ociinspect.reports.waste import analysis_document, dive_export, waste_document
 from ociinspect.scan import DEFAULT_MAX_UNCOMPRESSED, LayerScan, ScanOptions, scan_image
 from ociinspect.store import Store
 
-__all__ = ["ScanSettings", "raise_exit", "scan_options", "scan_reference"]
+__all__ = [
+    "ScanSettings",
+    "each_image",
+    "raise_exit",
+    "scan_layers",
+    "scan_options",
+    "scan_reference",
+    "waste_of",
+]
+
+if TYPE_CHECKING:
+    from ociinspect.sources.base import Source
 
 F = TypeVar("F", bound=Callable[..., Any])
+_T = TypeVar("_T")
 
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgtp]?)(i?)b?\s*$", re.IGNORECASE)
 
@@ -126,14 +139,15 @@ def _progress(total: int, label: str) -> Iterator[Callable[[int], None] | None]:
         yield bar.update
 
 
-def scan_reference(
-    read: ReadContext, reference: str, settings: ScanSettings
-) -> list[tuple[Image, list[LayerScan]]]:
-    """Load the image(s) ``reference`` names and index every layer (through the cache).
-
-    Cost: the manifest and config reads, then per layer either nothing (cached), two Range reads (eStargz) or
-    one streamed read of the blob.  Errors carry the reference.
-    """
+def each_image(
+    read: ReadContext,
+    reference: str,
+    settings: ScanSettings,
+    work: Callable[[Source, Image, Store | None], _T],
+) -> list[_T]:
+    """Load the image(s) ``reference`` names (one, or every platform) and call ``work`` on each, with the open
+    source and the store (``None`` with ``--no-cache``).  Errors carry the reference.  Cost: the manifest and
+    config reads, plus what ``work`` does."""
     options = dataclasses.replace(read.options, sizes="none")
     store = settings.store()
     out = []
@@ -147,16 +161,80 @@ def scan_reference(
                             f"{image.digest} is an artifact ({image.artifact_type}), not a container image",
                             hint="waste and files read container images only",
                         )
-                    pending = [layer.size for layer in image.layers]
-                    with _progress(sum(pending), f"scanning {len(pending)} layers") as progress:
-                        scans = scan_image(src, image, settings.options, cache=store, progress=progress)
-                    out.append((image, scans))
+                    out.append(work(src, image, store))
             except OciInspectError as exc:
                 raise exc.with_context(f"reading {src.reference}") from None
     finally:
         if store is not None:
             store.close()
     return out
+
+
+def scan_layers(source: Source, image: Image, settings: ScanSettings, store: Store | None) -> list[LayerScan]:
+    """Index every layer of ``image`` through the cache, with a progress bar on a terminal.  Cost: per layer
+    nothing (cached), two Range reads (eStargz) or one streamed read of the blob."""
+    total = sum(layer.size for layer in image.layers)
+    with _progress(total, f"scanning {len(image.layers)} layers") as progress:
+        return scan_image(source, image, settings.options, cache=store, progress=progress)
+
+
+def scan_reference(
+    read: ReadContext, reference: str, settings: ScanSettings
+) -> list[tuple[Image, list[LayerScan]]]:
+    """Every image ``reference`` names with its layer indexes (see :func:`each_image`, :func:`scan_layers`)."""
+    return each_image(
+        read, reference, settings, lambda src, image, store: (image, scan_layers(src, image, settings, store))
+    )
+
+
+def _analysis_key(image: Image, hashed: bool) -> str:
+    """The store key of an image's analysis: it depends only on the ordered layer digests (and the analyzer)."""
+    text = "\n".join(
+        [f"v{ANALYSIS_VERSION}", "hashed" if hashed else "plain", *(x.digest for x in image.layers)]
+    )
+    return "waste-analysis:sha256:" + hashlib.sha256(text.encode()).hexdigest()
+
+
+def _cached_document(image: Image, settings: ScanSettings, store: Store) -> dict[str, Any] | None:
+    """The document from cached facts alone (no entry decoded, nothing analysed), when every layer's index and
+    the analysis are in the store.  Cost: one small read per layer and one for the analysis."""
+    opts = settings.options
+    infos = []
+    for layer in image.layers:
+        info = store.get_scan(
+            layer.digest, need_hash=opts.hash_files, allow_toc=opts.use_estargz_toc, entries=False
+        )
+        if info is None:
+            return None
+        infos.append(info)
+    fact = store.get_fact(_analysis_key(image, all(i.hashed for i in infos)))
+    if fact is None:
+        return None
+    try:
+        return waste_document(image, infos, json.loads(fact))
+    except (ValueError, KeyError, TypeError):
+        return None  # an unreadable cached analysis: compute it again
+
+
+def waste_of(
+    source: Source, image: Image, settings: ScanSettings, store: Store | None, *, dive_json: bool = False
+) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """The ``waste`` document of one image (and dive's export when ``dive_json``), from the cache when it can.
+
+    Cost: warm — a few store reads; cold — :func:`scan_layers` plus :func:`ociinspect.analyzers.waste.analyze`.
+    """
+    if store is not None and not dive_json:
+        cached = _cached_document(image, settings, store)
+        if cached is not None:
+            return cached, None
+    scans = scan_layers(source, image, settings, store)
+    hashed = all(s.hashed for s in scans)
+    report = analyze([s.entries for s in scans], hashed=hashed)
+    analysis = analysis_document(report)
+    if store is not None:
+        store.put_fact(_analysis_key(image, hashed), json.dumps(analysis, separators=(",", ":")))
+    export = dive_export(image, scans, report) if dive_json else None
+    return waste_document(image, scans, analysis), export
 
 
 @cli.command()
@@ -197,13 +275,19 @@ def waste(
     docs: list[dict[str, Any]] = []
     errors: list[OciInspectError] = []
     exports = []
+    want_export = json_dive is not None
     for ref in refs:
         try:
-            for image, scans in scan_reference(read, ref, scan):
-                report = analyze([s.entries for s in scans], hashed=all(s.hashed for s in scans))
-                docs.append(waste_document(image, scans, report))
-                if json_dive is not None:
-                    exports.append(dive_export(image, scans, report))
+            results = each_image(
+                read,
+                ref,
+                scan,
+                lambda src, image, store: waste_of(src, image, scan, store, dive_json=want_export),
+            )
+            for doc, export in results:
+                docs.append(doc)
+                if export is not None:
+                    exports.append(export)
         except OciInspectError as exc:
             errors.append(exc)
             report_error(exc)

@@ -20,6 +20,7 @@ from ociinspect.scan import Entry, LayerScan
 
 __all__ = [
     "SCHEMA_VERSION",
+    "analysis_document",
     "dive_export",
     "files_document",
     "files_text",
@@ -40,17 +41,28 @@ def _percent(ratio: float | None) -> float | None:
     return None if ratio is None else ratio * 100.0
 
 
-def waste_document(image: Image, scans: Sequence[LayerScan], report: WasteReport) -> dict[str, Any]:
-    """The ``waste`` JSON document for one image (schema_version 1)."""
+_LAYER_CHANGE_KEYS = (
+    "content_size",
+    "entries",
+    "added",
+    "modified",
+    "removed",
+    "added_bytes",
+    "modified_bytes",
+    "removed_bytes",
+    "whiteout_deleted_bytes",
+    "overwritten_bytes",
+)
+
+
+def analysis_document(report: WasteReport) -> dict[str, Any]:
+    """The parts of a ``waste`` document that depend only on the layers' contents (JSON-ready).
+
+    A pure function of the ordered layer digests (and :data:`~ociinspect.analyzers.waste.ANALYSIS_VERSION`), so
+    it can be cached by them; :func:`waste_document` adds what belongs to one image and one run.
+    """
     dive = report.dive
-    warnings = list(image.warnings)
-    for layer, scan in zip(image.layers, scans, strict=True):
-        warnings.extend(f"layer {layer.index}: {w}" for w in scan.warnings)
     return {
-        "schema_version": SCHEMA_VERSION,
-        "reference": image.reference,
-        "digest": image.digest,
-        "platform": image.platform.to_json() if image.platform else None,
         "size_bytes": dive.size_bytes,
         "user_size_bytes": dive.user_size_bytes,
         "wasted_bytes": dive.wasted_bytes,
@@ -78,34 +90,44 @@ def waste_document(image: Image, scans: Sequence[LayerScan], report: WasteReport
             }
             for d in report.duplicates
         ],
-        "layers": [
-            {
-                "index": layer.index,
-                "digest": layer.digest,
-                "media_type": layer.media_type,
-                "diff_id": layer.diff_id,
-                "compressed_size": layer.size,
-                "uncompressed_size": scan.uncompressed_size,
-                "content_size": changes.content_size,
-                "entries": changes.entries,
-                "added": changes.added,
-                "modified": changes.modified,
-                "removed": changes.removed,
-                "added_bytes": changes.added_bytes,
-                "modified_bytes": changes.modified_bytes,
-                "removed_bytes": changes.removed_bytes,
-                "whiteout_deleted_bytes": changes.whiteout_deleted_bytes,
-                "overwritten_bytes": changes.overwritten_bytes,
-                "index_source": scan.index_source,
-                "diff_id_verified": scan.diff_id is not None and scan.diff_id == layer.diff_id,
-                "from_cache": scan.from_cache,
-                "created_by": _created_by(image, layer.index),
-            }
-            for layer, scan, changes in zip(image.layers, scans, report.layers, strict=True)
-        ],
+        "layer_changes": [{key: getattr(c, key) for key in _LAYER_CHANGE_KEYS} for c in report.layers],
         "dive_notes": list(dive.notes),
-        "warnings": warnings,
     }
+
+
+def waste_document(image: Image, scans: Sequence[LayerScan], analysis: dict[str, Any]) -> dict[str, Any]:
+    """The ``waste`` JSON document for one image (schema_version 1): ``analysis`` (from
+    :func:`analysis_document`, possibly cached) plus the image's identity, layer descriptors and scan facts.
+    ``scans`` may carry no entries (cached metadata only)."""
+    warnings = list(image.warnings)
+    for layer, scan in zip(image.layers, scans, strict=True):
+        warnings.extend(f"layer {layer.index}: {w}" for w in scan.warnings)
+    doc: dict[str, Any] = {
+        "schema_version": SCHEMA_VERSION,
+        "reference": image.reference,
+        "digest": image.digest,
+        "platform": image.platform.to_json() if image.platform else None,
+    }
+    doc.update((k, v) for k, v in analysis.items() if k not in ("layer_changes", "dive_notes"))
+    doc["layers"] = [
+        {
+            "index": layer.index,
+            "digest": layer.digest,
+            "media_type": layer.media_type,
+            "diff_id": layer.diff_id,
+            "compressed_size": layer.size,
+            "uncompressed_size": scan.uncompressed_size,
+            **changes,
+            "index_source": scan.index_source,
+            "diff_id_verified": scan.diff_id is not None and scan.diff_id == layer.diff_id,
+            "from_cache": scan.from_cache,
+            "created_by": _created_by(image, layer.index),
+        }
+        for layer, scan, changes in zip(image.layers, scans, analysis["layer_changes"], strict=True)
+    ]
+    doc["dive_notes"] = list(analysis["dive_notes"])
+    doc["warnings"] = warnings
+    return doc
 
 
 def dive_export(image: Image, scans: Sequence[LayerScan], report: WasteReport) -> dict[str, Any]:

@@ -141,6 +141,34 @@ def test_cache_second_run_reads_no_layer(
     }
 
 
+def test_warm_run_reuses_the_cached_analysis(
+    images: dict[str, str], cache: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import ociinspect.cli.waste as command
+
+    first = waste_json(capsys, images["zstd"])
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the analysis should come from the cache")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(command, "analyze", refuse)
+        patched.setattr(command, "scan_image", refuse)
+        second = waste_json(capsys, images["zstd"])
+    assert second["layers"] == [{**x, "from_cache": True} for x in first["layers"]]
+    assert {k: v for k, v in second.items() if k != "layers"} == {k: v for k, v in first.items() if k != "layers"}
+    # --hash needs hashed indexes: a new scan and a new analysis (with duplicates)
+    hashed = waste_json(capsys, images["zstd"], "--hash")
+    assert hashed["duplicate_wasted_bytes"] == 1300 and not any(x["from_cache"] for x in hashed["layers"])
+    # a damaged cached analysis is recomputed, not trusted
+    from ociinspect.store import Store
+
+    with Store(cache) as store:
+        store.connect().execute("UPDATE facts SET value = '{broken'")
+    again = waste_json(capsys, images["zstd"])
+    assert again["wasted_bytes"] == 1400 and again["duplicate_wasted_bytes"] == 1300  # hashed indexes reused
+
+
 def test_no_cache_and_cache_dir(
     images: dict[str, str], cache: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
