@@ -1,8 +1,10 @@
 """Find an image's base OS by reading its layers only as far as the OS files (``/etc/os-release`` …).
 
 The base layer is streamed through the layer scanner's tar reader and the stream is dropped as soon as the OS
-files have been seen (tar order puts ``etc/`` early in most root filesystems, so this usually costs a small part
-of the base layer).  Only when the base layer has none is the next one tried (up to :data:`MAX_LAYERS`), so an
+files have been seen: right after a regular ``/etc/os-release``, or at the end of ``etc/`` when that holds other
+release files (Debian and Ubuntu make ``/etc/os-release`` a symlink into ``usr/``, but keep
+``/etc/debian_version`` and ``/etc/lsb-release``).  Tar order puts ``etc/`` early in a root filesystem, so this
+usually costs a small part of the base layer.  Only when the base layer has none is the next one tried (up to :data:`MAX_LAYERS`), so an
 OS file rewritten by a later layer (a distribution upgrade in the image) is not seen: the base OS is reported.
 Results are cached by layer digest (layers are immutable), so a second look costs nothing.
 """
@@ -38,7 +40,7 @@ def _files_of_layer(source: Source, image: Image, index: int, cache: Cache | Non
         if hit is not None:
             doc = json.loads(hit)
             return {k: v.encode("latin-1") for k, v in doc["files"].items()}, frozenset(doc["present"])
-    files, present = read_files(source, layer, OS_FILES, markers=DISTROLESS_MARKERS)
+    files, present = read_files(source, layer, OS_FILES, markers=DISTROLESS_MARKERS, scope="etc")
     if cache is not None:
         doc = {"files": {k: v.decode("latin-1") for k, v in files.items()}, "present": sorted(present)}
         cache[1](key, json.dumps(doc))

@@ -13,8 +13,18 @@ from collections.abc import Mapping
 
 __all__ = ["OS_FILES", "OsInfo", "identify", "parse_os_release"]
 
-#: Paths (normalised, no leading ``/``) whose contents identify the OS, in order of authority.
-OS_FILES = ("etc/os-release", "usr/lib/os-release", "etc/alpine-release", "etc/redhat-release")
+#: Paths (normalised, no leading ``/``) whose contents identify the OS, in order of authority.  Debian, Ubuntu
+#: and Fedora make ``/etc/os-release`` a symlink to ``/usr/lib/os-release``, which a tar stream reaches only deep
+#: into ``usr/``; the other ``etc/`` files let detection stop at the end of ``etc/`` (see :mod:`osdetect`).
+OS_FILES = (
+    "etc/os-release",
+    "usr/lib/os-release",
+    "etc/lsb-release",
+    "etc/debian_version",
+    "etc/alpine-release",
+    "etc/redhat-release",
+    "etc/system-release",
+)
 #: Paths whose mere presence says "distroless" (Google's distroless images keep dpkg status per package here).
 DISTROLESS_MARKERS = ("var/lib/dpkg/status.d",)
 
@@ -111,6 +121,23 @@ def identify(
             else:
                 evidence = f"{path}{where}"
             return OsInfo(os_id, fields.get("VERSION_ID"), pretty, family, evidence, layer_index)
+    if "etc/lsb-release" in files:
+        fields = parse_os_release(files["etc/lsb-release"].decode("utf-8", "replace"))
+        os_id = fields.get("DISTRIB_ID", "").lower()
+        if os_id in _FAMILY_BY_ID:
+            return OsInfo(
+                os_id,
+                fields.get("DISTRIB_RELEASE"),
+                fields.get("DISTRIB_DESCRIPTION"),
+                _FAMILY_BY_ID[os_id],
+                f"etc/lsb-release{where}",
+                layer_index,
+            )
+    if "etc/debian_version" in files:
+        text = files["etc/debian_version"].decode("utf-8", "replace").strip()
+        major = text.split(".", 1)[0] if text[:1].isdigit() else None  # "12.5" -> "12"; "trixie/sid" -> None
+        pretty = f"Debian GNU/Linux {text}" if text else "Debian GNU/Linux"
+        return OsInfo("debian", major, pretty, "debian", f"etc/debian_version{where}", layer_index)
     if "etc/alpine-release" in files:
         version = files["etc/alpine-release"].decode("utf-8", "replace").strip() or None
         return OsInfo(
@@ -121,9 +148,23 @@ def identify(
             f"etc/alpine-release{where}",
             layer_index,
         )
-    if "etc/redhat-release" in files:
-        text = files["etc/redhat-release"].decode("utf-8", "replace").strip()
-        return OsInfo("rhel", None, text or None, "rhel", f"etc/redhat-release{where}", layer_index)
+    for path in ("etc/redhat-release", "etc/system-release"):
+        if path in files:
+            text = files[path].decode("utf-8", "replace").strip()
+            lowered = text.lower()
+            if lowered.startswith("amazon linux"):
+                return OsInfo("amzn", _release_number(text), text, "amazon", f"{path}{where}", layer_index)
+            if lowered.startswith("fedora"):
+                return OsInfo("fedora", _release_number(text), text, "fedora", f"{path}{where}", layer_index)
+            return OsInfo("rhel", _release_number(text), text or None, "rhel", f"{path}{where}", layer_index)
     return OsInfo(
         None, None, None, fallback_family, f"no os-release in any layer: {fallback_family} assumed", None
     )
+
+
+def _release_number(text: str) -> str | None:
+    """``"Red Hat Enterprise Linux release 9.3 (Plow)"`` → ``"9.3"``."""
+    for word in text.split():
+        if word[:1].isdigit():
+            return word
+    return None
