@@ -43,6 +43,9 @@ if TYPE_CHECKING:
 F = TypeVar("F", bound=Callable[..., Any])
 _T = TypeVar("_T")
 
+#: Images smaller than this (compressed bytes to scan) get no progress bar: they take well under a second.
+PROGRESS_MIN_BYTES = 64 << 20
+
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgtp]?)(i?)b?\s*$", re.IGNORECASE)
 
 
@@ -132,7 +135,7 @@ def scan_options(func: F) -> F:
 @contextlib.contextmanager
 def _progress(total: int, label: str) -> Iterator[Callable[[int], None] | None]:
     """A progress bar on stderr for long scans, only when stderr is a terminal."""
-    if total < (64 << 20) or not sys.stderr.isatty():
+    if total < PROGRESS_MIN_BYTES or not sys.stderr.isatty():
         yield None
         return
     with click.progressbar(length=total, label=label, file=sys.stderr, show_pos=False) as bar:

@@ -156,7 +156,9 @@ def test_warm_run_reuses_the_cached_analysis(
         patched.setattr(command, "scan_image", refuse)
         second = waste_json(capsys, images["zstd"])
     assert second["layers"] == [{**x, "from_cache": True} for x in first["layers"]]
-    assert {k: v for k, v in second.items() if k != "layers"} == {k: v for k, v in first.items() if k != "layers"}
+    assert {k: v for k, v in second.items() if k != "layers"} == {
+        k: v for k, v in first.items() if k != "layers"
+    }
     # --hash needs hashed indexes: a new scan and a new analysis (with duplicates)
     hashed = waste_json(capsys, images["zstd"], "--hash")
     assert hashed["duplicate_wasted_bytes"] == 1300 and not any(x["from_cache"] for x in hashed["layers"])
@@ -376,6 +378,29 @@ def test_several_refs_partial_failure(
     docs = json.loads(out)
     assert docs[0]["wasted_bytes"] == 1400 and "error" in docs[1]
     assert err.count("ociinspect: error:") == 1
+
+
+def test_progress_bar_only_on_a_terminal(
+    images: dict[str, str], cache: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import io
+    import sys
+
+    import ociinspect.cli.waste as command
+
+    monkeypatch.setattr(command, "PROGRESS_MIN_BYTES", 0)
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    terminal = Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    assert main(["waste", images["gzip"], "--no-cache", "-f", "json"]) == 0
+    assert "scanning 4 layers" in terminal.getvalue()
+    monkeypatch.undo()
+    code, _, err = run(capsys, "waste", images["gzip"], "--no-cache")
+    assert code == 0 and err == ""
 
 
 def test_help_has_an_example(capsys: pytest.CaptureFixture[str]) -> None:
