@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import re
-from collections.abc import Iterator, Mapping
+import time
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import quote, urljoin
 
 import requests
@@ -34,6 +36,9 @@ from ociinspect.registry.transport import (
 )
 
 __all__ = ["MANIFEST_ACCEPT_HEADER", "RANGE_FALLBACK_LIMIT", "BlobInfo", "FetchedManifest", "RegistryClient"]
+
+log = logging.getLogger("ociinspect.registry")
+_T = TypeVar("_T")
 
 #: Accept header for manifests: the four supported types, then schema1 so that it is *detected* (and
 #: explained upstream) rather than answered with a confusing 404.
@@ -193,6 +198,28 @@ class RegistryClient:
             url=redact_url(url),
         )
 
+    def _fetch(
+        self, what: str, send: Callable[[], requests.Response], read: Callable[[requests.Response], _T]
+    ) -> _T:
+        """``read(send())``, sent again when the body breaks off (a reset, or fewer bytes than Content-Length:
+        :class:`~ociinspect.errors.ConnectionFailed` from the body) — a connection error like one before the
+        answer, so it gets the same bounded retries and back-off.  Read timeouts are not retried.
+
+        Cost: one more request (+ its body) per retry, at most ``settings.retries``.
+        """
+        attempt = 0
+        while True:
+            response = send()
+            try:
+                return read(response)
+            except errors.ConnectionFailed:
+                if attempt >= self.settings.retries:
+                    raise
+                delay = self.settings.backoff * (2**attempt)
+                log.debug("%s: the body broke off, retry %d in %.2f s", what, attempt + 1, delay)
+                time.sleep(delay)
+                attempt += 1
+
     def _read_json(self, response: requests.Response, *, what: str) -> dict[str, Any]:
         body = read_body(response, limit=_LIST_PAGE_LIMIT, what=what, settings=self.settings)
         try:
@@ -231,18 +258,21 @@ class RegistryClient:
         path_repo = _check_repository(repository)
         path_ref, expected = _check_reference(reference)
         what = f"fetching manifest {_display(registry, repository, reference)}"
-        response = self._open(
-            registry,
-            _scope(repository),
-            "GET",
-            f"/v2/{path_repo}/manifests/{path_ref}",
-            what=what,
-            headers={"Accept": MANIFEST_ACCEPT_HEADER},
-            not_found_code="MANIFEST_UNKNOWN",
+        response, data = self._fetch(
+            what,
+            lambda: self._open(
+                registry,
+                _scope(repository),
+                "GET",
+                f"/v2/{path_repo}/manifests/{path_ref}",
+                what=what,
+                headers={"Accept": MANIFEST_ACCEPT_HEADER},
+                not_found_code="MANIFEST_UNKNOWN",
+            ),
+            lambda r: (r, read_body(r, limit=max_bytes, what=what, settings=self.settings)),
         )
         header_digest = response.headers.get("Docker-Content-Digest", "").strip()
         content_type = response.headers.get("Content-Type")
-        data = read_body(response, limit=max_bytes, what=what, settings=self.settings)
         algorithm = expected.split(":", 1)[0] if expected else "sha256"
         computed = digests.compute(data, algorithm)
         if expected is not None and computed != expected:
@@ -340,15 +370,18 @@ class RegistryClient:
                 f"{what}: the blob is {expected_size} bytes, more than the limit of {max_bytes} bytes",
                 hint="this blob is too large to be read into memory here",
             )
-        response = self._open(
-            registry,
-            _scope(repository),
-            "GET",
-            f"/v2/{path_repo}/blobs/{digest}",
-            what=what,
-            not_found_code="BLOB_UNKNOWN",
+        data = self._fetch(
+            what,
+            lambda: self._open(
+                registry,
+                _scope(repository),
+                "GET",
+                f"/v2/{path_repo}/blobs/{digest}",
+                what=what,
+                not_found_code="BLOB_UNKNOWN",
+            ),
+            lambda r: read_body(r, limit=max_bytes, what=what, settings=self.settings),
         )
-        data = read_body(response, limit=max_bytes, what=what, settings=self.settings)
         digests.verify(data, digest, what=what, size=expected_size)
         return data
 
@@ -382,27 +415,37 @@ class RegistryClient:
         path_repo = _check_repository(repository)
         digests.parse(digest)
         what = f"reading {byte_range} of blob {digest} from {registry}/{repository}"
-        response = self._open(
-            registry,
-            _scope(repository),
-            "GET",
-            f"/v2/{path_repo}/blobs/{digest}",
-            what=what,
-            headers={"Range": byte_range},
-            not_found_code="BLOB_UNKNOWN",
+
+        def read(response: requests.Response) -> tuple[bool, bytes, int | None]:
+            if response.status_code == 206:
+                return (True, *self._partial(response, what=what, start=start, wanted=wanted))
+            try:
+                whole = read_body(response, limit=RANGE_FALLBACK_LIMIT, what=what, settings=self.settings)
+            except errors.LimitExceeded:
+                raise errors.RangeNotSupported(
+                    f"{what}: the server ignored the Range header (HTTP {response.status_code}) and the blob "
+                    f"is larger than {RANGE_FALLBACK_LIMIT} bytes",
+                    hint="read the blob as a stream instead",
+                    status=response.status_code,
+                    url=redact_url(response.url),
+                ) from None
+            return False, whole, None
+
+        partial, whole, total = self._fetch(
+            what,
+            lambda: self._open(
+                registry,
+                _scope(repository),
+                "GET",
+                f"/v2/{path_repo}/blobs/{digest}",
+                what=what,
+                headers={"Range": byte_range},
+                not_found_code="BLOB_UNKNOWN",
+            ),
+            read,
         )
-        if response.status_code == 206:
-            return self._partial(response, what=what, start=start, wanted=wanted)
-        try:
-            whole = read_body(response, limit=RANGE_FALLBACK_LIMIT, what=what, settings=self.settings)
-        except errors.LimitExceeded:
-            raise errors.RangeNotSupported(
-                f"{what}: the server ignored the Range header (HTTP {response.status_code}) and the blob is "
-                f"larger than {RANGE_FALLBACK_LIMIT} bytes",
-                hint="read the blob as a stream instead",
-                status=response.status_code,
-                url=redact_url(response.url),
-            ) from None
+        if partial:
+            return whole, total
         digests.verify(whole, digest, what=what)
         if suffix is not None:
             return whole[-suffix:], len(whole)

@@ -222,10 +222,12 @@ def test_corrupted_blob_stream_is_digest_mismatch(fault_proxy: Any) -> None:
                 pass
 
 
-def test_reset_mid_blob_is_connection_failed(fault_proxy: Any) -> None:
-    fault_proxy.rules.add(Reset(after=100), path=f"/blobs/{BASE_LAYER.digest}")
-    with RegistryClient(fault_proxy.settings) as client, pytest.raises(errors.ConnectionFailed):
+def test_reset_mid_blob_every_time_is_connection_failed(fault_proxy: Any) -> None:
+    fault_proxy.rules.add(Reset(after=100), path=f"/blobs/{BASE_LAYER.digest}", times=None)
+    settings = RegistrySettings(default=HostSettings(plain_http=True), retries=1)
+    with RegistryClient(settings) as client, pytest.raises(errors.ConnectionFailed):
         client.get_blob(fault_proxy.host, "fixtures/base", BASE_LAYER.digest, max_bytes=1 << 20)
+    assert sum(1 for s in fault_proxy.requests if BASE_LAYER.digest in s.target) == 2  # retried once
 
 
 def test_stall_mid_blob_is_timeout(fault_proxy: Any) -> None:

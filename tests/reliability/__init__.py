@@ -1,0 +1,1 @@
+"""Reliability and security harness (issue 7): faults through the CLI, credential safety, fuzzing, load."""
