@@ -6,7 +6,11 @@
     proxy.requests  # every request seen: method, target, headers, whether Authorization was present
 
 Rules are tried in the order added; the first one that matches (method, ``re.search`` on the request target
-including the query) and still has uses left applies; ``times=None`` means always. Without a matching rule
+including the query) and still has uses left applies; ``times=None`` means always. ``skip=N`` lets the first N
+matching requests through untouched ("fail after N requests"); ``probability=p`` applies the rule to a random
+fraction of the matching requests (the proxy's RNG, seeded with ``proxy.rules.seed(n)``), and ``OneOf`` picks
+an action at random each time, so ``rules.add(OneOf((Respond(503), Reset())), times=None, probability=0.05)``
+is a random-fault mode. Without a matching rule
 the request is forwarded unchanged (Host header included, so the registry builds Location URLs that point
 back at the proxy). Upstream responses are read whole into memory: this is for small fixture blobs.
 """
@@ -14,6 +18,7 @@ back at the proxy). Upstream responses are read whole into memory: this is for s
 from __future__ import annotations
 
 import http.client
+import random
 import re
 import socket
 import struct
@@ -92,7 +97,26 @@ class Drip:
     interval: float = 0.05
 
 
-Action = Respond | Reset | Stall | Truncate | Corrupt | Redirect | Drip
+@dataclass(frozen=True)
+class Rewrite:
+    """Forward the request, then replace ``pattern`` (a regex) by ``replacement`` in the value of the response
+    header ``header`` (name case-insensitive), e.g. point a ``WWW-Authenticate`` realm or a ``Link`` elsewhere.
+    With ``add=True`` the header is added when upstream did not send it (its value is ``replacement``)."""
+
+    header: str
+    pattern: str
+    replacement: str
+    add: bool = False
+
+
+@dataclass(frozen=True)
+class OneOf:
+    """Apply one of ``actions``, chosen at random (the proxy's seeded RNG) each time the rule applies."""
+
+    actions: tuple[Respond | Reset | Stall | Truncate | Corrupt | Redirect | Drip | Rewrite, ...]
+
+
+Action = Respond | Reset | Stall | Truncate | Corrupt | Redirect | Drip | Rewrite | OneOf
 
 
 @dataclass
@@ -102,12 +126,20 @@ class Rule:
     path: str = ""
     times: int | None = 1
     hits: int = 0
+    skip: int = 0  # let this many matching requests through first
+    probability: float = 1.0  # apply to this fraction of the matching requests (at random)
+    matched: int = 0
 
-    def take(self, method: str, target: str) -> bool:
+    def take(self, method: str, target: str, rng: random.Random | None = None) -> bool:
         """True (and count a use) if this rule applies to the request."""
         if self.method and self.method.upper() != method:
             return False
         if not re.search(self.path, target) or (self.times is not None and self.hits >= self.times):
+            return False
+        self.matched += 1
+        if self.matched <= self.skip:
+            return False
+        if self.probability < 1.0 and (rng or random).random() >= self.probability:
             return False
         self.hits += 1
         return True
@@ -117,14 +149,34 @@ class Rules:
     def __init__(self) -> None:
         self._rules: list[Rule] = []
         self._lock = threading.Lock()
+        self.rng = random.Random(0)
+
+    def seed(self, value: int) -> None:
+        """Seed the RNG behind ``probability`` and ``OneOf`` (reproducible random faults)."""
+        with self._lock:
+            self.rng.seed(value)
 
     def add(
-        self, action: Action, *, method: str | None = None, path: str = "", times: int | None = 1
+        self,
+        action: Action,
+        *,
+        method: str | None = None,
+        path: str = "",
+        times: int | None = 1,
+        skip: int = 0,
+        probability: float = 1.0,
     ) -> Rule:
-        rule = Rule(action, method, path, times)
+        rule = Rule(action, method, path, times, skip=skip, probability=probability)
         with self._lock:
             self._rules.append(rule)
         return rule
+
+    def pick(self, action: Action) -> Action:
+        """``action`` itself, or for :class:`OneOf` one of its actions at random."""
+        with self._lock:
+            while isinstance(action, OneOf):
+                action = self.rng.choice(action.actions)
+        return action
 
     def clear(self) -> None:
         with self._lock:
@@ -132,7 +184,7 @@ class Rules:
 
     def match(self, method: str, target: str) -> Rule | None:
         with self._lock:
-            return next((rule for rule in self._rules if rule.take(method, target)), None)
+            return next((rule for rule in self._rules if rule.take(method, target, self.rng)), None)
 
 
 @dataclass(frozen=True)
@@ -243,7 +295,7 @@ def _make_handler(proxy: FaultProxy) -> type[BaseHTTPRequestHandler]:
         def _any(self) -> None:
             body = self._read_body()
             rule = proxy.rules.match(self.command, self.path)
-            action = rule.action if rule else None
+            action = proxy.rules.pick(rule.action) if rule else None
             proxy.record(
                 Seen(
                     self.command,
@@ -301,6 +353,8 @@ def _make_handler(proxy: FaultProxy) -> type[BaseHTTPRequestHandler]:
                 if self.command == "HEAD"
                 else None
             )
+            if isinstance(action, Rewrite):
+                headers = _rewrite(headers, action)
             if action is None or self.command == "HEAD":
                 self._head(status, headers, int(length) if length is not None else len(data))
                 return None if self.command == "HEAD" else self.wfile.write(data)
@@ -330,6 +384,14 @@ def _make_handler(proxy: FaultProxy) -> type[BaseHTTPRequestHandler]:
             return None
 
     return Handler
+
+
+def _rewrite(headers: list[tuple[str, str]], action: Rewrite) -> list[tuple[str, str]]:
+    name = action.header.lower()
+    out = [(k, re.sub(action.pattern, action.replacement, v) if k.lower() == name else v) for k, v in headers]
+    if action.add and not any(k.lower() == name for k, _ in headers):
+        out.append((action.header, action.replacement))
+    return out
 
 
 def start_proxy(upstream: str, **kwargs: Any) -> FaultProxy:
