@@ -146,7 +146,10 @@ def test_link_header_to_another_host_is_not_followed(basic_proxy: Any, listing: 
         basic_proxy.rules.add(Rewrite("Link", ".*", link, add=True), path=path, times=None)
         creds = Credentials(username=registry.username, password=registry.password)
         resolver = CredentialResolver(explicit={basic_proxy.host: creds}, env={})
-        with RegistryClient(basic_proxy.settings, resolver) as client, pytest.raises(errors.RegistryError) as info:
+        with (
+            RegistryClient(basic_proxy.settings, resolver) as client,
+            pytest.raises(errors.RegistryError) as info,
+        ):
             if listing == "tags":
                 client.list_tags(basic_proxy.host, "private/app1")
             else:
@@ -267,7 +270,9 @@ def test_credentials_are_never_printed_or_written(
     assert two.code == 0, two
     # 3. config.json: inline `auth` (Basic registry) and `identitytoken` (token registry)
     docker_dir = _write_docker_config(
-        creds_dir / "docker", basic_proxy.host, {"auth": base64.b64encode(f"{user}:{password}".encode()).decode()}
+        creds_dir / "docker",
+        basic_proxy.host,
+        {"auth": base64.b64encode(f"{user}:{password}".encode()).decode()},
     )
     assert cli("-vv", "inspect", basic_ref, extra={"DOCKER_CONFIG": str(docker_dir)}).code == 0
     identity_dir = _write_docker_config(creds_dir / "identity", token_proxy.host, {"identitytoken": refresh})
