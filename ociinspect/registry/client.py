@@ -150,6 +150,12 @@ class RegistryClient:
         """Close pooled connections."""
         self._transport.close()
 
+    def add_observer(self, observer: Callable[[str, str, requests.Response], None]) -> None:
+        """Call ``observer(method, url, response)`` after every HTTP round trip this client makes (retries,
+        redirects and token requests included; the body is not read yet).  For request counters and
+        rate-limit headers such as Docker Hub's ``ratelimit-remaining``.  Cost: none."""
+        self._transport.observers.append(observer)
+
     # ------------------------------------------------------------------------------------------ plumbing
 
     def _open(

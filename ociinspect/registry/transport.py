@@ -25,7 +25,7 @@ import socket
 import threading
 import time
 import warnings
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
@@ -289,6 +289,9 @@ class Transport:
         self._session = session
         self._lock = threading.Lock()
         self._plain_loopback: set[str] = set()
+        #: called with (method, url, response) after every HTTP round trip (retries, redirects and token
+        #: requests included), before the body is read: e.g. to count requests or read rate-limit headers.
+        self.observers: list[Callable[[str, str, requests.Response], None]] = []
         self._probed: set[str] = set()
         self._probes: dict[str, threading.Lock] = {}
 
@@ -500,8 +503,12 @@ class Transport:
             # global filter list, so calls that use it must not interleave: hence the lock.
             with _INSECURE_LOCK, warnings.catch_warnings():
                 warnings.simplefilter("ignore", urllib3.exceptions.InsecureRequestWarning)
-                return send()
-        return send()
+                response = send()
+        else:
+            response = send()
+        for observe in self.observers:
+            observe(method, url, response)
+        return response
 
 
 def content_length(response: requests.Response) -> int | None:
