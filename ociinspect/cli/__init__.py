@@ -25,6 +25,8 @@ __all__ = ["cli", "main", "run"]
 #: command name -> module under ociinspect.cli that defines it (with ``@cli.command()``); imported on first use so
 #: that ``ociinspect inspect`` does not pay for the analyzers of every other command.
 COMMANDS = {
+    "audit": "audit",
+    "check": "check",
     "compare": "compare",
     "files": "files",
     "inspect": "inspect",

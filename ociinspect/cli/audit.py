@@ -1,0 +1,447 @@
+"""``ociinspect audit scan|report|runs|diff``: thin commands over :mod:`ociinspect.audit`."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import functools
+import os
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from ociinspect.audit import (
+    AuditDB,
+    AuditOptions,
+    Counters,
+    Scope,
+    ShardSpec,
+    audit,
+    default_db_path,
+    diff,
+    report,
+    runs,
+)
+from ociinspect.cli import cli
+from ociinspect.cli.options import output_options
+from ociinspect.errors import ExitCode, UsageError
+from ociinspect.reference import DOCKER_HUB
+from ociinspect.reports import audit as _views  # noqa: F401  (registers the audit views)
+from ociinspect.reports import render
+
+__all__ = ["audit_group", "parse_registry"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+_HUB_ALIASES = ("docker.io", "index.docker.io", "registry-1.docker.io", "registry.hub.docker.com")
+
+
+def parse_registry(text: str) -> Scope:
+    """``host[:port][/prefix/]`` → :class:`Scope` (``docker.io`` means Docker Hub's API host)."""
+    body = text.strip()
+    for scheme in ("docker://", "https://", "http://"):
+        if body.startswith(scheme):
+            body = body[len(scheme) :]
+    host, _, path = body.partition("/")
+    if not host or " " in host:
+        raise UsageError(
+            f"{text!r} is not a registry", hint="e.g. registry.example.com or 127.0.0.1:5000/team/"
+        )
+    host = DOCKER_HUB if host.lower() in _HUB_ALIASES else host.lower()
+    path = path.strip("/")
+    return Scope(host, prefix=f"{path}/" if path else "")
+
+
+def registry_options(func: F) -> F:
+    """Registry and credential options (as for every command that reads images); the command receives
+    ``client_factory`` (a callable making a :class:`~ociinspect.registry.RegistryClient` for the host)."""
+
+    @click.option("--plain-http", is_flag=True, help="Talk plain HTTP (loopback registries fall back to it).")
+    @click.option("--insecure", is_flag=True, help="Skip TLS certificate verification (still HTTPS).")
+    @click.option("--ca-file", type=click.Path(exists=True, dir_okay=False), help="Extra CA bundle (PEM).")
+    @click.option("--username", "-u", help="Registry user name (the password comes from --password-stdin).")
+    @click.option("--password-stdin", is_flag=True, help="Read the registry password or token from stdin.")
+    @click.option("--password", "password_argv", hidden=True, help="Refused: use --password-stdin.")
+    @click.option(
+        "--timeout",
+        type=click.FloatRange(min=0.1),
+        default=30.0,
+        show_default=True,
+        help="Seconds to wait for a registry to answer or send bytes.",
+    )
+    @click.option(
+        "--retries",
+        type=click.IntRange(0, 10),
+        default=3,
+        show_default=True,
+        help="Retries on connection errors, 429 and 502/503/504 (Retry-After honoured, capped).",
+    )
+    @functools.wraps(func)
+    def wrapper(
+        *args: Any,
+        plain_http: bool,
+        insecure: bool,
+        ca_file: str | None,
+        username: str | None,
+        password_stdin: bool,
+        password_argv: str | None,
+        timeout: float,
+        retries: int,
+        **kwargs: Any,
+    ) -> Any:
+        from ociinspect.registry import (
+            CredentialResolver,
+            Credentials,
+            HostSettings,
+            RegistryClient,
+            RegistrySettings,
+        )
+
+        if password_argv is not None:
+            raise UsageError(
+                "refusing --password: a password on the command line leaks into shell history and `ps`",
+                hint='pipe it instead: echo "$TOKEN" | ociinspect audit scan … --username USER --password-stdin',
+            )
+        if bool(username) != bool(password_stdin):
+            raise UsageError("--username and --password-stdin go together", hint="give both, or neither")
+        secret = sys.stdin.readline().rstrip("\r\n") if password_stdin else ""
+        if password_stdin and not secret:
+            raise UsageError("--password-stdin: nothing was read from standard input")
+        settings = RegistrySettings(
+            default=HostSettings(plain_http=plain_http, insecure=insecure, ca_file=ca_file),
+            read_timeout=timeout,
+            connect_timeout=min(timeout, 10.0),
+            retries=retries,
+        )
+
+        def factory(host: str) -> RegistryClient:
+            explicit = {host: Credentials(username=username, password=secret)} if username else {}
+            return RegistryClient(settings, CredentialResolver(explicit=explicit))
+
+        return func(*args, client_factory=factory, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def db_option(func: F) -> F:
+    return click.option(
+        "--db",
+        "db_target",
+        metavar="PATH|URL",
+        envvar="OCIINSPECT_AUDIT_DB",
+        help=f"Audit database: a SQLite file (default {default_db_path()}) or postgresql://… "
+        "(env OCIINSPECT_AUDIT_DB).",
+    )(func)
+
+
+def _fmt_duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "?"
+    s = int(seconds)
+    return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"
+
+
+def progress_line(snap: dict[str, Any]) -> str:
+    """One status line: done/remaining repositories, tags and manifests, rate and ETA (pure)."""
+    elapsed = max(snap["elapsed"], 1e-6)
+    rate = snap["tags_done"] / elapsed
+    left = snap["tags_total"] - snap["tags_done"]
+    eta = left / rate if rate > 0 and snap["catalog_done"] else None
+    repos_total = f"{snap['repos_total']}" if snap["catalog_done"] else "…"
+    return (
+        f"repos {snap['repos_done']}/{repos_total} · tags {snap['tags_done']}/{snap['tags_total']} "
+        f"({left} left, {snap['tag_errors']} failed) · manifests {snap['manifests']} "
+        f"· {rate:.0f} tags/s · {snap['requests']} requests · ETA {_fmt_duration(eta)}"
+    )
+
+
+@contextlib.contextmanager
+def _progress(counters: Counters, enabled: bool) -> Iterator[None]:
+    """A status line on stderr, refreshed twice a second (only on a terminal, unless --quiet)."""
+    if not enabled:
+        yield
+        return
+    stop = threading.Event()
+
+    def loop() -> None:
+        while not stop.wait(0.5):
+            sys.stderr.write("\r\x1b[K" + progress_line(counters.snapshot()))
+            sys.stderr.flush()
+
+    thread = threading.Thread(target=loop, name="audit-progress", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+        sys.stderr.write("\r\x1b[K" + progress_line(counters.snapshot()) + "\n")
+        sys.stderr.flush()
+
+
+def _read_repos(path: Path | None, repos: tuple[str, ...]) -> tuple[str, ...]:
+    names = list(repos)
+    if path is not None:
+        try:
+            text = sys.stdin.read() if str(path) == "-" else path.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise UsageError(f"--repos-from {path}: {exc.strerror}") from None
+        names += [line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#")]
+    return tuple(dict.fromkeys(names))
+
+
+@cli.group("audit")
+def audit_group() -> None:
+    """Audit a whole registry: walk every repository, tag and manifest into a database (SQLite, or PostgreSQL
+    shared by several workers), then report logical vs deduplicated storage, per-repository unique and shared
+    bytes, the most shared layers and their bases, the largest, most wasted and stale images, multi-arch
+    coverage, the VM equivalent and every error.  See docs/audit.md.
+
+    \b
+    Examples:
+      ociinspect audit scan registry.example.com/team/ && ociinspect audit report
+      ociinspect audit report -f html > audit.html
+    """
+
+
+@audit_group.command("scan")
+@click.argument("registry")
+@click.option(
+    "--repo",
+    "repos",
+    multiple=True,
+    metavar="NAME",
+    help="Audit this repository (repeatable); no catalog needed (e.g. Docker Hub).",
+)
+@click.option(
+    "--repos-from",
+    type=click.Path(dir_okay=False, path_type=Path),
+    metavar="FILE",
+    help="Repository names, one per line ('-': stdin); no catalog needed.",
+)
+@click.option(
+    "--resume", is_flag=True, help="Continue the latest unfinished run of this registry (or --run)."
+)
+@click.option(
+    "--run",
+    "label",
+    metavar="LABEL",
+    help="Name of the run; workers of one sharded audit share it (default: the UTC time).",
+)
+@click.option(
+    "--shard",
+    "shard_text",
+    metavar="K/N",
+    help="Audit only shard K of N (0-based) of the repositories; needs --run.",
+)
+@click.option(
+    "--concurrency",
+    "-j",
+    type=click.IntRange(1, 64),
+    default=8,
+    show_default=True,
+    help="Requests in flight at once.",
+)
+@click.option(
+    "--max-rps",
+    type=click.FloatRange(min=0),
+    default=0.0,
+    show_default=True,
+    help="At most this many requests per second (0: no cap).",
+)
+@click.option(
+    "--reserve",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="Stop (resumable) when ratelimit-remaining falls to this many requests.",
+)
+@click.option(
+    "--deep",
+    is_flag=True,
+    help="Also scan every image for wasted space (streams every layer once; layer indexes are cached).",
+)
+@click.option(
+    "--os/--no-os",
+    "detect_os",
+    default=True,
+    show_default=True,
+    help="Find each image's base OS (for the VM equivalent): a partial read of each base layer, once.",
+)
+@click.option(
+    "--retry-errors", is_flag=True, help="Fetch again digests that failed for good in earlier runs."
+)
+@click.option("--quiet", "-q", is_flag=True, help="No progress line on stderr.")
+@db_option
+@registry_options
+def scan(
+    registry: str,
+    repos: tuple[str, ...],
+    repos_from: Path | None,
+    resume: bool,
+    label: str | None,
+    shard_text: str | None,
+    concurrency: int,
+    max_rps: float,
+    reserve: int,
+    deep: bool,
+    detect_os: bool,
+    retry_errors: bool,
+    quiet: bool,
+    db_target: str | None,
+    client_factory: Callable[[str], Any],
+) -> None:
+    """Walk REGISTRY (host[:port], optionally /prefix/) into the audit database: repositories from the catalog
+    (or --repo/--repos-from), their tags, every manifest (indexes per platform), config and layer size. Each
+    digest is fetched once ever; a re-audit of an unchanged registry costs about one HEAD per tag. Interrupted
+    (Ctrl-C, kill, network loss)? Run it again with --resume: nothing fetched is lost.
+
+    Exit 0 when every tag was read, 4 when some failed (they are in the report), 3 when the walk stopped.
+
+    \b
+    Examples:
+      ociinspect audit scan registry.example.com/team/
+      ociinspect audit scan docker.io --repos-from repos.txt --concurrency 4 --reserve 10
+      ociinspect audit scan reg.internal:5000 --db postgresql://audit@db/audit --run nightly --shard 0/3
+    """
+    scope = parse_registry(registry)
+    names = _read_repos(repos_from, repos)
+    if names:
+        scope = Scope(scope.registry, scope.prefix, names)
+    shard = ShardSpec.parse(shard_text) if shard_text else ShardSpec()
+    if shard.count > 1 and not label:
+        raise UsageError(
+            "--shard needs --run LABEL, the same for every worker of the audit",
+            hint="e.g. --run nightly-2026-11-28 --shard $JOB_COMPLETION_INDEX/3",
+        )
+    options = AuditOptions(
+        concurrency=concurrency,
+        max_rps=max_rps,
+        deep=deep,
+        detect_os=detect_os,
+        retry_errors=retry_errors,
+        reserve=reserve,
+    )
+    counters = Counters()
+    show = not quiet and sys.stderr.isatty()
+    with contextlib.ExitStack() as stack:
+        if deep:
+            from ociinspect.store import Store
+
+            store = stack.enter_context(Store())  # the layer-index cache shared with `waste`
+            options = dataclasses.replace(options, scan_cache=store)
+        db = stack.enter_context(AuditDB(db_target))
+        client = stack.enter_context(client_factory(scope.registry))
+
+        def started(run_id: int, run_label: str) -> None:
+            if not quiet:
+                click.echo(
+                    f"ociinspect: audit run {run_id} ({run_label}) of {scope.registry}"
+                    f"{'/' + scope.prefix if scope.prefix else ''}, shard {shard}, into {db.display}",
+                    err=True,
+                )
+
+        with _progress(counters, show):
+            run_id = audit(
+                db,
+                client,
+                scope,
+                options,
+                label=label,
+                shard=shard,
+                resume=resume,
+                counters=counters,
+                on_start=started,
+            )
+    snap = counters.snapshot()
+    if not quiet:
+        click.echo(
+            f"ociinspect: run {run_id}: {snap['tags_done']} tags ({snap['tag_errors']} failed) in "
+            f"{snap['repos_total']} repositories, {snap['requests']} requests in {snap['elapsed']:.1f} s; "
+            f"see `ociinspect audit report {run_id}`",
+            err=True,
+        )
+    if snap["tag_errors"]:
+        raise SystemExit(int(ExitCode.PARTIAL))
+
+
+@audit_group.command("report")
+@click.argument("run", required=False)
+@click.option(
+    "--stale-days",
+    type=click.IntRange(min=0),
+    default=180,
+    show_default=True,
+    help="Tags whose image was created more than this many days ago are stale.",
+)
+@click.option(
+    "--top",
+    type=click.IntRange(min=0),
+    default=20,
+    show_default=True,
+    help="Rows in the ranked lists (0: all).",
+)
+@click.option(
+    "--vm-profile", type=click.Path(dir_okay=False), help="TOML overriding the VM model (docs/vm-model.md)."
+)
+@db_option
+@output_options("audit")
+def report_cmd(
+    run: str | None, stale_days: int, top: int, vm_profile: str | None, db_target: str | None, fmt: str
+) -> None:
+    """Report one run (id or label; default: the latest): logical vs deduplicated size, per repository tags,
+    images, unique and shared bytes, top shared layers with their base, largest/most wasted/stale images,
+    multi-arch coverage, VM equivalent and errors. Database reads only: no registry request.
+
+    \b
+    Examples:
+      ociinspect audit report
+      ociinspect audit report nightly -f json | jq .deduplicated_size
+      ociinspect audit report -f csv > repos.csv; ociinspect audit report -f html > audit.html
+    """
+    from ociinspect.vmprofiles import load_parameters
+
+    params = load_parameters(vm_profile)
+    with AuditDB(_existing(db_target)) as db:
+        doc = report(db, run, stale_days=stale_days, top=top, vm_params=params)
+    click.echo(render("audit", fmt, [doc]))
+
+
+@audit_group.command("runs")
+@db_option
+@output_options("audit-runs")
+def runs_cmd(db_target: str | None, fmt: str) -> None:
+    """List the audit runs in the database, newest first: status, shards, repositories, tags, errors, requests."""
+    with AuditDB(_existing(db_target)) as db:
+        click.echo(render("audit-runs", fmt, [runs(db)]))
+
+
+@audit_group.command("diff")
+@click.argument("run_a")
+@click.argument("run_b")
+@db_option
+@output_options("audit-diff")
+def diff_cmd(run_a: str, run_b: str, db_target: str | None, fmt: str) -> None:
+    """What changed from RUN_A to RUN_B (ids or labels): tags added, removed and moved, and storage growth
+    per repository.
+
+    \b
+    Example:
+      ociinspect audit diff 3 4
+    """
+    with AuditDB(_existing(db_target)) as db:
+        click.echo(render("audit-diff", fmt, [diff(db, run_a, run_b)]))
+
+
+def _existing(target: str | None) -> str:
+    """Reading commands do not create a SQLite database by mistake."""
+    path = target or os.environ.get("OCIINSPECT_AUDIT_DB") or str(default_db_path())
+    if "://" not in path and not Path(path).exists():
+        raise UsageError(
+            f"no audit database at {path}",
+            hint="run `ociinspect audit scan REGISTRY` first, or pass --db PATH",
+        )
+    return path
