@@ -127,7 +127,7 @@ def parse_toc(data: bytes, what: str) -> tuple[list[Any], list[str]]:
 
     try:
         doc = json.loads(data)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:
         raise InvalidImage(f"{what}: the eStargz TOC is not valid JSON ({exc})") from None
     if not isinstance(doc, Mapping) or not isinstance(doc.get("entries"), list):
         raise InvalidImage(f"{what}: the eStargz TOC has no entries list")

@@ -386,7 +386,7 @@ class AuthManager:
         body = read_body(response, limit=_TOKEN_BODY_LIMIT, what=doing, settings=self._transport.settings)
         try:
             doc = json.loads(body)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: nested deeper than the recursion limit
             doc = None
         token = None
         if isinstance(doc, dict):

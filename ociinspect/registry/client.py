@@ -114,7 +114,7 @@ def _media_type(content_type: str | None, data: bytes) -> str:
         return declared
     try:
         doc = json.loads(data)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested deeper than Python's recursion limit
         return declared or "application/octet-stream"
     if isinstance(doc, dict):
         if isinstance(doc.get("mediaType"), str) and doc["mediaType"]:
@@ -230,7 +230,7 @@ class RegistryClient:
         body = read_body(response, limit=_LIST_PAGE_LIMIT, what=what, settings=self.settings)
         try:
             doc = json.loads(body)
-        except ValueError:
+        except (ValueError, RecursionError):
             doc = None
         if not isinstance(doc, dict):
             raise errors.RegistryError(

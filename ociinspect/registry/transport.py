@@ -600,7 +600,7 @@ def parse_error_body(body: bytes) -> tuple[str | None, str | None]:
     """``(code, message)`` of an OCI ``{"errors": [{"code", "message", ...}]}`` body, else a text line."""
     try:
         doc = json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: JSON nested deeper than Python's recursion limit
         text = body.decode("utf-8", "replace").strip().splitlines()
         return None, (text[0][:200] if text else None)
     if isinstance(doc, dict) and isinstance(doc.get("errors"), list) and doc["errors"]:

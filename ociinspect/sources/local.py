@@ -92,7 +92,7 @@ def _media_type_of(data: bytes, fallback: str | None) -> str:
         return fallback
     try:
         doc = json.loads(data)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested deeper than Python's recursion limit
         return "application/octet-stream"
     if isinstance(doc, dict):
         value = doc.get("mediaType")
@@ -363,7 +363,7 @@ def _diff_ids(config: bytes) -> list[str]:
         doc = json.loads(config)
         ids = doc["rootfs"]["diff_ids"]
         return [d for d in ids if isinstance(d, str)]
-    except (ValueError, KeyError, TypeError):
+    except (ValueError, KeyError, TypeError, RecursionError):
         return []
 
 

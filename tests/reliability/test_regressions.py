@@ -5,13 +5,22 @@ Each test failed before its fix (the commit that adds the test also fixes the bu
 
 from __future__ import annotations
 
+import hashlib
+import io
+import json
+import re
+import tarfile
+from pathlib import Path
 from typing import Any
 
 import pytest
-from harness.faultproxy import Reset, Truncate
+from harness.endpoint import ProxyEndpoint
+from harness.faultproxy import FaultProxy, Reset, Respond, Rewrite, Truncate
 
 from fixtures.build import EXPECTED
+from ociinspect import errors, estargz
 from ociinspect.registry import HostSettings, RegistryClient, RegistrySettings
+from ociinspect.session import Session
 
 BASE = EXPECTED["base"]
 LAYER = BASE.layers[0]
@@ -43,3 +52,80 @@ def test_body_broken_off_once_is_fetched_again(fault_proxy: Any, fault: Reset | 
             tail, total = client.get_blob_range(fault_proxy.host, "fixtures/base", LAYER.digest, suffix=4)
             assert int.from_bytes(tail, "little") == LAYER.gzip_isize and total == LAYER.size
     assert sum(1 for s in fault_proxy.requests if path in s.target) == 2
+
+
+# ------------------------------------- 2. JSON nested deeper than the recursion limit crashed (exit 70)
+# json.loads raises RecursionError (not ValueError) for e.g. 100k '['. Seven places caught only ValueError, so a
+# hostile registry (error body, manifest sniffing, tag/catalog page, token answer) or image (layout manifest
+# without mediaType, docker-archive config, eStargz TOC) made ociinspect exit 70 "internal error" instead of 3.
+# Found by tests/reliability/fuzz_targets.py (hostile_json_bytes).
+
+DEEP = b"[" * 100_000
+
+
+@pytest.mark.registry
+@pytest.mark.parametrize(
+    ("path", "status", "headers", "error"),
+    [
+        ("/manifests/latest", 404, {"Content-Type": "application/json"}, errors.RegistryNotFound),
+        ("/manifests/latest", 200, {"Content-Type": "application/json"}, errors.InvalidImage),
+        ("/tags/list", 200, {"Content-Type": "application/json"}, errors.RegistryError),
+    ],
+    ids=["error-body", "manifest-sniffing", "tag-page"],
+)
+def test_deep_json_from_a_registry_is_a_typed_error(
+    fault_proxy: Any, path: str, status: int, headers: dict[str, str], error: type[Exception]
+) -> None:
+    fault_proxy.rules.add(Respond(status, headers, DEEP), method="GET", path=path, times=None)
+    with Session(fault_proxy.settings) as session, pytest.raises(error):
+        if path == "/tags/list":
+            session.client.list_tags(fault_proxy.host, "fixtures/base")
+        else:
+            session.load(fault_proxy.ref("fixtures/base:latest"))
+
+
+@pytest.mark.registry
+def test_deep_json_from_a_token_service_is_an_auth_error(registry_token: Any) -> None:
+    realm = FaultProxy(registry_token.issuer.url.removeprefix("http://")).start()
+    proxy = ProxyEndpoint(registry_token).start()
+    try:
+        proxy.rules.add(
+            Rewrite("WWW-Authenticate", re.escape(registry_token.issuer.url), realm.url), times=None
+        )
+        realm.rules.add(Respond(200, {"Content-Type": "application/json"}, DEEP), path="/token", times=None)
+        with Session(proxy.settings) as session, pytest.raises(errors.AuthError, match="holds no token"):
+            session.load(proxy.ref("public/base:latest"))
+    finally:
+        proxy.stop()
+        realm.stop()
+
+
+def _sha(data: bytes) -> str:
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def test_deep_json_manifest_in_a_layout_is_invalid_image(tmp_path: Path) -> None:
+    (tmp_path / "blobs" / "sha256").mkdir(parents=True)
+    (tmp_path / "blobs" / "sha256" / _sha(DEEP)[7:]).write_bytes(DEEP)
+    (tmp_path / "oci-layout").write_text('{"imageLayoutVersion": "1.0.0"}')
+    entry = {"digest": _sha(DEEP), "size": len(DEEP)}  # no mediaType: the type is sniffed from the JSON
+    (tmp_path / "index.json").write_text(json.dumps({"schemaVersion": 2, "manifests": [entry]}))
+    with Session() as session, pytest.raises(errors.InvalidImage):
+        session.load(f"oci:{tmp_path}")
+
+
+def test_deep_json_config_in_a_docker_archive_is_invalid_image(tmp_path: Path) -> None:
+    path = tmp_path / "deep.tar"
+    manifest = json.dumps([{"Config": "cfg.json", "RepoTags": ["a:b"], "Layers": []}]).encode()
+    with tarfile.open(path, "w") as tf:
+        for name, data in (("manifest.json", manifest), ("cfg.json", DEEP)):
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tf.addfile(info, io.BytesIO(data))
+    with Session() as session, pytest.raises(errors.InvalidImage):
+        session.load(f"docker-archive:{path}")
+
+
+def test_deep_json_estargz_toc_is_invalid_image() -> None:
+    with pytest.raises(errors.InvalidImage):
+        estargz.parse_toc(DEEP, "layer 0")
