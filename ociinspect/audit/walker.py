@@ -175,6 +175,7 @@ class Counters:
     tags_total: int = 0
     tags_done: int = 0
     tag_errors: int = 0
+    repo_errors: int = 0
     manifests: int = 0  # manifests (and index children) whose facts were ensured by this process
     fetched_manifests: int = 0
     fetched_blobs: int = 0
@@ -198,6 +199,7 @@ class Counters:
                     "tags_total",
                     "tags_done",
                     "tag_errors",
+                    "repo_errors",
                     "manifests",
                     "fetched_manifests",
                     "fetched_blobs",
@@ -467,15 +469,16 @@ class _RepoSource:
 
 
 _TRANSIENT = (ConnectionFailed, Timeout, RateLimited)
+_TRANSIENT_STATUSES = frozenset(
+    {429, 502, 503, 504}
+)  # as the transport's retries; 500 is the content's fault
 
 
 def is_transient(exc: OciInspectError) -> bool:
     """Errors that may go away by themselves (network, overload, rate limit): never recorded as facts."""
     if isinstance(exc, _TRANSIENT):
         return True
-    return (
-        isinstance(exc, RegistryError) and exc.status is not None and (exc.status >= 500 or exc.status == 429)
-    )
+    return isinstance(exc, RegistryError) and exc.status in _TRANSIENT_STATUSES
 
 
 class _Once:
@@ -692,8 +695,7 @@ class Walker:
         }.get(kind, OciInspectError)
         if kind.endswith("NotFound"):
             error_class = NotFound
-        suffix = "" if run == self.run_id else f" (recorded by run {run}; --retry-errors fetches it again)"
-        err = error_class(message + suffix)
+        err = error_class(message)  # as first recorded: a re-audit reports the same error (--retry-errors)
         err.__dict__["recorded_type"] = kind
         return err
 
@@ -1099,7 +1101,7 @@ class Walker:
                     repository,
                 ),
             )
-            self.counters.add(repos_done=1)
+            self.counters.add(repos_done=1, repo_errors=1)
             self._failure(exc, is_transient(exc))
             return []
         with self.db.transaction():
@@ -1125,10 +1127,11 @@ class Walker:
         )
         prev = self._previous_digests(repository)
         out = []
-        done = 0
+        done = failed = 0
         for tag, status, digest, transient in rows:
             if status == "done" or (status == "error" and not transient):
                 done += 1
+                failed += status == "error"
                 continue
             out.append(
                 _TagWork(
@@ -1138,7 +1141,7 @@ class Walker:
                     prev.get(str(tag)),
                 )
             )
-        self.counters.add(tags_total=len(rows), tags_done=done)
+        self.counters.add(tags_total=len(rows), tags_done=done, tag_errors=failed)
         return out
 
     # ----------------------------------------------------------------------------------------- the walk
@@ -1207,8 +1210,18 @@ class Walker:
     def _walk(self) -> None:
         repos = self._enumerate()
         self.counters.add(
-            repos_total=len(repos), repos_done=sum(1 for _, s in repos if s in ("done", "error"))
+            repos_total=len(repos),
+            repos_done=sum(1 for _, s in repos if s in ("done", "error")),
+            repo_errors=sum(1 for _, s in repos if s == "error"),
         )
+        done_tags = self.db.query(
+            "SELECT COUNT(*), SUM(CASE WHEN t.status = 'error' THEN 1 ELSE 0 END) FROM tags t "
+            "JOIN repositories r ON r.run_id = t.run_id AND r.name = t.repository "
+            "WHERE t.run_id = ? AND r.shard = ? AND r.status = 'done'",
+            (self.run_id, self.shard.index),
+        )
+        n_done, n_failed = int(done_tags[0][0] or 0), int(done_tags[0][1] or 0)
+        self.counters.add(tags_total=n_done, tags_done=n_done, tag_errors=n_failed)
         to_list = deque(n for n, s in repos if s in ("pending", "retry"))
         tag_queue: deque[_TagWork] = deque()
         for name, status in repos:

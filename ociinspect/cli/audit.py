@@ -364,7 +364,7 @@ def scan(
             f"see `ociinspect audit report {run_id}`",
             err=True,
         )
-    if snap["tag_errors"]:
+    if snap["tag_errors"] or snap["repo_errors"]:  # this run's, found by this process or an earlier one
         raise SystemExit(int(ExitCode.PARTIAL))
 
 
