@@ -309,6 +309,7 @@ def exit_code(checks: Sequence[ImageCheck], *, unreadable: bool, usage: bool = F
 # ----------------------------------------------------------------------------------------------- globs
 
 _GLOB_CACHE: dict[str, re.Pattern[str]] = {}
+_HIDDEN = ", deleted or replaced later but still stored in that layer"
 
 
 def compile_glob(pattern: str) -> re.Pattern[str]:
@@ -601,9 +602,7 @@ class _Evaluator:
                 for text, regex in patterns:
                     if regex.fullmatch(full):
                         kept = final.get(e.path) == k
-                        hits.append(
-                            f"{full} (layer {k}{'' if kept else ', deleted later but still in the layer'}; {text})"
-                        )
+                        hits.append(f"{full} (layer {k}{'' if kept else _HIDDEN}; {text})")
                         break
         return self.finding(cfg, bool(hits), measured=len(hits), limit=list(cfg.value), details=tuple(hits))
 
