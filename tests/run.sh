@@ -8,6 +8,7 @@ need=()
 command -v docker-registry >/dev/null 2>&1 || need+=(docker-registry)
 command -v skopeo >/dev/null 2>&1 || need+=(skopeo)
 command -v chromium >/dev/null 2>&1 || need+=(chromium)   # renders the HTML reports in a test
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)   # audit shards into a real PostgreSQL
 if [ ${#need[@]} -gt 0 ]; then
   echo "tests/run.sh: installing Debian packages: ${need[*]}" >&2
   SUDO=""
