@@ -454,7 +454,7 @@ def test_bad_toml(tmp_path: Path, text: str, error: str, hint: str | None) -> No
 
 
 def test_not_toml_nor_yaml(tmp_path: Path) -> None:
-    with pytest.raises(PolicyError, match=r"neither TOML \(.*line 1.*\) nor YAML \(line 1: .*\)"):
+    with pytest.raises(PolicyError, match=r"neither TOML \(.*line 1.*\) nor YAML \(line 2: .*\)"):
         load_policy(_write(tmp_path, "[check\nkey: [\n", "policy.conf"), search_from=tmp_path)
     with pytest.raises(PolicyError, match="not UTF-8"):
         path = tmp_path / "policy.bin"
