@@ -15,7 +15,7 @@ from typing import Any
 
 from ociinspect import digest as _digest
 from ociinspect import mediatypes as mt
-from ociinspect.errors import InvalidImage, NotFound, UsageError
+from ociinspect.errors import InvalidImage, InvalidReference, NotFound, UsageError
 from ociinspect.model import RawManifest
 from ociinspect.reference import Reference, parse_repository
 from ociinspect.sources.base import MAX_MANIFEST_BYTES, parse_json
@@ -136,7 +136,11 @@ class LayoutSource(_LocalBlobs):
             if "layers" in doc or "config" in doc:
                 why = "is an image manifest, not an index: the layout is malformed"
             raise InvalidImage(f"reading {self.reference}: index.json {why}", hint="export the image again")
-        good = [e for e in entries if isinstance(e, dict) and isinstance(e.get("digest"), str)]
+        good = [
+            e
+            for e in entries
+            if isinstance(e, dict) and isinstance(e.get("digest"), str) and _digest.is_digest(e["digest"])
+        ]
         if len(good) != len(entries):
             raise InvalidImage(f"reading {self.reference}: index.json has a malformed manifest entry")
         return data, good
@@ -238,9 +242,12 @@ class DockerArchiveSource(_LocalBlobs):
         if ref.archive_name:
             want = parse_repository(str(ref), ref.archive_name), ref.tag or "latest"
             for e in entries:
-                for rt in e.get("RepoTags") or []:
-                    if isinstance(rt, str) and _normalise_repo_tag(rt) == want:
-                        return dict(e)
+                for rt in _repo_tags(e):
+                    try:
+                        if _normalise_repo_tag(rt) == want:
+                            return dict(e)
+                    except InvalidReference:
+                        continue  # a tag docker would not write cannot be the one asked for
             raise NotFound(
                 f"reading {ref}: no image tagged {ref.archive_name}:{ref.tag} in the archive "
                 f"(tags: {', '.join(_all_tags(entries)) or 'none'})",
@@ -374,8 +381,14 @@ def _normalise_repo_tag(text: str) -> tuple[tuple[str, str], str]:
     return parse_repository(text, name), tag
 
 
+def _repo_tags(entry: Mapping[str, Any]) -> list[str]:
+    """The string items of an entry's ``RepoTags`` (a hostile manifest.json may put anything there)."""
+    tags = entry.get("RepoTags")
+    return [t for t in tags if isinstance(t, str)] if isinstance(tags, list) else []
+
+
 def _all_tags(entries: list[Any]) -> list[str]:
-    return [t for e in entries for t in (e.get("RepoTags") or []) if isinstance(t, str)]
+    return [t for e in entries for t in _repo_tags(e)]
 
 
 def open_local(reference: Reference) -> LayoutSource | DockerArchiveSource:

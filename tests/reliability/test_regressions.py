@@ -21,6 +21,7 @@ from fixtures.build import EXPECTED
 from ociinspect import errors, estargz
 from ociinspect.registry import HostSettings, RegistryClient, RegistrySettings
 from ociinspect.session import Session
+from reliability.helpers import run_cli
 
 BASE = EXPECTED["base"]
 LAYER = BASE.layers[0]
@@ -129,3 +130,50 @@ def test_deep_json_config_in_a_docker_archive_is_invalid_image(tmp_path: Path) -
 def test_deep_json_estargz_toc_is_invalid_image() -> None:
     with pytest.raises(errors.InvalidImage):
         estargz.parse_toc(DEEP, "layer 0")
+
+
+# --------------------------- 3. hostile docker-archive RepoTags crashed (exit 70) or failed as bad usage (exit 2)
+# `RepoTags: true` (any non-list) raised TypeError while selecting an image or listing tags; a tag that does not
+# parse as a docker reference (upper case, empty) in *any* entry made naming an image by repo:tag fail with
+# InvalidReference (exit 2: "bad usage") although the user's reference was fine. Non-list RepoTags now count as
+# no tags and unparsable tags are skipped. Found by the issue-7 fuzzers (docker_archives).
+
+
+def _docker_archive(path: Path, entries: list[dict[str, Any]]) -> str:
+    config = json.dumps(
+        {"architecture": "amd64", "os": "linux", "rootfs": {"type": "layers", "diff_ids": []}}
+    )
+    with tarfile.open(path, "w") as tf:
+        for name, data in (("manifest.json", json.dumps(entries).encode()), ("cfg.json", config.encode())):
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tf.addfile(info, io.BytesIO(data))
+    return f"docker-archive:{path}"
+
+
+@pytest.mark.parametrize("odd", [True, 7, "a:b", {"x": 1}, ["Upper:Case"], [""], [":"]])
+def test_docker_archive_with_odd_repo_tags(tmp_path: Path, odd: Any) -> None:
+    ref = _docker_archive(
+        tmp_path / "odd.tar",
+        [
+            {"Config": "cfg.json", "RepoTags": odd, "Layers": []},
+            {"Config": "cfg.json", "RepoTags": ["a:b"], "Layers": []},
+        ],
+    )
+    run = run_cli("inspect", "--no-os", "-f", "json", ref + ":a:b")
+    assert run.code == 0, run
+    run = run_cli("inspect", "--no-os", "-f", "json", ref)
+    assert run.code == 2 and "name one" in run.err, run  # two images: the user must choose (a usage error)
+
+
+# ----------------------------------- 4. a malformed digest in a layout's index.json was a usage error (exit 2)
+# `"digest": "sha256:../../etc/passwd"` in index.json raised InvalidReference from the digest parser: exit 2,
+# "bad usage", for what is a corrupt layout (docs/cli.md: exit 3). Such entries are now malformed entries.
+
+
+def test_layout_with_a_malformed_digest_is_invalid_image(tmp_path: Path) -> None:
+    (tmp_path / "oci-layout").write_text('{"imageLayoutVersion": "1.0.0"}')
+    entry = {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": "sha256:../../etc/passwd"}
+    (tmp_path / "index.json").write_text(json.dumps({"schemaVersion": 2, "manifests": [entry | {"size": 2}]}))
+    run = run_cli("inspect", "--no-os", "-f", "json", f"oci:{tmp_path}")
+    assert run.code == 3 and run.error_type == "InvalidImage", run
