@@ -1,0 +1,463 @@
+"""Unit tests of the audit: database migrations, shards, pacing, run bookkeeping, the report's arithmetic
+(hand-computed), renderers, and the registry client's response observers."""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import http.server
+import json
+import sqlite3
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from ociinspect.audit import AuditDB, AuditOptions, Pacer, Scope, ShardSpec, open_run
+from ociinspect.audit.db import SCHEMA_VERSION, default_db_path
+from ociinspect.audit.report import build_diff, build_report
+from ociinspect.audit.runs import RunData, RunInfo
+from ociinspect.audit.walker import _Once, is_transient
+from ociinspect.cli.audit import parse_registry, progress_line
+from ociinspect.errors import ConnectionFailed, RateLimited, RegistryError, UsageError
+from ociinspect.reports.audit import CSV_COLUMNS, audit_csv, audit_html, audit_text
+from ociinspect.vmprofiles import load_parameters
+
+# ---------------------------------------------------------------------------------------------- database
+
+
+def test_fresh_database_is_migrated_in_wal_mode(tmp_path: Path) -> None:
+    path = tmp_path / "sub" / "a.sqlite3"
+    with AuditDB(path) as db:
+        assert db.schema_version() == SCHEMA_VERSION == 1
+        tables = {r[0] for r in db.query("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        assert {
+            "runs",
+            "run_shards",
+            "repositories",
+            "tags",
+            "manifests",
+            "manifest_refs",
+            "blobs",
+            "configs",
+            "facts",
+            "digest_errors",
+            "meta",
+        } <= tables
+        assert db.query("PRAGMA journal_mode")[0][0] == "wal"
+    with AuditDB(path) as db:  # reopening migrates nothing twice
+        assert db.schema_version() == 1
+
+
+def test_a_newer_schema_is_refused_and_left_alone(tmp_path: Path) -> None:
+    path = tmp_path / "a.sqlite3"
+    AuditDB(path).close()
+    conn = sqlite3.connect(path)
+    conn.execute("UPDATE meta SET value = '99' WHERE key = 'schema_version'")
+    conn.commit()
+    conn.close()
+    with pytest.raises(UsageError, match="newer ociinspect"):
+        AuditDB(path)
+    assert sqlite3.connect(path).execute("SELECT value FROM meta").fetchone()[0] == "99"
+
+
+def test_default_path_is_in_the_xdg_data_dir(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path))
+    assert default_db_path() == tmp_path / "ociinspect" / "audit.sqlite3"
+    monkeypatch.setenv("XDG_DATA_HOME", "relative/ignored")
+    assert default_db_path() == Path.home() / ".local" / "share" / "ociinspect" / "audit.sqlite3"
+
+
+def test_postgres_without_driver_or_server_is_a_clear_error() -> None:
+    from ociinspect.audit.db import DatabaseError
+
+    with pytest.raises((DatabaseError, UsageError)) as info:
+        AuditDB("postgresql://nobody:secret@127.0.0.1:1/none")
+    assert "secret" not in str(info.value) and info.value.hint
+
+
+def test_runs_are_created_joined_and_resumed(tmp_path: Path) -> None:
+    with AuditDB(tmp_path / "a.sqlite3") as db:
+        scope = Scope("reg.example:5000", prefix="team/")
+        first, label = open_run(db, scope, AuditOptions(), label="nightly", shard=ShardSpec(0, 3))
+        again, _ = open_run(db, scope, AuditOptions(), label="nightly", shard=ShardSpec(2, 3))
+        assert first == again and label == "nightly"
+        assert len(db.query("SELECT * FROM run_shards WHERE run_id = ?", (first,))) == 2
+        with pytest.raises(UsageError, match="3 shards"):
+            open_run(db, scope, AuditOptions(), label="nightly", shard=ShardSpec(0, 2))
+        with pytest.raises(UsageError, match="another scope"):
+            open_run(db, Scope("reg.example:5000"), AuditOptions(), label="nightly", shard=ShardSpec(0, 3))
+        resumed, resumed_label = open_run(db, scope, AuditOptions(), resume=True, shard=ShardSpec(0, 3))
+        assert (resumed, resumed_label) == (first, "nightly")
+        with pytest.raises(UsageError, match="no unfinished audit"):
+            open_run(db, Scope("other:1"), AuditOptions(), resume=True)
+        fresh, fresh_label = open_run(db, Scope("other:1"), AuditOptions())
+        assert fresh != first and fresh_label.endswith("Z")
+
+
+# ------------------------------------------------------------------------------------------------ shards
+
+
+def test_shards_partition_every_repository_exactly_once() -> None:
+    names = [f"team{i % 7}/svc{i}" for i in range(3000)]
+    shards = [ShardSpec(k, 3) for k in range(3)]
+    owners = [[s.index for s in shards if s.owns(n)] for n in names]
+    assert all(len(o) == 1 for o in owners)
+    sizes = [sum(1 for o in owners if o == [k]) for k in range(3)]
+    assert min(sizes) > 900  # balanced
+    assert ShardSpec(0, 1).owns("anything")
+    # deterministic: the first 16 hex digits of sha256(name), mod N
+    h = int(hashlib.sha256(b"library/alpine").hexdigest()[:16], 16)
+    assert [ShardSpec(k, 3).owns("library/alpine") for k in range(3)] == [h % 3 == k for k in range(3)]
+
+
+@pytest.mark.parametrize("text", ["3/3", "1", "a/b", "-1/3", "0/0", "1/3/4"])
+def test_bad_shard_specs_are_usage_errors(text: str) -> None:
+    with pytest.raises(UsageError, match="K/N"):
+        ShardSpec.parse(text)
+
+
+# ------------------------------------------------------------------------------------------------ pacing
+
+
+class FakeTime:
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.slept: list[float] = []
+
+    def clock(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.now += seconds
+
+
+def _response(headers: dict[str, str]) -> requests.Response:
+    r = requests.Response()
+    r.status_code = 200
+    r.headers.update(headers)
+    return r
+
+
+def test_max_rps_spaces_requests() -> None:
+    t = FakeTime()
+    pacer = Pacer(10, clock=t.clock, sleep=t.sleep)
+    for _ in range(5):
+        pacer.wait()
+    assert t.slept == pytest.approx([0.1] * 4)
+
+
+def test_docker_hub_ratelimit_headers_slow_down_then_stop_at_the_reserve() -> None:
+    t = FakeTime()
+    pacer = Pacer(0, concurrency=4, reserve=5, max_pause=30, clock=t.clock, sleep=t.sleep)
+    pacer.observe(
+        "GET", "u", _response({"ratelimit-limit": "100;w=21600", "ratelimit-remaining": "76;w=21600"})
+    )
+    assert (pacer.limit, pacer.remaining, pacer.window) == (100, 76, 21600)
+    pacer.wait()
+    pacer.wait()
+    assert t.slept == []  # plenty left: full speed
+    pacer.observe("GET", "u", _response({"ratelimit-remaining": "9;w=60"}))
+    assert pacer.spacing() == pytest.approx(60 / (9 - 5))  # the rest spread over the window
+    pacer.observe("GET", "u", _response({"ratelimit-remaining": "5;w=21600"}))
+    with pytest.raises(RateLimited, match="nearly used up") as info:
+        pacer.wait()
+    assert "--resume" in (info.value.hint or "")
+    pacer.observe("GET", "u", _response({"ratelimit-remaining": "garbage"}))
+    assert pacer.remaining == 5
+
+
+def test_transient_errors() -> None:
+    assert is_transient(ConnectionFailed("x"))
+    assert is_transient(RegistryError("x", status=503))
+    assert not is_transient(RegistryError("x", status=500))
+    assert not is_transient(RegistryError("x", status=404))
+
+
+def test_single_flight_runs_the_work_once_and_shares_its_failure() -> None:
+    once = _Once()
+    calls: list[int] = []
+    done = threading.Event()
+    gate = threading.Barrier(8)
+
+    def work() -> None:
+        calls.append(1)
+        done.wait(0.2)
+
+    def one() -> None:
+        gate.wait()
+        once.run("k", lambda: bool(calls) and done.is_set(), work)
+
+    threads = [threading.Thread(target=one) for _ in range(8)]
+    for th in threads:
+        th.start()
+    done.set()
+    for th in threads:
+        th.join()
+    assert len(calls) == 1
+
+    def fail() -> None:
+        raise ConnectionFailed("down")
+
+    with pytest.raises(ConnectionFailed):
+        once.run("f", lambda: False, fail)
+    with pytest.raises(ConnectionFailed):  # the failure is shared, not retried
+        once.run("f", lambda: False, lambda: None)
+
+
+# ------------------------------------------------------------------------------------------------- cli bits
+
+
+@pytest.mark.parametrize(
+    ("text", "registry", "prefix"),
+    [
+        ("127.0.0.1:5000", "127.0.0.1:5000", ""),
+        ("registry.example.com/team/", "registry.example.com", "team/"),
+        ("https://Registry.Example.com/team/sub", "registry.example.com", "team/sub/"),
+        ("docker.io/library/", "registry-1.docker.io", "library/"),
+        ("docker://index.docker.io", "registry-1.docker.io", ""),
+    ],
+)
+def test_registry_argument(text: str, registry: str, prefix: str) -> None:
+    scope = parse_registry(text)
+    assert (scope.registry, scope.prefix) == (registry, prefix)
+    assert scope.wants(prefix + "x") and (not prefix or not scope.wants("zzz/x"))
+
+
+def test_progress_line_shows_done_remaining_rate_and_eta() -> None:
+    snap = {
+        "repos_done": 10,
+        "repos_total": 20,
+        "tags_done": 100,
+        "tags_total": 300,
+        "tag_errors": 2,
+        "manifests": 120,
+        "requests": 400,
+        "elapsed": 10.0,
+        "catalog_done": True,
+    }
+    line = progress_line(snap)
+    assert "repos 10/20" in line and "tags 100/300 (200 left, 2 failed)" in line
+    assert "10 tags/s" in line and "ETA 0m20s" in line
+    assert "ETA ?" in progress_line(snap | {"catalog_done": False})
+
+
+# ------------------------------------------------------------------------------------------- the report
+
+
+def D(name: str) -> str:
+    return "sha256:" + name.ljust(64, "0")
+
+
+OCI_M = "application/vnd.oci.image.manifest.v1+json"
+GZ = "application/vnd.oci.image.layer.v1.tar+gzip"
+CFG = "application/vnd.oci.image.config.v1+json"
+
+
+def _run_info(run_id: int = 1) -> RunInfo:
+    return RunInfo(
+        run_id,
+        f"r{run_id}",
+        "reg:5000",
+        {"prefix": ""},
+        1,
+        "complete",
+        0.0,
+        1.0,
+        {0: "complete"},
+        42,
+        {"deep": False},
+    )
+
+
+def sample_data(run_id: int = 1) -> RunData:
+    """base (layer B 1000) tagged base:1; app1 = B + A1 (100), tagged app:1 and app:latest; app2 = B + A2 (200)
+    in repo other (old); an index in repo multi with amd64 (B + A3 300) and arm64 (B2 400); a broken tag."""
+    manifests = {
+        D("base"): (OCI_M, 10, "image", None, None),
+        D("app1"): (OCI_M, 11, "image", None, None),
+        D("app2"): (OCI_M, 12, "image", None, None),
+        D("idx"): ("application/vnd.oci.image.index.v1+json", 13, "index", None, None),
+        D("amd"): (OCI_M, 14, "image", None, None),
+        D("arm"): (OCI_M, 15, "image", None, None),
+    }
+
+    def image(cfg: str, cfg_size: int, *layers: tuple[str, int]) -> list[Any]:
+        return [("config", 0, D(cfg), CFG, cfg_size, None, None)] + [
+            ("layer", i, D(n), GZ, size, None, None) for i, (n, size) in enumerate(layers)
+        ]
+
+    refs = {
+        D("base"): image("cbase", 10, ("B", 1000)),
+        D("app1"): image("capp1", 11, ("B", 1000), ("A1", 100)),
+        D("app2"): image("capp2", 12, ("B", 1000), ("A2", 200)),
+        D("amd"): image("camd", 13, ("B", 1000), ("A3", 300)),
+        D("arm"): image("carm", 14, ("B2", 400)),
+        D("idx"): [
+            ("manifest", 0, D("amd"), OCI_M, 14, "linux/amd64", "image"),
+            ("manifest", 1, D("arm"), OCI_M, 15, "linux/arm64/v8", "image"),
+        ],
+    }
+    blobs = {
+        D(n): (s, s * 3, "trailer")
+        for n, s in (("B", 1000), ("A1", 100), ("A2", 200), ("A3", 300), ("B2", 400))
+    }
+    recent, old = "2026-11-01T00:00:00Z", "2020-01-01T00:00:00Z"
+    configs = {
+        D("cbase"): (recent, "linux", "amd64", None, (D("uB"),)),
+        D("capp1"): (recent, "linux", "amd64", None, (D("uB"), D("uA1"))),
+        D("capp2"): (old, "linux", "amd64", None, (D("uB"), D("uA2"))),
+        D("camd"): (recent, "linux", "amd64", None, (D("uB"), D("uA3"))),
+        D("carm"): (recent, "linux", "arm64", "v8", (D("uB2"),)),
+    }
+    tags = [
+        ("base", "1", "done", D("base"), None, None),
+        ("app", "1", "done", D("app1"), None, None),
+        ("app", "latest", "done", D("app1"), None, None),
+        ("other", "1", "done", D("app2"), None, None),
+        ("multi", "1", "done", D("idx"), None, None),
+        ("broken", "1", "error", None, "DigestMismatch", "bad"),
+    ]
+    repos = {n: ("done", None, None, None) for n in ("base", "app", "other", "multi", "broken")}
+    os_fact = {
+        "id": "debian",
+        "version_id": "12",
+        "pretty_name": "Debian",
+        "family": "debian",
+        "evidence": "etc/os-release in layer 0",
+        "layer_index": 0,
+    }
+    return RunData(
+        _run_info(run_id),
+        repos,
+        tags,
+        manifests,
+        refs,
+        blobs,
+        configs,
+        {d: os_fact for d in (D("base"), D("app1"), D("app2"), D("amd"))},
+        {},
+    )
+
+
+NOW = datetime.datetime(2026, 11, 28, tzinfo=datetime.UTC)
+
+
+def test_report_arithmetic_by_hand() -> None:
+    doc = build_report(sample_data(), now=NOW, stale_days=180, vm_params=load_parameters())
+    # images: base 1010, app1 1111, app2 1212, amd 1313, arm 414 (config + layers)
+    assert doc["images"] == 5 and doc["tags"] == 6 and doc["tags_read"] == 5 and doc["repositories"] == 5
+    assert doc["logical_size"] == 1010 + 1111 + 1212 + 1313 + 414
+    # distinct blobs: B, A1, A2, A3, B2 and five configs
+    assert doc["deduplicated_size"] == 1000 + 100 + 200 + 300 + 400 + (10 + 11 + 12 + 13 + 14)
+    assert doc["uncompressed_deduplicated_size"] == 3 * (1000 + 100 + 200 + 300 + 400)
+    repos = {r["name"]: r for r in doc["repos"]}
+    assert repos["app"] == repos["app"] | {
+        "tags": 2,
+        "images": 1,
+        "stored_size": 1111,
+        "unique_size": 111,
+        "shared_size": 1000,
+    }
+    assert (
+        repos["multi"]["stored_size"] == 1000 + 300 + 400 + 13 + 14 and repos["multi"]["unique_size"] == 727
+    )
+    assert repos["multi"]["multi_arch_tags"] == 1
+    assert sum(r["unique_size"] for r in doc["repos"]) + 1000 == doc["deduplicated_size"]  # B is shared
+    top = doc["top_shared_layers"]
+    assert [(t["digest"], t["images"], t["repositories"], t["saved_size"]) for t in top] == [
+        (D("B"), 4, 4, 3000)
+    ]
+    assert top[0]["base"] == {"image": D("base"), "tag": "base:1", "source": "image", "layers": 1}
+    assert top[0]["used_by"] == ["app:1", "app:latest", "base:1", "multi:1", "other:1"]
+    assert [i["digest"] for i in doc["largest_images"]][:2] == [D("amd"), D("app2")]
+    assert [(s["repository"], s["tag"]) for s in doc["stale_tags"]] == [("other", "1")]
+    assert doc["stale_reclaimable_size"] == 200 + 12  # A2 and app2's config; B is used by fresh images too
+    assert doc["multi_arch"]["platforms"] == {"linux/amd64": 5, "linux/arm64/v8": 1}  # tags offering each
+    assert doc["multi_arch"]["index_tags"] == 1
+    assert [(e["repository"], e["type"]) for e in doc["errors"]] == [("broken", "DigestMismatch")]
+    assert doc["vm"]["images"] == 5 and doc["vm"]["families"] == {"debian": 4, "static": 1}
+    assert doc["vm"]["fleet"]["containers_size"] == 3 * (1000 + 100 + 200 + 300 + 400)
+
+
+def test_diff_of_two_runs() -> None:
+    a = sample_data(1)
+    b = sample_data(2)
+    b.tags = [t for t in b.tags if t[:2] != ("other", "1")] + [("app", "2", "done", D("app2"), None, None)]
+    b.tags = [
+        ("app", "latest", "done", D("base"), None, None) if t[:2] == ("app", "latest") else t for t in b.tags
+    ]
+    ra, rb = build_report(a, now=NOW), build_report(b, now=NOW)
+    d = build_diff(a, b, ra, rb)
+    assert [(t["repository"], t["tag"]) for t in d["added_tags"]] == [("app", "2")]
+    assert [(t["repository"], t["tag"]) for t in d["removed_tags"]] == [("other", "1")]
+    assert [(t["repository"], t["tag"], t["to"]) for t in d["changed_tags"]] == [("app", "latest", D("base"))]
+    assert d["growth"]["tags"] == {"from": 6, "to": 6, "growth": 0}
+    changed = {r["name"]: r for r in d["repos"]}
+    assert changed["other"]["to_size"] == 0 and changed["app"]["growth"] > 0
+
+
+def test_renderers() -> None:
+    doc = build_report(sample_data(), now=NOW, vm_params=load_parameters())
+    rows = audit_csv(doc).splitlines()
+    assert rows[0] == ",".join(CSV_COLUMNS) and len(rows) == 1 + 5
+    assert any(r.startswith("app,2,1,1111,1111,111,1000,") for r in rows)
+    text = audit_text(doc)
+    assert "Stored:" in text and f"({doc['deduplicated_size']} bytes)" in text and "base:1" in text
+    assert audit_text(doc, markdown=True).startswith("## Registry audit")
+    html = audit_html(doc)
+    assert html.startswith("<!DOCTYPE html>") and "<svg" in html and "<script" not in html
+    assert "Most shared layers" in html and "base:1" in html
+    evil = build_report(sample_data(), now=NOW)
+    evil["repos"][0]["name"] = "<img src=x onerror=alert(1)>"
+    assert "<img src=x" not in audit_html(evil)
+
+
+# ------------------------------------------------------------------------------ registry client observers
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        self.send_response(200)
+        self.send_header("ratelimit-limit", "100;w=21600")
+        self.send_header("ratelimit-remaining", "7;w=21600")
+        self.send_header("Content-Length", "2")
+        self.end_headers()
+        self.wfile.write(b"{}")
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def server() -> Iterator[str]:
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"127.0.0.1:{httpd.server_address[1]}"
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+
+
+def test_client_observers_see_every_response(server: str) -> None:
+    from ociinspect.registry import HostSettings, RegistryClient, RegistrySettings
+
+    seen: list[tuple[str, str, int]] = []
+    pacer = Pacer(0, concurrency=2)
+    with RegistryClient(RegistrySettings(default=HostSettings(plain_http=True))) as client:
+        client.add_observer(lambda m, u, r: seen.append((m, u, r.status_code)))
+        client.add_observer(pacer.observe)
+        client.ping(server)
+        client.list_tags(server, "a/b")
+    assert [(m, u.split(server, 1)[1], s) for m, u, s in seen] == [
+        ("GET", "/v2/", 200),
+        ("GET", "/v2/a/b/tags/list", 200),
+    ]
+    assert (pacer.remaining, pacer.limit) == (7, 100)
+    assert json.dumps(seen)  # plain values
