@@ -100,7 +100,9 @@ def describe(f: Finding) -> str:
     """One sentence with the measured value (and the limit when violated) for a finding."""
     rule, m, limit = f.rule, f.measured, f.limit
     if f.status == "skip":
-        return f.note or "disabled"
+        if f.note and f.note != "disabled":
+            return f.note
+        return "disabled" + (f" ({f.origin.where})" if f.origin else "")
     if m is None and f.note and rule != "allowed-base-images":
         return f"could not be measured: {f.note}"
     violated = f.status in ("fail", "warn")
