@@ -92,7 +92,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     except Exception as exc:  # a bug: one line, not a traceback (-vv logs it in full)
         logging.getLogger("ociinspect").debug("internal error", exc_info=True)
-        click.echo(f"ociinspect: internal error: {type(exc).__name__}: {exc}", err=True)
+        from ociinspect.reports import safe_text
+
+        click.echo(safe_text(f"ociinspect: internal error: {type(exc).__name__}: {exc}"), err=True)
         click.echo("  hint: this is a bug in ociinspect; rerun with -vv and report the output", err=True)
         return int(ExitCode.INTERNAL)
     return 0

@@ -10,7 +10,7 @@ import click
 from ociinspect.analyzers.vm import estimate_for
 from ociinspect.cli import cli
 from ociinspect.cli.options import ReadContext, exit_code, image_options, output_options, report_error
-from ociinspect.reports import render
+from ociinspect.reports import render, safe_text
 from ociinspect.reports.data import error_document, inspect_document
 from ociinspect.vmprofiles import load_parameters
 
@@ -63,7 +63,7 @@ def inspect(refs: tuple[str, ...], exact: bool, with_os: bool, read: ReadContext
         click.echo(render("inspect", fmt, docs, as_list=len(refs) > 1 or read.all_platforms))
     for d in docs:
         for w in d.get("warnings", ()):
-            click.echo(f"ociinspect: warning: {d['reference']}: {w}", err=True)
+            click.echo(safe_text(f"ociinspect: warning: {d['reference']}: {w}"), err=True)
     code = exit_code(results)
     if code:
         raise SystemExit(code)

@@ -13,7 +13,7 @@ from ociinspect.errors import ExitCode, OciInspectError, UsageError
 from ociinspect.loader import LoadOptions
 from ociinspect.model import Platform
 from ociinspect.reference import parse_reference
-from ociinspect.reports import FORMATS, formats_for, render
+from ociinspect.reports import FORMATS, formats_for, render, safe_text
 from ociinspect.reports.data import error_document
 from ociinspect.session import LoadResult, Session
 
@@ -31,10 +31,11 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 def report_error(error: OciInspectError) -> None:
-    """One line on stderr (what was being done, why it failed), plus the hint line when there is one."""
-    click.echo(f"ociinspect: error: {error.message}", err=True)
+    """One line on stderr (what was being done, why it failed), plus the hint line when there is one.
+    Control characters quoted from an image or a registry are escaped (:func:`~ociinspect.reports.safe_text`)."""
+    click.echo(f"ociinspect: error: {safe_text(error.message)}", err=True)
     if error.hint:
-        click.echo(f"  hint: {error.hint}", err=True)
+        click.echo(f"  hint: {safe_text(error.hint)}", err=True)
 
 
 class ReadContext:

@@ -21,7 +21,7 @@ from ociinspect.cli.options import ReadContext, image_options, output_options, r
 from ociinspect.errors import ExitCode, OciInspectError, UsageError
 from ociinspect.loader import load, load_all_platforms
 from ociinspect.model import Image
-from ociinspect.reports import render
+from ociinspect.reports import render, safe_text
 from ociinspect.reports.data import error_document
 from ociinspect.reports.waste import analysis_document, dive_export, waste_document
 from ociinspect.scan import DEFAULT_MAX_UNCOMPRESSED, LayerScan, ScanOptions, scan_image
@@ -307,7 +307,7 @@ def waste(
         click.echo(render("waste", fmt, shown, as_list=len(refs) > 1 or read.all_platforms))
     for d in docs:
         for w in d.get("warnings", ()):
-            click.echo(f"ociinspect: warning: {d['reference']}: {w}", err=True)
+            click.echo(safe_text(f"ociinspect: warning: {d['reference']}: {w}"), err=True)
     raise_exit(errors, len(refs))
 
 

@@ -9,12 +9,13 @@ format is rendered from them, so formats cannot disagree.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from ociinspect.reports import html, text
 
-__all__ = ["FORMATS", "formats_for", "register", "render"]
+__all__ = ["FORMATS", "formats_for", "register", "render", "safe_text"]
 
 FORMATS = ("table", "json", "markdown")
 
@@ -39,6 +40,34 @@ _VIEWS: dict[str, dict[str, Renderer]] = {
 }
 
 
+# C0 controls (newline and tab included), DEL, C1 controls, Unicode bidi overrides and isolates
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+#: formats that escape control characters themselves (JSON strings, HTML text is inert)
+_SELF_ESCAPING = frozenset({"json", "sarif", "html"})
+
+
+def safe_text(text: str) -> str:
+    """``text`` with control characters written as ``\\xNN`` / ``\\uNNNN``.
+
+    Strings in images (labels, history, tags, file names, error messages quoting them) come from strangers: an
+    ESC sequence must not drive the user's terminal (title, clipboard, hidden text) and a newline must not forge
+    an output line.  Cost: one regex pass.
+    """
+    return _CONTROL.sub(lambda m: f"\\x{ord(m[0]):02x}" if ord(m[0]) < 0x100 else f"\\u{ord(m[0]):04x}", text)
+
+
+def _neutralised(value: Any) -> Any:
+    if isinstance(value, str):
+        return safe_text(value)
+    if isinstance(value, dict):
+        return {_neutralised(k): _neutralised(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_neutralised(v) for v in value]
+    if isinstance(value, tuple):
+        return tuple(_neutralised(v) for v in value)
+    return value
+
+
 def register(view: str, fmt: str, renderer: Renderer) -> None:
     """Add a renderer (used by command modules that bring their own views)."""
     _VIEWS.setdefault(view, {})[fmt] = renderer
@@ -55,5 +84,7 @@ def render(view: str, fmt: str, documents: Sequence[dict[str, Any]], *, as_list:
         payload: Any = list(documents) if as_list or len(documents) != 1 else documents[0]
         return json.dumps(payload, indent=2, sort_keys=False)
     renderer = _VIEWS[view][fmt]
+    if fmt not in _SELF_ESCAPING:  # text for terminals and CI logs: no control character from the data
+        documents = [_neutralised(d) for d in documents]
     sep = "\n\n" if fmt in ("markdown", "html") else "\n\n" + "─" * 80 + "\n\n"
     return sep.join(renderer(d) for d in documents)

@@ -177,3 +177,45 @@ def test_layout_with_a_malformed_digest_is_invalid_image(tmp_path: Path) -> None
     (tmp_path / "index.json").write_text(json.dumps({"schemaVersion": 2, "manifests": [entry | {"size": 2}]}))
     run = run_cli("inspect", "--no-os", "-f", "json", f"oci:{tmp_path}")
     assert run.code == 3 and run.error_type == "InvalidImage", run
+
+
+# ----------------------------- 5. terminal escape injection: image metadata was printed raw to the terminal
+# Labels, Cmd, history, tags and file names come from whoever built the image. Table/Markdown output and error
+# lines printed them raw, so `\x1b]0;…\x07` (window title), `\x1b]52;c;…\x07` (clipboard), `\x1b[8m` (hidden
+# text) or a newline followed by a fake "Digest:" line reached the user's terminal — the class of kubectl's
+# CVE-2021-25743. Text formats and stderr lines now show control characters as \xNN; JSON keeps the exact data.
+
+EVIL = "\x1b]0;PWNED\x07\x1b]52;c;ZWNobyBoaQ==\x07\x1b[8mhidden\x9b31m\u202eevil\r\nDigest:       sha256:fake"
+
+
+def test_control_characters_from_an_image_never_reach_the_terminal(tmp_path: Path) -> None:
+    config = {
+        "architecture": "amd64",
+        "os": "linux",
+        "rootfs": {"type": "layers", "diff_ids": []},
+        "config": {"Cmd": [EVIL], "Labels": {EVIL: EVIL}, "Env": [f"A={EVIL}"], "User": EVIL},
+        "history": [{"created_by": EVIL}],
+    }
+    path = tmp_path / "evil.tar"
+    entries = [{"Config": "cfg.json", "RepoTags": ["a:b"], "Layers": []}]
+    with tarfile.open(path, "w") as tf:
+        for name, data in (("manifest.json", json.dumps(entries)), ("cfg.json", json.dumps(config))):
+            info = tarfile.TarInfo(name)
+            info.size = len(data.encode())
+            tf.addfile(info, io.BytesIO(data.encode()))
+    for fmt in ("table", "markdown"):
+        run = run_cli("inspect", "--no-os", "-f", fmt, f"docker-archive:{path}")
+        assert run.code == 0, run
+        text = run.out + run.err
+        assert not re.search("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202e]", text), repr(text)
+        assert "\\x1b]0;PWNED\\x07" in text and "sha256:fake" in text
+        forged = [line for line in run.out.splitlines() if "sha256:fake" in line and "Digest" in line[:12]]
+        assert not forged, forged  # the newline in the data did not start a line of its own
+    run = run_cli("inspect", "--no-os", "-f", "json", f"docker-archive:{path}")
+    assert run.doc["cmd"] == [EVIL]  # JSON carries the exact value (escaped by JSON itself)
+    bad = _docker_archive(
+        tmp_path / "two.tar", [*entries, {"Config": "cfg.json", "RepoTags": [EVIL], "Layers": []}]
+    )
+    run = run_cli("inspect", "--no-os", bad)  # the error line quotes the archive's tags
+    assert run.code == 2 and "\\x1b]0;PWNED" in run.err, run
+    assert not re.search("[\x00-\x08\x0b-\x1f\x7f-\x9f]", run.err.replace("\n", "")), repr(run.err)
