@@ -20,7 +20,7 @@ from ociinspect.loader import LoadOptions
 from ociinspect.model import Image
 from ociinspect.policy import LIST_FLAGS, load_policy, with_flags
 from ociinspect.reports import render
-from ociinspect.reports.ci import FORMATS, check_document, check_github, check_markdown
+from ociinspect.reports.ci import FORMATS, check_document
 from ociinspect.scan import LayerScan
 
 __all__ = ["check", "gather"]
@@ -227,12 +227,12 @@ def check(
     for report_fmt, path in reports:
         _write(path, render("check", report_fmt, [doc]))
     if _github_actions() and fmt != "github":
-        annotations = check_github(doc)
+        annotations = render("check", "github", [doc])
         if annotations:
             click.echo(annotations, err=True)  # the runner reads workflow commands from stderr too
     summary = os.environ.get("GITHUB_STEP_SUMMARY")
     if summary:
-        _write(Path(summary), check_markdown(doc), append=True)
+        _write(Path(summary), render("check", "markdown", [doc]), append=True)
     raise SystemExit(code)
 
 
