@@ -303,10 +303,18 @@ def _summary_line(doc: dict[str, Any]) -> str:
     return f"Result: {status}  [{' '.join(parts)}]  exit {doc['exit_code']}"
 
 
+def _shown(path: str | None) -> str:
+    """A policy path for people: relative to the working directory when it is below it."""
+    if not path:
+        return "command-line flags"
+    uri = _uri(path)
+    return uri if not uri.startswith("file:") else path
+
+
 def check_text(doc: dict[str, Any]) -> str:
     """Human output: per image, one line per rule (status, rule, message), details indented below."""
     pol = doc["policy"]
-    source = pol["source"] or "command-line flags"
+    source = _shown(pol["source"])
     lines = [f"Policy: {source} ({pol['format']})", _contents_line(doc)]
     lines += [f"  note: {n}" for n in pol["notes"]]
     width = max([len(f["rule"]) for img in doc["images"] for f in img["findings"]] or [10])
@@ -333,9 +341,7 @@ def check_markdown(doc: dict[str, Any]) -> str:
     status = doc["status"]
     lines = [f"### ociinspect check: {_ICON[status]} {status}", ""]
     pol = doc["policy"]
-    lines.append(
-        f"Policy: `{pol['source'] or 'command-line flags'}` ({pol['format']}) · {_contents_line(doc)}"
-    )
+    lines.append(f"Policy: `{_shown(pol['source'])}` ({pol['format']}) · {_contents_line(doc)}")
     for img in doc["images"]:
         lines += [
             "",
