@@ -436,6 +436,16 @@ def _fingerprint(*parts: str) -> str:
     return hashlib.sha256("\0".join(parts).encode()).hexdigest()
 
 
+def _stable(reference: str) -> str:
+    """The image's name without tag or digest, so an issue keeps its fingerprint from one build to the next."""
+    from ociinspect.reference import parse_reference
+
+    try:
+        return parse_reference(reference).name or reference
+    except Exception:
+        return reference
+
+
 def check_sarif(doc: dict[str, Any]) -> str:
     """SARIF 2.1.0: every rule in ``tool.driver.rules``; one result per failed or warned rule and image."""
     ids = list(RULES)
@@ -463,7 +473,9 @@ def check_sarif(doc: dict[str, Any]) -> str:
                 "level": "error" if f["status"] == "fail" else "warning",
                 "message": {"text": f"{img['reference']}: {f['message']}"},
                 "partialFingerprints": {
-                    "ociinspectImageRule/v1": _fingerprint(f["rule"], img["reference"], img["platform"] or "")
+                    "ociinspectImageRule/v1": _fingerprint(
+                        f["rule"], _stable(img["reference"]), img["platform"] or ""
+                    )
                 },
                 "properties": {
                     "image": img["reference"],
@@ -596,7 +608,9 @@ def check_gitlab(doc: dict[str, Any]) -> str:
                         else "Security"
                     ],
                     "severity": "major" if f["status"] == "fail" else "minor",
-                    "fingerprint": _fingerprint(f["rule"], img["reference"], img["platform"] or "")[:32],
+                    "fingerprint": _fingerprint(f["rule"], _stable(img["reference"]), img["platform"] or "")[
+                        :32
+                    ],
                     "location": {"path": path, "lines": {"begin": (origin or {}).get("line") or 1}},
                 }
             )
@@ -608,7 +622,7 @@ def check_gitlab(doc: dict[str, Any]) -> str:
                 "description": f"{err['reference']}: {err['message']}",
                 "categories": ["Bug Risk"],
                 "severity": "blocker",
-                "fingerprint": _fingerprint("unreadable-image", err["reference"])[:32],
+                "fingerprint": _fingerprint("unreadable-image", _stable(err["reference"]))[:32],
                 "location": {"path": err["reference"], "lines": {"begin": 1}},
             }
         )

@@ -213,3 +213,16 @@ def test_text_and_markdown(tmp_path: Path) -> None:
     # the registry renders the same document in every format, JSON included
     assert json.loads(render("check", "json", [doc])) == doc
     assert render("check", "text", [doc]) == text
+
+
+def test_fingerprints_survive_a_new_tag(tmp_path: Path) -> None:
+    doc = make_doc(tmp_path)
+    retagged = json.loads(json.dumps(doc).replace('app \\"quoted\\" <&>:latest', 'app \\"quoted\\" <&>:v2'))
+    assert retagged != doc
+    for render_fn in (check_gitlab, check_sarif):
+        before, after = json.loads(render_fn(doc)), json.loads(render_fn(retagged))
+        if render_fn is check_gitlab:
+            assert [i["fingerprint"] for i in before] == [i["fingerprint"] for i in after]
+        else:
+            fp = [r["partialFingerprints"] for r in before["runs"][0]["results"]]
+            assert fp == [r["partialFingerprints"] for r in after["runs"][0]["results"]]
