@@ -289,16 +289,15 @@ def audit_html(doc: dict[str, Any]) -> str:
                 title="shared-layer ranking",
             ),
             html_table(
-                ["layer", "size", "images", "repositories", "saved", "base", "used by"],
+                ["base · layer", "size", "images", "repositories", "saved", "used by (first 3)"],
                 [
                     (
-                        s["digest"],
+                        f"{_base(s)} · {_short(s['digest'])}",
                         human_size(s["size"]),
                         s["images"],
                         s["repositories"],
                         human_size(s["saved_size"]),
-                        _base(s),
-                        ", ".join(s["used_by"][:5]) + (" …" if s["used_by_total"] > 5 else ""),
+                        ", ".join(s["used_by"][:3]) + (" …" if s["used_by_total"] > 3 else ""),
                     )
                     for s in layers
                 ],
@@ -308,11 +307,10 @@ def audit_html(doc: dict[str, Any]) -> str:
         parts += [
             "<h2>Largest images</h2>",
             html_table(
-                ["image", "tags", "platform", "size", "unpacked", "layers"],
+                ["tag · image", "platform", "size", "unpacked", "layers"],
                 [
                     (
-                        i["digest"],
-                        ", ".join(i["tags"][:3]),
+                        f"{(i['tags'] or ['-'])[0]} · {_short(i['digest'])}",
                         i["platform"] or i["kind"],
                         human_size(i["size"]),
                         human_size(i["uncompressed_size"]),
@@ -326,11 +324,10 @@ def audit_html(doc: dict[str, Any]) -> str:
         parts += [
             "<h2>Most wasted (--deep)</h2>",
             html_table(
-                ["image", "tags", "wasted", "efficiency"],
+                ["tag · image", "wasted", "efficiency"],
                 [
                     (
-                        i["digest"],
-                        ", ".join(i["tags"][:3]),
+                        f"{(i['tags'] or ['-'])[0]} · {_short(i['digest'])}",
                         human_size(i["waste"].get("wasted_bytes")),
                         f"{100 * (i['waste'].get('efficiency') or 0):.1f}%",
                     )
