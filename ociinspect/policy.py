@@ -451,18 +451,26 @@ def locate_toml(text: str, table: Sequence[str], key: str) -> int | None:
     return None
 
 
+def _shown(path: Path) -> str:
+    """A policy path for messages: relative to the working directory when below it."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except (ValueError, OSError):
+        return str(path)
+
+
 def _read_text(path: Path) -> str:
     try:
         data = path.read_bytes()
     except OSError as exc:
         raise PolicyError(
-            f"reading policy {path}: {exc.strerror or exc}", hint="check the path given to --policy"
+            f"reading policy {_shown(path)}: {exc.strerror or exc}", hint="check the path given to --policy"
         ) from None
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise PolicyError(
-            f"policy {path} is not a TOML or YAML text file (byte {exc.start} is not UTF-8)",
+            f"policy {_shown(path)} is not a TOML or YAML text file (byte {exc.start} is not UTF-8)",
             hint="a policy is .ociinspect.toml, pyproject.toml or dive's .dive-ci (YAML)",
         ) from None
 
@@ -475,14 +483,14 @@ def read_toml(path: Path, text: str | None = None, *, pyproject: bool | None = N
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise PolicyError(
-            f"policy {path} is not valid TOML: {exc}", hint="see docs/policy.md for the format"
+            f"policy {_shown(path)} is not valid TOML: {exc}", hint="see docs/policy.md for the format"
         ) from None
     table: list[str] = ["tool", "ociinspect", "check"] if is_pyproject else ["check"]
 
     def fail(key: str, why: str, hint: str | None = None, where: Sequence[str] = table) -> PolicyError:
         line = locate_toml(text, where, key)
         at = f" line {line}" if line else ""
-        return PolicyError(f"policy {path}{at}: [{'.'.join(where)}] {key}: {why}", hint=hint)
+        return PolicyError(f"policy {_shown(path)}{at}: [{'.'.join(where)}] {key}: {why}", hint=hint)
 
     if is_pyproject:
         tool = data.get("tool", {}).get("ociinspect", {})
@@ -675,7 +683,7 @@ def _mapping_items(node: yaml.Node, path: Path, where: str) -> list[tuple[yaml.N
         line = key.start_mark.line + 1
         if name in seen:
             raise PolicyError(
-                f"policy {path} line {line}: {where}{name}: mapping key already defined at line {seen[name]}",
+                f"policy {_shown(path)} line {line}: {where}{name}: mapping key already defined at line {seen[name]}",
                 hint="dive refuses a file with a repeated key; keep one",
             )
         seen[name] = line
@@ -695,7 +703,7 @@ def read_dive(path: Path, text: str | None = None) -> Policy:
         at = f" line {mark.line + 1}" if mark is not None else ""
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise PolicyError(
-            f"policy {path}{at} is not valid YAML: {problem}",
+            f"policy {_shown(path)}{at} is not valid YAML: {problem}",
             hint="dive's CI file is YAML: rules:\\n  lowestEfficiency: 0.9",
         ) from None
     notes: list[str] = []
@@ -706,7 +714,7 @@ def read_dive(path: Path, text: str | None = None) -> Policy:
         if not isinstance(root, module.MappingNode):
             what = "a list" if isinstance(root, module.SequenceNode) else "a single value"
             raise PolicyError(
-                f"policy {path} line {root.start_mark.line + 1}: the file is {what}, not a mapping of settings",
+                f"policy {_shown(path)} line {root.start_mark.line + 1}: the file is {what}, not a mapping of settings",
                 hint="dive's CI file looks like: rules:\\n  lowestEfficiency: 0.9",
             )
         for key, value in _mapping_items(root, path, ""):
@@ -734,7 +742,7 @@ def _dive_rules(
         return
     if not isinstance(value, module.MappingNode):
         raise PolicyError(
-            f"policy {path} line {key.start_mark.line + 1}: rules: must be a mapping of rule: value",
+            f"policy {_shown(path)} line {key.start_mark.line + 1}: rules: must be a mapping of rule: value",
             hint="dive's CI file looks like: rules:\\n  lowestEfficiency: 0.9 (dive calls this misconfigured)",
         )
     for k, v in _mapping_items(value, path, "rules."):
@@ -760,7 +768,7 @@ def _dive_rule(
         text = _yaml_v3_text(value)
     except ValueError as exc:
         raise PolicyError(
-            f"policy {path} line {line}: {shown} {exc}", hint="write a single value, e.g. 0.9 or 20MB"
+            f"policy {_shown(path)} line {line}: {shown} {exc}", hint="write a single value, e.g. 0.9 or 20MB"
         ) from None
     found.setdefault(rule, []).append(_DiveValue(name, text, line, low in _DIVE_RULES))
 
@@ -773,7 +781,7 @@ def _dive_config(path: Path, rule: str, values: list[_DiveValue], notes: list[st
     if len(camel) > 1:
         a, b = camel[0], camel[1]
         raise PolicyError(
-            f"policy {path} line {b.line}: rules.{b.key}: also given at line {a.line} "
+            f"policy {_shown(path)} line {b.line}: rules.{b.key}: also given at line {a.line} "
             "(dive compares keys case-insensitively and would pick one at random)",
             hint="keep one of them",
         )
@@ -796,7 +804,7 @@ def _dive_config(path: Path, rule: str, values: list[_DiveValue], notes: list[st
         parsed = _dive_value(rule, chosen.text, chosen.camel)
     except ValueError as exc:
         raise PolicyError(
-            f"policy {path} line {chosen.line}: rules.{chosen.key}: invalid value {chosen.text!r}: {exc}",
+            f"policy {_shown(path)} line {chosen.line}: rules.{chosen.key}: invalid value {chosen.text!r}: {exc}",
             hint="dive reports this rule as MISCONFIGURED; "
             + (
                 "sizes: 20MB, 20Mb, 20MiB, 1024 …"
@@ -828,7 +836,9 @@ def _has_tool_table(path: Path) -> bool:
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise PolicyError(f"{path} is not valid TOML: {exc}", hint="fix it, or pass --policy FILE") from None
+        raise PolicyError(
+            f"{_shown(path)} is not valid TOML: {exc}", hint="fix it, or pass --policy FILE"
+        ) from None
     tool = data.get("tool")
     return isinstance(tool, dict) and "ociinspect" in tool
 
@@ -862,7 +872,7 @@ def _sniff(path: Path, text: str) -> Policy:
             at = f"line {mark.line + 1}: " if mark is not None else ""
             problem = getattr(yaml_error, "problem", None) or str(yaml_error).splitlines()[0]
             raise PolicyError(
-                f"policy {path} is neither TOML ({toml_error}) nor YAML ({at}{problem})",
+                f"policy {_shown(path)} is neither TOML ({toml_error}) nor YAML ({at}{problem})",
                 hint="a policy is .ociinspect.toml ([check] table), pyproject.toml or dive's .dive-ci (YAML)",
             ) from None
         return read_dive(path, text)
@@ -878,10 +888,10 @@ def load_policy(path: Path | None, *, search_from: Path) -> Policy:
             return Policy()
         path = found
     if not path.exists():
-        raise PolicyError(f"policy {path} does not exist", hint="check the path given to --policy")
+        raise PolicyError(f"policy {_shown(path)} does not exist", hint="check the path given to --policy")
     if path.is_dir():
         raise PolicyError(
-            f"policy {path} is a directory", hint="name the file: --policy DIR/.ociinspect.toml"
+            f"policy {_shown(path)} is a directory", hint="name the file: --policy DIR/.ociinspect.toml"
         )
     text = _read_text(path)
     name = path.name.lower()
