@@ -498,3 +498,37 @@ def test_cli_errors_are_one_line_with_a_hint(tmp_path: Path) -> None:
     assert nothing.returncode == 2 and "no unfinished audit" in nothing.stderr
     unknown = cli("audit", "report", "nope", "--db", str(tmp_path / "d.sqlite3"))
     assert unknown.returncode == 2 and "no audit run 'nope'" in unknown.stderr
+
+
+def test_deep_waste_scan_matches_the_waste_command(
+    tmp_path: Path, fixture_images: Any, skopeo: seeding.Skopeo, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if shutil.which("docker-registry") is None:
+        pytest.skip("docker-registry not installed: run the README's test command, which installs it")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))  # the layer-index cache shared with `waste`
+    registry = start_registry(tmp_path / "reg", "anon", access_log=True)
+    try:
+        for name in ("demo", "app1"):
+            skopeo.copy(
+                f"oci:{fixture_images[name]}:latest",
+                f"docker://{registry.host}/deep/{name}:latest",
+                *seeding.dest_options(),
+            )
+        db = str(tmp_path / "deep.sqlite3")
+        r = cli("audit", "scan", registry.host, "--plain-http", "--db", db, "--deep", "-q")
+        assert r.returncode == 0, r.stderr
+        doc = report_json(db)
+        waste = cli("waste", f"docker://{registry.host}/deep/demo:latest", "--plain-http", "-f", "json")
+        assert waste.returncode == 0, waste.stderr
+        expected = json.loads(waste.stdout)
+        before = len(registry.access_log())
+        again = cli("audit", "scan", registry.host, "--plain-http", "--db", db, "--deep", "-q")
+        assert again.returncode == 0 and all("/blobs/" not in e.uri for e in registry.access_log()[before:])
+    finally:
+        registry.stop()
+    assert doc["deep"] is True
+    wasted = {i["tags"][0]: i["waste"] for i in doc["most_wasted"]}
+    assert set(wasted) == {"deep/demo:latest", "deep/app1:latest"}
+    assert wasted["deep/demo:latest"]["wasted_bytes"] == expected["wasted_bytes"] > 0
+    assert wasted["deep/demo:latest"]["efficiency"] == pytest.approx(expected["efficiency"])
+    assert doc["most_wasted"][0]["tags"] == ["deep/demo:latest"]
