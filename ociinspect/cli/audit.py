@@ -193,6 +193,16 @@ def _read_repos(path: Path | None, repos: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(names))
 
 
+def _qualify(scope: Scope, name: str) -> str:
+    """A --repo name under the REGISTRY prefix (``team/`` + ``api``), with Docker Hub's ``library/`` rule."""
+    name = name.strip().strip("/")
+    if scope.prefix and not name.startswith(scope.prefix):
+        name = scope.prefix + name
+    if scope.registry == DOCKER_HUB and "/" not in name:
+        name = f"library/{name}"
+    return name
+
+
 @cli.group("audit")
 def audit_group() -> None:
     """Audit a whole registry: walk every repository, tag and manifest into a database (SQLite, or PostgreSQL
@@ -310,7 +320,7 @@ def scan(
     scope = parse_registry(registry)
     names = _read_repos(repos_from, repos)
     if names:
-        scope = Scope(scope.registry, scope.prefix, names)
+        scope = Scope(scope.registry, scope.prefix, tuple(_qualify(scope, n) for n in names))
     shard = ShardSpec.parse(shard_text) if shard_text else ShardSpec()
     if shard.count > 1 and not label:
         raise UsageError(

@@ -228,6 +228,15 @@ def test_registry_argument(text: str, registry: str, prefix: str) -> None:
     assert scope.wants(prefix + "x") and (not prefix or not scope.wants("zzz/x"))
 
 
+def test_repo_names_are_qualified_by_the_prefix_and_the_hub_rule() -> None:
+    from ociinspect.cli.audit import _qualify
+
+    assert _qualify(parse_registry("docker.io"), "alpine") == "library/alpine"
+    assert _qualify(parse_registry("docker.io"), "bitnami/redis") == "bitnami/redis"
+    assert _qualify(parse_registry("reg.example/team/"), "api") == "team/api"
+    assert _qualify(parse_registry("reg.example/team/"), "team/web") == "team/web"
+
+
 def test_progress_line_shows_done_remaining_rate_and_eta() -> None:
     snap = {
         "repos_done": 10,
