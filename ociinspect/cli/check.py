@@ -52,7 +52,8 @@ def _rule_options(func: F) -> F:
             )(func)
         else:
             decls = [f"--{spec.id}", *([f"--{spec.dive_key}"] if spec.dive_key else [])]
-            help_text = spec.title + ("; 'disabled' turns it off" if spec.dive_key else "") + "."
+            above = f"Fail above {_METAVAR[spec.kind]}: " if spec.id.startswith("max-") else ""
+            help_text = above + spec.title + ("; 'disabled' turns it off" if spec.dive_key else "") + "."
             func = click.option(*decls, param, metavar=_METAVAR[spec.kind], help=help_text)(func)
 
     @functools.wraps(func)
@@ -262,7 +263,8 @@ def gather(
     evaluate the policy on each.  Failures are reported on stderr and returned with their reference.
 
     Cost: the manifests and configs; uncompressed-size trailers only for the size rules; each layer streamed
-    once (or read from the cache) only for the content rules; the baseline's and bases' manifests and configs.
+    once (or read from the cache) only for the content rules, whose scan reads the manifest and config once more
+    (:func:`~ociinspect.cli.waste.scan_reference`); the baseline's and bases' manifests and configs.
     """
     errors: list[tuple[str, OciInspectError]] = []
 
