@@ -359,6 +359,10 @@ def _entry_from(ti: tarfile.TarInfo, what: str, absolute: list[str]) -> Entry | 
             f"{what}: entry {name!r} points outside the image root",
             hint="Docker refuses to extract such a layer (path breakout); rebuild it with a sane tar",
         )
+    if ti.size < 0:  # GNU base-256 can encode one; Go's archive/tar (Docker, dive) refuses it too
+        raise InvalidImage(
+            f"{what}: entry {name!r} has a negative size ({ti.size})", hint="the layer is corrupt or hostile"
+        )
     if not path:
         return None  # the root directory itself ("./")
     if was_absolute:

@@ -5,6 +5,7 @@ Each test failed before its fix (the commit that adds the test also fixes the bu
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import io
 import json
@@ -18,7 +19,7 @@ from harness.endpoint import ProxyEndpoint
 from harness.faultproxy import FaultProxy, Reset, Respond, Rewrite, Truncate
 
 from fixtures.build import EXPECTED
-from ociinspect import errors, estargz
+from ociinspect import errors, estargz, scan
 from ociinspect.registry import HostSettings, RegistryClient, RegistrySettings
 from ociinspect.session import Session
 from reliability.helpers import run_cli
@@ -219,3 +220,67 @@ def test_control_characters_from_an_image_never_reach_the_terminal(tmp_path: Pat
     run = run_cli("inspect", "--no-os", bad)  # the error line quotes the archive's tags
     assert run.code == 2 and "\\x1b]0;PWNED" in run.err, run
     assert not re.search("[\x00-\x08\x0b-\x1f\x7f-\x9f]", run.err.replace("\n", "")), repr(run.err)
+
+
+# ------------------------------------------- 6. a negative tar entry size gave negative waste/content numbers
+# GNU base-256 numbers can be negative. tarfile accepts a directory whose size field is -10**9 (it does not skip
+# data for directories), and ociinspect summed it: `waste` reported a layer content_size of -999999997 bytes.
+# A negative size is now a corrupt layer (InvalidImage), as in Go's archive/tar. Found by the tar-header fuzzer.
+
+
+def _tar_with_negative_dir_size() -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.GNU_FORMAT) as tf:
+        directory = tarfile.TarInfo("etc/")
+        directory.type = tarfile.DIRTYPE
+        tf.addfile(directory)
+        info = tarfile.TarInfo("etc/b")
+        info.size = 3
+        tf.addfile(info, io.BytesIO(b"abc"))
+    data = bytearray(buf.getvalue())
+    data[124:136] = b"\xff" + ((-(10**9)) % (1 << 88)).to_bytes(11, "big")  # base-256, negative
+    data[148:156] = b" " * 8
+    data[148:156] = b"%06o\0 " % sum(data[:512])
+    return bytes(data)
+
+
+def test_negative_tar_entry_size_is_invalid_image(tmp_path: Path) -> None:
+    tar = _tar_with_negative_dir_size()
+    with pytest.raises(errors.InvalidImage, match="negative size"):
+        scan.scan_tar_stream(iter([tar]), what="layer 0")
+    layer = gzip.compress(tar, mtime=0)
+    config = json.dumps(
+        {"architecture": "amd64", "os": "linux", "rootfs": {"type": "layers", "diff_ids": [_sha(tar)]}}
+    )
+    blobs = tmp_path / "blobs" / "sha256"
+    blobs.mkdir(parents=True)
+    for data in (layer, config.encode()):
+        (blobs / _sha(data)[7:]).write_bytes(data)
+    manifest = json.dumps(
+        {
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "config": {
+                "mediaType": "application/vnd.oci.image.config.v1+json",
+                "digest": _sha(config.encode()),
+                "size": len(config),
+            },
+            "layers": [
+                {
+                    "mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
+                    "digest": _sha(layer),
+                    "size": len(layer),
+                }
+            ],
+        }
+    ).encode()
+    (blobs / _sha(manifest)[7:]).write_bytes(manifest)
+    entry = {
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "digest": _sha(manifest),
+        "size": len(manifest),
+    }
+    (tmp_path / "index.json").write_text(json.dumps({"schemaVersion": 2, "manifests": [entry]}))
+    (tmp_path / "oci-layout").write_text('{"imageLayoutVersion": "1.0.0"}')
+    run = run_cli("waste", "--no-cache", "-f", "json", f"oci:{tmp_path}")
+    assert run.code == 3 and "negative size" in run.err, run
