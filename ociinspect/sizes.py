@@ -25,11 +25,19 @@ import logging
 from typing import Literal
 
 from ociinspect import compression, mediatypes
-from ociinspect.errors import DigestMismatch, RangeNotSupported
+from ociinspect.errors import DigestMismatch, LimitExceeded, RangeNotSupported
 from ociinspect.model import Descriptor, SizeEstimate
 from ociinspect.sources.base import Source
 
-__all__ = ["CHEAP_STREAM_BYTES", "SizeMode", "estimate", "resolve_isize", "stream_size", "zstd_content_size"]
+__all__ = [
+    "CHEAP_STREAM_BYTES",
+    "CHEAP_STREAM_MAX_OUTPUT",
+    "SizeMode",
+    "estimate",
+    "resolve_isize",
+    "stream_size",
+    "zstd_content_size",
+]
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +45,10 @@ SizeMode = Literal["cheap", "exact", "none"]
 
 #: Blobs up to this compressed size may be streamed when a cheap figure is not trustworthy.
 CHEAP_STREAM_BYTES = 1024 * 1024
+#: ... but only up to this many uncompressed bytes (a ratio of 256 for a 1 MiB blob; real layers compress 3–10x).
+#: Past it the size is ``unknown``: a 1 MiB zstd bomb inflates to 32 GiB, and a cheap ``inspect`` must not spend
+#: minutes of CPU on each such layer.
+CHEAP_STREAM_MAX_OUTPUT = 256 * 1024 * 1024
 _DEFLATE_MAX_RATIO = 1032  # deflate cannot expand 1 byte into more than ~1032 (RFC 1951 max match length)
 _GZIP_MIN_OVERHEAD = 18  # 10-byte header + 8-byte trailer
 _GZIP_HEADER_SLACK = 1024  # optional FNAME/FCOMMENT/FEXTRA fields we allow for without reading the header
@@ -116,10 +128,20 @@ def stream_size(
 def _untrusted(
     source: Source, layer: Descriptor, diff_id: str | None, mode: SizeMode, why: str, max_output: int | None
 ) -> SizeEstimate:
-    if mode == "exact" or (mode == "cheap" and layer.size <= CHEAP_STREAM_BYTES):
+    if mode == "exact":
         return SizeEstimate(
             stream_size(source, layer, diff_id=diff_id, max_output=max_output), "streamed", why
         )
+    if mode == "cheap" and layer.size <= CHEAP_STREAM_BYTES:
+        cap = CHEAP_STREAM_MAX_OUTPUT if max_output is None else min(max_output, CHEAP_STREAM_MAX_OUTPUT)
+        try:
+            return SizeEstimate(stream_size(source, layer, diff_id=diff_id, max_output=cap), "streamed", why)
+        except LimitExceeded:
+            if cap != CHEAP_STREAM_MAX_OUTPUT:
+                raise  # the caller's own cap
+            return SizeEstimate(
+                None, "unknown", f"{why}; inflates past {cap} bytes: use --exact to stream it"
+            )
     return SizeEstimate(None, "unknown", f"{why}; use --exact to stream it")
 
 

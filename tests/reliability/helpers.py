@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import io
 import json
 import logging
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from fixtures.build import EXPECTED
+from ociinspect import mediatypes
 from ociinspect.cli import main
 
 CREDENTIAL_VARS = ("DOCKER_CONFIG", "REGISTRY_AUTH_FILE", "XDG_RUNTIME_DIR", "XDG_CONFIG_HOME")
@@ -135,3 +137,35 @@ def restored(obj: Any, attribute: str) -> Iterator[None]:
         yield
     finally:
         setattr(obj, attribute, value)
+
+
+def write_layout(root: Path, *, layers: list[bytes], index_levels: int = 0) -> Path:
+    """``root/layout``: an OCI layout with one image of zstd ``layers`` (no diff_ids), under ``index_levels``
+    indexes."""
+    blobs = root / "layout" / "blobs" / "sha256"
+    blobs.mkdir(parents=True)
+
+    def put(data: bytes) -> dict[str, Any]:
+        (blobs / _sha256(data)[7:]).write_bytes(data)
+        return {"digest": _sha256(data), "size": len(data)}
+
+    config = json.dumps(
+        {"architecture": "amd64", "os": "linux", "rootfs": {"type": "layers", "diff_ids": []}}
+    )
+    manifest = {
+        "schemaVersion": 2,
+        "mediaType": mediatypes.OCI_MANIFEST,
+        "config": {"mediaType": mediatypes.OCI_CONFIG, **put(config.encode())},
+        "layers": [{"mediaType": mediatypes.OCI_LAYER_ZSTD, **put(layer)} for layer in layers],
+    }
+    top = {"mediaType": mediatypes.OCI_MANIFEST, **put(json.dumps(manifest).encode())}
+    for _ in range(index_levels):
+        index = {"schemaVersion": 2, "mediaType": mediatypes.OCI_INDEX, "manifests": [top]}
+        top = {"mediaType": mediatypes.OCI_INDEX, **put(json.dumps(index).encode())}
+    (root / "layout" / "oci-layout").write_text('{"imageLayoutVersion": "1.0.0"}')
+    (root / "layout" / "index.json").write_text(json.dumps({"schemaVersion": 2, "manifests": [top]}))
+    return root / "layout"
+
+
+def _sha256(data: bytes) -> str:
+    return "sha256:" + hashlib.sha256(data).hexdigest()

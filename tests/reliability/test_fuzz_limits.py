@@ -26,7 +26,7 @@ from ociinspect import compression, errors, mediatypes, scan
 from ociinspect.loader import LoadOptions
 from ociinspect.session import Session
 from reliability.fuzz_targets import _sha
-from reliability.helpers import run_cli
+from reliability.helpers import run_cli, write_layout
 
 MiB = 1 << 20
 
@@ -97,7 +97,7 @@ def test_zstd_bomb_stops_at_the_cap_with_memory_bounded_by_one_feed(zstd_bomb: b
 
 def test_bomb_layer_with_exact_respects_max_uncompressed(tmp_path: Path, zstd_bomb: bytes) -> None:
     """Guards: `--exact` through the loader (digest checked, diff_id hashing) honours `max_uncompressed`."""
-    layout = _layout(tmp_path, layers=[zstd_bomb])
+    layout = write_layout(tmp_path, layers=[zstd_bomb])
     options = LoadOptions(sizes="exact", max_uncompressed=16 * MiB, workers=1)
     with Session() as session:
         raised, peak = peak_of(lambda: session.load(f"oci:{layout}", options))
@@ -120,7 +120,7 @@ def test_oversized_manifest_from_a_registry_is_refused_unread(fault_proxy: Any) 
 def test_oversized_json_in_a_layout_is_refused_unread(tmp_path: Path, what: str) -> None:
     """Guards: a 64 MiB index.json or manifest blob in a layout is refused from its size (4 MiB cap)."""
     big = b"{" + b" " * (64 * MiB) + b"}"
-    layout = _layout(tmp_path, layers=[])
+    layout = write_layout(tmp_path, layers=[])
     if what == "index.json":
         (layout / "index.json").write_bytes(big)
     else:
@@ -136,7 +136,7 @@ def test_oversized_json_in_a_layout_is_refused_unread(tmp_path: Path, what: str)
 @pytest.mark.parametrize(("depth", "ok"), [(4, True), (5, False), (50, False)])
 def test_index_nesting_is_capped(tmp_path: Path, depth: int, ok: bool) -> None:
     """Guards: indexes nested deeper than `max_index_depth` (4) are LimitExceeded, exit 3; 4 levels load."""
-    layout = _layout(tmp_path, layers=[], index_levels=depth)
+    layout = write_layout(tmp_path, layers=[], index_levels=depth)
     run = run_cli("inspect", "--no-os", "-f", "json", f"oci:{layout}")
     if ok:
         assert run.code == 0, run
@@ -170,33 +170,3 @@ def test_tar_entry_count_is_capped() -> None:
             tf.addfile(tarfile.TarInfo(f"f{i}"))
     with pytest.raises(errors.LimitExceeded):
         scan.scan_tar_stream(iter([buf.getvalue()]), what="tar", max_entries=100)
-
-
-# ------------------------------------------------------------------------------------------------ helpers
-
-
-def _layout(root: Path, *, layers: list[bytes], index_levels: int = 0) -> Path:
-    """An OCI layout with one image of zstd ``layers`` (diff_ids left out), under ``index_levels`` indexes."""
-    blobs = root / "layout" / "blobs" / "sha256"
-    blobs.mkdir(parents=True)
-
-    def put(data: bytes) -> dict[str, Any]:
-        (blobs / _sha(data)[7:]).write_bytes(data)
-        return {"digest": _sha(data), "size": len(data)}
-
-    config = json.dumps(
-        {"architecture": "amd64", "os": "linux", "rootfs": {"type": "layers", "diff_ids": []}}
-    )
-    manifest = {
-        "schemaVersion": 2,
-        "mediaType": mediatypes.OCI_MANIFEST,
-        "config": {"mediaType": mediatypes.OCI_CONFIG, **put(config.encode())},
-        "layers": [{"mediaType": mediatypes.OCI_LAYER_ZSTD, **put(layer)} for layer in layers],
-    }
-    top = {"mediaType": mediatypes.OCI_MANIFEST, **put(json.dumps(manifest).encode())}
-    for _ in range(index_levels):
-        index = {"schemaVersion": 2, "mediaType": mediatypes.OCI_INDEX, "manifests": [top]}
-        top = {"mediaType": mediatypes.OCI_INDEX, **put(json.dumps(index).encode())}
-    (root / "layout" / "oci-layout").write_text('{"imageLayoutVersion": "1.0.0"}')
-    (root / "layout" / "index.json").write_text(json.dumps({"schemaVersion": 2, "manifests": [top]}))
-    return root / "layout"

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import zstandard
 from harness.endpoint import ProxyEndpoint
 from harness.faultproxy import FaultProxy, Reset, Respond, Rewrite, Truncate
 
@@ -22,7 +23,7 @@ from fixtures.build import EXPECTED
 from ociinspect import errors, estargz, scan
 from ociinspect.registry import HostSettings, RegistryClient, RegistrySettings
 from ociinspect.session import Session
-from reliability.helpers import run_cli
+from reliability.helpers import run_cli, write_layout
 
 BASE = EXPECTED["base"]
 LAYER = BASE.layers[0]
@@ -284,3 +285,26 @@ def test_negative_tar_entry_size_is_invalid_image(tmp_path: Path) -> None:
     (tmp_path / "oci-layout").write_text('{"imageLayoutVersion": "1.0.0"}')
     run = run_cli("waste", "--no-cache", "-f", "json", f"oci:{tmp_path}")
     assert run.code == 3 and "negative size" in run.err, run
+
+
+# ------------------------------- 7. a small zstd bomb made a cheap `inspect` inflate gigabytes (CPU DoS in CI)
+# A layer whose cheap figure cannot be trusted (zstd frame without a content size, multi-member gzip) is streamed
+# when it is at most 1 MiB — with no limit on what it inflates to. zstd compresses zeros 32768:1, so a 1 MiB layer
+# is 32 GiB: `ociinspect inspect` (default mode, no --exact) spent ~7 s per 4 GiB, i.e. about a minute per such
+# layer. Streaming in cheap mode now stops at 256 MiB and reports the size unknown ("use --exact").
+
+
+def test_small_bomb_layer_is_unknown_in_cheap_mode_not_minutes_of_cpu(tmp_path: Path) -> None:
+    out = io.BytesIO()
+    with zstandard.ZstdCompressor(level=3, write_content_size=False).stream_writer(out, closefd=False) as w:
+        zeros = b"\0" * (16 << 20)
+        for _ in range(64):
+            w.write(zeros)
+    bomb = out.getvalue() * 4  # 4 frames of 1 GiB of zeros: 4 GiB from ~130 KB
+    layout = write_layout(tmp_path, layers=[bomb])
+    run = run_cli("inspect", "--no-os", "-f", "json", f"oci:{layout}")
+    assert run.code == 0, run
+    (layer,) = run.doc["layers"]
+    assert layer["uncompressed_size"] is None and layer["uncompressed_size_source"] == "unknown", layer
+    assert "--exact" in layer["uncompressed_size_note"]
+    assert run.seconds < 4, run.seconds  # ~0.5 s for 256 MiB; 7+ s before the fix
