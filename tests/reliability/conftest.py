@@ -27,3 +27,15 @@ def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Isolated:
     env = {k: v for k, v in os.environ.items() if k not in CREDENTIAL_VARS}
     env.update(HOME=str(home), XDG_CACHE_HOME=str(cache), XDG_DATA_HOME=str(data))
     return Isolated(home, cache, data, env)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests marked ``slow`` here are opt-in: skipped (with that reason) unless ``-m`` selects ``slow``."""
+    markexpr = config.getoption("markexpr") or ""
+    if "slow" in markexpr and "not slow" not in markexpr:
+        return
+    skip = pytest.mark.skip(reason="opt-in load test: run it with `pytest -m slow tests/reliability`")
+    here = Path(__file__).parent
+    for item in items:
+        if "slow" in item.keywords and here in Path(str(item.fspath)).parents:
+            item.add_marker(skip)
