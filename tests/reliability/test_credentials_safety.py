@@ -242,7 +242,8 @@ def test_credentials_are_never_printed_or_written(
 ) -> None:
     """Guards: no secret — password, its Basic encoding, an identity (refresh) token, a helper's secret, or a
     bearer token the registry received — appears in stdout/stderr of `-v`/`-vv` runs (successes and
-    failures, inspect and waste), nor in any file under the cache, data or home directories afterwards."""
+    failures; inspect, waste and audit), nor in any file under the cache, data or home directories afterwards
+    (the layer store and the audit database included)."""
     user, password = registry_basic.username, registry_basic.password
     alice, alice_password = registry_token.username, registry_token.password
     refresh = registry_token.issuer.new_refresh_token(alice)
@@ -284,6 +285,12 @@ def test_credentials_are_never_printed_or_written(
     extra = {"DOCKER_CONFIG": str(helper_dir), "PATH": f"{creds_dir / 'bin'}:{env.get('PATH', '')}"}
     assert cli("-vv", "inspect", basic_ref, extra=extra).code == 0
 
+    # 5. an audit with credentials (its database goes to $XDG_DATA_HOME), and its report
+    audit = cli("-vv", "audit", "scan", basic_proxy.host, "--repo", "private/app1", "--no-os", "-q",
+                "-u", user, "--password-stdin", stdin=password + "\n")  # fmt: skip
+    assert audit.code == 0, audit
+    assert cli("audit", "report", "-f", "json").code == 0
+
     tokens = _bearer_tokens(token_proxy)
     assert len(tokens) >= 2
     b64 = base64.b64encode(f"{user}:{password}".encode()).decode()
@@ -291,6 +298,7 @@ def test_credentials_are_never_printed_or_written(
     secrets = [password, alice_password, b64, b64_alice, refresh, helper_secret, *tokens]
     _assert_silent(runs, secrets)
     assert list(isolated.cache.rglob("*.sqlite3")), "the store was never written: the search below is vacuous"
+    assert list(isolated.data.rglob("audit.sqlite3")), "the audit database was never written"
     found = secrets_in([isolated.cache, isolated.data, isolated.home], [s.encode() for s in secrets])
     assert not found, found
 
