@@ -57,7 +57,7 @@ def _hypothesis_target(name: str) -> tuple[Any, Callable[[Any], object]]:
         "manifests/indexes": (ft.image_cases(), ft.image_case),
         "docker-archive": (
             st.tuples(ft.docker_archives(), st.sampled_from(["cheap", "exact"])),
-            lambda args: ft.archive_case(*args[0], args[1]),
+            lambda args: ft.archive_case(args[0][0], args[0][1], args[1]),
         ),
         "oci layout": (ft.layouts(), lambda args: ft.layout_case(*args)),
     }
@@ -117,6 +117,7 @@ def atheris_main(target: str, libfuzzer_args: list[str]) -> None:
         from ociinspect.loader import LoadOptions, load, parse_config
         from ociinspect.model import RawManifest
         from ociinspect.reference import parse_reference
+        from ociinspect.sources.local import open_local
     from reliability import fuzz_targets as ft
 
     workdir = Path(ft._WORKDIR)
@@ -142,11 +143,11 @@ def atheris_main(target: str, libfuzzer_args: list[str]) -> None:
         elif target == "docker-archive":
             path = workdir / "atheris.docker.tar"
             ft._write_tar(path, {"manifest.json": data, "cfg.json": b"{}", "l.tar": b""})
-            source = ft.open_local(parse_reference(f"docker-archive:{path}"))
+            archive = open_local(parse_reference(f"docker-archive:{path}"))
             try:
-                load(source, LoadOptions(workers=1))
+                load(archive, LoadOptions(workers=1))
             finally:
-                source.close()
+                archive.close()
 
     def test_one_input(data: bytes) -> None:
         try:

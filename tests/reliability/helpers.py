@@ -52,11 +52,12 @@ class CliRun:
             doc = json.loads(self.out)
         except ValueError:
             return None
-        return doc.get("error") if isinstance(doc, dict) else None
+        error = doc.get("error") if isinstance(doc, dict) else None
+        return error if isinstance(error, dict) else None
 
     @property
     def error_type(self) -> str | None:
-        return self.error["type"] if self.error else None
+        return str(self.error["type"]) if self.error else None
 
     def __str__(self) -> str:
         return f"exit {self.code} after {self.seconds:.2f} s\nstdout: {self.out[:2000]}\nstderr: {self.err[:2000]}"

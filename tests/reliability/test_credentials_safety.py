@@ -51,7 +51,8 @@ def _basic(user: str, password: str) -> str:
 @pytest.fixture
 def basic_proxy(registry_basic: Any) -> Iterator[ProxyEndpoint]:
     """A recording proxy in front of the htpasswd registry (testuser/testpass, private/app1 = app1)."""
-    proxy = ProxyEndpoint(registry_basic).start()
+    proxy = ProxyEndpoint(registry_basic)
+    proxy.start()
     try:
         yield proxy
     finally:
@@ -61,7 +62,8 @@ def basic_proxy(registry_basic: Any) -> Iterator[ProxyEndpoint]:
 @pytest.fixture
 def token_proxy(registry_token: Any) -> Iterator[ProxyEndpoint]:
     """A recording proxy in front of the token registry (alice/alicepass; team/app1 = app1)."""
-    proxy = ProxyEndpoint(registry_token).start()
+    proxy = ProxyEndpoint(registry_token)
+    proxy.start()
     registry_token.issuer.clear()
     try:
         yield proxy

@@ -333,7 +333,8 @@ def test_huge_retry_after_is_capped(fault_proxy: Any) -> None:
 @pytest.fixture
 def token_proxy(registry_token: Any) -> Any:
     """A fault proxy in front of the token-auth registry (its realm stays on the issuer)."""
-    proxy = ProxyEndpoint(registry_token).start()
+    proxy = ProxyEndpoint(registry_token)
+    proxy.start()
     try:
         yield proxy
     finally:

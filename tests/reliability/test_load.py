@@ -178,7 +178,8 @@ def _put(url: str, repository: str, reference: str, data: bytes, media_type: str
 
 @pytest.fixture
 def faulty(load_registry: LoadRegistry) -> Iterator[ProxyEndpoint]:
-    proxy = ProxyEndpoint(load_registry.endpoint).start()
+    proxy = ProxyEndpoint(load_registry.endpoint)
+    proxy.start()
     proxy.rules.seed(7)
     proxy.rules.add(RANDOM_FAULTS, times=None, probability=FAULT_RATE)
     try:

@@ -90,7 +90,8 @@ def test_deep_json_from_a_registry_is_a_typed_error(
 @pytest.mark.registry
 def test_deep_json_from_a_token_service_is_an_auth_error(registry_token: Any) -> None:
     realm = FaultProxy(registry_token.issuer.url.removeprefix("http://")).start()
-    proxy = ProxyEndpoint(registry_token).start()
+    proxy = ProxyEndpoint(registry_token)
+    proxy.start()
     try:
         proxy.rules.add(
             Rewrite("WWW-Authenticate", re.escape(registry_token.issuer.url), realm.url), times=None
