@@ -557,6 +557,9 @@ class Walker:
         self._complete: set[str] = set()
         self._blobs: set[str] = set()
         self._digest_errors: dict[str, tuple[str, str, int]] = {}
+        self._facts_memo: dict[str, str] = {}
+        self._manifest_memo: dict[str, tuple[str, list[tuple[Any, ...]]]] = {}
+        self._config_memo: dict[str, tuple[Any, ...]] = {}
         self._stop = threading.Event()
         self._failures_in_a_row = 0
         self._fail_lock = threading.Lock()
@@ -616,10 +619,18 @@ class Walker:
         return False
 
     def get_fact(self, key: str) -> str | None:
+        memo = self._facts_memo.get(key)
+        if memo is not None:
+            return memo
         rows = self.db.query("SELECT value FROM facts WHERE key = ?", (key,))
-        return str(rows[0][0]) if rows else None
+        value = str(rows[0][0]) if rows else None
+        if value is not None and key.startswith("osfiles:"):
+            self._facts_memo[key] = value
+        return value
 
     def put_fact(self, key: str, value: str) -> None:
+        if key.startswith("osfiles:"):  # base layers are shared by many images: keep their facts at hand
+            self._facts_memo[key] = value
         self.db.execute(
             "INSERT INTO facts (key, value, created_at) VALUES (?, ?, ?) ON CONFLICT (key) DO NOTHING",
             (key, value, _now()),
@@ -716,6 +727,7 @@ class Walker:
             except (_Stopped, DatabaseError):
                 raise
             except OciInspectError as exc:
+                self._manifest_memo.pop(digest, None)
                 self._record_digest_error(digest, exc)
                 raise
 
@@ -723,6 +735,9 @@ class Walker:
         self.counters.add(manifests=1)
 
     def _stored_manifest(self, digest: str) -> tuple[str, list[tuple[Any, ...]]] | None:
+        memo = self._manifest_memo.get(digest)
+        if memo is not None:
+            return memo
         rows = self.db.query("SELECT kind FROM manifests WHERE digest = ?", (digest,))
         if not rows:
             return None
@@ -748,6 +763,7 @@ class Walker:
             self._ensure_image(source, digest, kind, refs)
         self.db.execute("UPDATE manifests SET complete = 1 WHERE digest = ?", (digest,))
         self._complete.add(digest)
+        self._manifest_memo.pop(digest, None)
 
     def _store_manifest(self, fetched: Any) -> tuple[str, list[tuple[Any, ...]]]:
         """Parse (with the loader's rules) and write one manifest's facts.  Cost: CPU + 1 transaction."""
@@ -808,9 +824,14 @@ class Walker:
                     "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
                     [(fetched.digest, *r) for r in refs],
                 )
-        return kind, sorted(refs, key=lambda r: (r[0], r[1]))
+        stored = kind, sorted(refs, key=lambda r: (r[0], r[1]))
+        self._manifest_memo[fetched.digest] = stored  # until complete: _build_manifest needs it next
+        return stored
 
     def _config_row(self, digest: str) -> tuple[Any, ...] | None:
+        memo = self._config_memo.get(digest)
+        if memo is not None:
+            return memo
         rows = self.db.query(
             "SELECT created, os, architecture, variant, diff_ids FROM configs WHERE digest = ?", (digest,)
         )
@@ -840,12 +861,20 @@ class Walker:
                 )
                 if not self._has_blob(d.digest):
                     self._put_blob(d, SizeEstimate(None, "unknown", "image config"), "config")
+            self._config_memo[d.digest] = (
+                config.created,
+                config.os,
+                config.architecture,
+                config.variant,
+                json.dumps(list(config.diff_ids)),
+            )
 
         row = self._config_row(d.digest)
         if row is None:
             self._once.run(f"c:{d.digest}", lambda: self._config_row(d.digest) is not None, work)
             row = self._config_row(d.digest)
         assert row is not None
+        self._config_memo.pop(d.digest, None)  # needed once per image; the database has it
         created, os_, arch, variant, diff_ids = row
         return ImageConfig(
             os=os_, architecture=arch, variant=variant, created=created, diff_ids=tuple(json.loads(diff_ids))
