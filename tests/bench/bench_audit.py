@@ -11,8 +11,8 @@ What happens:
    manifest lists, shared bases, an artifact; 3–5 tags per repository).
 2. ``python -m ociinspect audit scan HOST --plain-http -q -j CONCURRENCY`` into a fresh SQLite database:
    wall time, manifests/s (manifest GETs answered by the registry, from its access log, per second; index
-   children included), tags/s, images/s, requests per image, and the peak RSS of the audit process
-   (``os.wait4`` rusage).
+   children included), tags/s, images/s, requests per image, the peak RSS of the audit process (its own
+   ``VmHWM``), and the CPU seconds of the audit and of the registry (they share the cores).
 3. The same command again (re-audit of the unchanged registry): requests per tag and time.
 4. Baseline: ``skopeo inspect --tls-verify=false docker://HOST/REPO:TAG`` for ``--baseline`` tags (a sample,
    extrapolated): seconds per tag and requests per tag, from the same access log.
@@ -30,6 +30,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -55,14 +56,23 @@ def _hwm(pid: int) -> int | None:
     return None
 
 
-def run_audit(host: str, db: Path, concurrency: int) -> dict[str, Any]:
-    """Run one audit as a child process; returns wall time, exit code and peak RSS (bytes).
+def _cpu(pid: int) -> float:
+    """User + system CPU seconds of a live process (``/proc/PID/stat``)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
-    The peak is the child's ``VmHWM``, sampled every 20 ms until it exits (monotonic, so the last sample is
-    within 20 ms of the end).  Not ``wait4``'s ``ru_maxrss``: Linux carries the forking parent's high-water
-    mark across ``exec``, which would report this benchmark's own memory (it holds the whole corpus).
+
+def run_audit(host: str, db: Path, concurrency: int, registry_pid: int) -> dict[str, Any]:
+    """Run one audit as a child process; returns wall time, exit code, peak RSS (bytes) and CPU seconds of the
+    audit and of the registry during it.
+
+    The peak is the child's ``VmHWM``, sampled every 20 ms by a thread (monotonic, so the last sample is within
+    20 ms of the end).  Not ``wait4``'s ``ru_maxrss``: Linux carries the forking parent's high-water mark across
+    ``exec``, which would report this benchmark's own memory (it holds the whole corpus).  CPU comes from
+    ``wait4`` (exact for the child).
     """
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+    registry_cpu = _cpu(registry_pid)
     started = time.monotonic()
     proc = subprocess.Popen(
         [
@@ -83,16 +93,33 @@ def run_audit(host: str, db: Path, concurrency: int) -> dict[str, Any]:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
-    peak = 0
-    while proc.poll() is None:
-        peak = max(peak, _hwm(proc.pid) or 0)
-        time.sleep(0.02)
-    elapsed = time.monotonic() - started
+    peak = [0]
+    done = threading.Event()
+
+    def sample() -> None:
+        while not done.is_set():
+            peak[0] = max(peak[0], _hwm(proc.pid) or 0)
+            time.sleep(0.02)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
     assert proc.stderr is not None
-    err = proc.stderr.read().decode(errors="replace")
-    if proc.returncode not in (0, 4):
-        raise SystemExit(f"audit failed ({proc.returncode}): {err[-2000:]}")
-    return {"seconds": elapsed, "exit": proc.returncode, "peak_rss": peak}
+    err = proc.stderr.read().decode(errors="replace")  # until the child closes it (exits)
+    _, status, usage = os.wait4(proc.pid, 0)
+    done.set()
+    sampler.join()
+    elapsed = time.monotonic() - started
+    code = os.waitstatus_to_exitcode(status)
+    proc.returncode = code
+    if code not in (0, 4):
+        raise SystemExit(f"audit failed ({code}): {err[-2000:]}")
+    return {
+        "seconds": elapsed,
+        "exit": code,
+        "peak_rss": peak[0],
+        "cpu": usage.ru_utime + usage.ru_stime,
+        "registry_cpu": _cpu(registry_pid) - registry_cpu,
+    }
 
 
 def main() -> int:
@@ -116,7 +143,7 @@ def main() -> int:
         out["tags"] = len(items)
 
         mark = len(registry.access_log())
-        first = run_audit(registry.host, work / "audit.sqlite3", args.concurrency)
+        first = run_audit(registry.host, work / "audit.sqlite3", args.concurrency, registry.pid)
         log = registry.access_log()[mark:]
         manifest_gets = sum(1 for e in log if e.method == "GET" and "/manifests/" in e.uri)
         report = subprocess.run(
@@ -148,10 +175,16 @@ def main() -> int:
             "images_per_s": round(images / first["seconds"], 1),
             "requests_per_image": round(len(log) / images, 2),
             "peak_rss_mb": round(first["peak_rss"] / 2**20, 1),
+            "audit_cpu_s": round(first["cpu"], 2),
+            "registry_cpu_s": round(first["registry_cpu"], 2),
+            # what the throughput would be with both cores busy only with this audit and its registry
+            "manifests_per_cpu_bound_s": round(
+                manifest_gets / ((first["cpu"] + first["registry_cpu"]) / 2), 1
+            ),
         }
 
         mark = len(registry.access_log())
-        again = run_audit(registry.host, work / "audit.sqlite3", args.concurrency)
+        again = run_audit(registry.host, work / "audit.sqlite3", args.concurrency, registry.pid)
         log = registry.access_log()[mark:]
         per_tag = sum(1 for e in log if "/manifests/" in e.uri or "/blobs/" in e.uri)
         out["reaudit"] = {
@@ -221,6 +254,12 @@ def main() -> int:
                 f"(~{s['extrapolated_seconds_for_all_tags']} for all) | {s['manifests_per_s']} | {s['tags_per_s']} | "
                 f"{s['requests_per_tag']} per tag | - |"
             )
+        print(
+            f"\nCPU during the audit: ociinspect {a['audit_cpu_s']} s, registry {a['registry_cpu_s']} s on "
+            f"{out['cores']} cores shared with the registry (and whatever else runs): at full use of both cores "
+            f"by these two, {a['manifests_per_cpu_bound_s']} manifests/s.  Load average at the end: "
+            f"{os.getloadavg()[0]:.1f}."
+        )
         for f in fails:
             print(f"FAIL: {f}")
     return 1 if fails and args.strict else 0

@@ -312,11 +312,11 @@ def test_kill_9_then_resume_gives_the_same_report_and_fetches_nothing_twice(
             time.sleep(0.01)
         assert process.poll() is None, "the audit finished before it could be killed"
         proxy.rules.add(Stall(120), times=None)  # from now on nothing is answered
-        quiet_since, seen = time.monotonic(), len(proxy.requests)
-        while time.monotonic() - quiet_since < 1.0:  # every worker is waiting on a stalled request
+        # every worker (-j 4) must be blocked on a stalled request: then none is between an answer and its commit
+        deadline = time.monotonic() + 60
+        while sum(1 for s in list(proxy.requests) if s.rule == "Stall") < 4 and time.monotonic() < deadline:
             time.sleep(0.05)
-            if len(proxy.requests) != seen:
-                quiet_since, seen = time.monotonic(), len(proxy.requests)
+        time.sleep(0.5)
         process.send_signal(signal.SIGKILL)
         process.wait(timeout=10)
         first = [s for s in proxy.requests if s.rule is None]
