@@ -1166,7 +1166,7 @@ class Walker:
                 _TagWork(
                     repository,
                     str(tag),
-                    str(digest) if status == "resolved" and digest else None,
+                    str(digest) if digest else None,  # resolved in this run (also before a transient error)
                     prev.get(str(tag)),
                 )
             )

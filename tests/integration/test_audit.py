@@ -305,6 +305,8 @@ def test_kill_9_then_resume_gives_the_same_report_and_fetches_nothing_twice(
             db,
             "-j",
             "4",
+            "--timeout",
+            "120",
         ]
         process = subprocess.Popen(scan, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         deadline = time.monotonic() + 60
@@ -312,11 +314,18 @@ def test_kill_9_then_resume_gives_the_same_report_and_fetches_nothing_twice(
             time.sleep(0.01)
         assert process.poll() is None, "the audit finished before it could be killed"
         proxy.rules.add(Stall(120), times=None)  # from now on nothing is answered
-        # every worker (-j 4) must be blocked on a stalled request: then none is between an answer and its commit
+        # wait until nothing moves: every worker is blocked on a stalled request, or waits for one that is (two
+        # tags of one digest), so none is between an answer and its commit.  --timeout 120: no read timeout here.
         deadline = time.monotonic() + 60
-        while sum(1 for s in list(proxy.requests) if s.rule == "Stall") < 4 and time.monotonic() < deadline:
+        quiet_since, seen = time.monotonic(), len(proxy.requests)
+        while time.monotonic() < deadline:
+            stalled_now = sum(1 for s in list(proxy.requests) if s.rule == "Stall")
+            if stalled_now >= 4 or (stalled_now and time.monotonic() - quiet_since > 2.0):
+                break
             time.sleep(0.05)
-        time.sleep(0.5)
+            if len(proxy.requests) != seen:
+                quiet_since, seen = time.monotonic(), len(proxy.requests)
+        time.sleep(0.3)
         process.send_signal(signal.SIGKILL)
         process.wait(timeout=10)
         first = [s for s in proxy.requests if s.rule is None]
