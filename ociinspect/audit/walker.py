@@ -1211,6 +1211,12 @@ class Walker:
             )
         with self.counters.lock:
             self.counters.catalog_done = True
+        # repositories finished with transient failures are walked again (their failed tags only)
+        self.db.execute(
+            "UPDATE repositories SET status = 'listed' WHERE run_id = ? AND shard = ? AND status = 'done' "
+            "AND name IN (SELECT repository FROM tags WHERE run_id = ? AND status = 'error' AND transient = 1)",
+            (self.run_id, self.shard.index, self.run_id),
+        )
         return [
             (str(n), str(s))
             for n, s in self.db.query(

@@ -33,7 +33,7 @@ from typing import Any
 import pytest
 from audit_fixtures import Pusher, break_repositories, build_image, corpus, expected_from_storage
 from harness import seeding
-from harness.faultproxy import FaultProxy, Stall
+from harness.faultproxy import FaultProxy, Rewrite, Stall
 from harness.registry import RunningRegistry, free_port, start_registry
 
 from fixtures.build import EXPECTED
@@ -349,6 +349,36 @@ def test_kill_9_then_resume_gives_the_same_report_and_fetches_nothing_twice(
     resumed = report_json(db)
     assert resumed["run"]["status"] == "complete"
     assert comparable(resumed, (proxy.host, registry.host)) == comparable(full_run["report"])
+
+
+def test_docker_hub_rate_limit_headers_slow_the_walk_then_stop_it_resumably(
+    full_run: dict[str, Any], audit_registry: tuple[RunningRegistry, dict[str, Any]], tmp_path: Path
+) -> None:
+    registry, _ = audit_registry
+    proxy = FaultProxy(registry.host).start()
+    db = str(tmp_path / "limited.sqlite3")
+    try:
+        # Docker Hub's headers on manifest answers: 12 left in a 1 s window (below the low-water mark: the walk
+        # spreads them out), then 3 left (at the --reserve of 5: the walk stops before the limit)
+        header = "ratelimit-remaining"
+        proxy.rules.add(Rewrite(header, ".*", "12;w=1", add=True), method="GET", path="/manifests/", times=15)
+        proxy.rules.add(
+            Rewrite(header, ".*", "3;w=1", add=True), method="GET", path="/manifests/", times=None
+        )
+        started = time.monotonic()
+        r = cli("audit", "scan", proxy.host, "--plain-http", "--db", db, "--reserve", "5", "-j", "4")
+        elapsed = time.monotonic() - started
+        assert r.returncode == 3, r.stderr
+        assert "rate limit is nearly used up" in r.stderr and "--resume" in r.stderr
+        manifest_gets = [s for s in proxy.requests if s.method == "GET" and "/manifests/" in s.path]
+        assert 16 <= len(manifest_gets) <= 16 + 8  # the ones in flight when the reserve was seen
+        assert elapsed > 15 / 7 * 0.8  # 15 requests spaced 1 s / (12 - 5) apart
+        proxy.rules.clear()
+        r = cli("audit", "scan", proxy.host, "--plain-http", "--db", db, "--resume")
+        assert r.returncode == 4, r.stderr
+    finally:
+        proxy.stop()
+    assert comparable(report_json(db), (proxy.host, registry.host)) == comparable(full_run["report"])
 
 
 def test_three_shards_into_postgresql_equal_one_worker(
