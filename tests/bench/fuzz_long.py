@@ -19,6 +19,7 @@ import math
 import os
 import re
 import resource
+import shutil
 import subprocess
 import sys
 import time
@@ -91,6 +92,8 @@ def run_hypothesis(name: str, cases: int, seed: int) -> dict[str, Any]:
         fuzz()
     except BaseException:  # hypothesis re-raises the falsifying example: report it, run the next target
         failure = traceback.format_exc(limit=-8)
+    finally:
+        ft.cleanup_workdir()
     return {
         "name": name,
         "engine": "hypothesis",
@@ -120,7 +123,7 @@ def atheris_main(target: str, libfuzzer_args: list[str]) -> None:
         from ociinspect.sources.local import open_local
     from reliability import fuzz_targets as ft
 
-    workdir = Path(ft._WORKDIR)
+    workdir = ft.workdir()  # $OCIINSPECT_FUZZ_WORKDIR, set by run_atheris
 
     def one(data: bytes) -> None:
         fdp = atheris.FuzzedDataProvider(data)
@@ -221,7 +224,8 @@ def run_atheris(target: str, runs: int, seed: int, workdir: Path) -> dict[str, A
         str(corpus),
     ]
     start = time.perf_counter()
-    done = subprocess.run(args, capture_output=True, text=True, check=False)
+    env = {**os.environ, "OCIINSPECT_FUZZ_WORKDIR": str(workdir)}
+    done = subprocess.run(args, capture_output=True, text=True, check=False, env=env)
     log = done.stdout + done.stderr
     match = re.search(r"Done (\d+) runs", log) or re.search(r"stat::number_of_executed_units:\s*(\d+)", log)
     rss = re.search(r"stat::peak_rss_mb:\s*(\d+)", log)
@@ -275,6 +279,10 @@ def main(argv: list[str] | None = None) -> int:
         for target in ATHERIS_TARGETS:
             results.append(run_atheris(target, args.atheris, seed, workdir))
             _print(results[-1])
+        if any(r["failure"] for r in results if r["engine"] == "atheris"):
+            print(f"atheris corpora and crashing inputs kept in {workdir}")
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
     failed = [r for r in results if r["failure"]]
     for engine in ("hypothesis", "atheris"):
         rows = [r for r in results if r["engine"] == engine]

@@ -15,12 +15,14 @@ tar headers (:func:`tar_case`), gzip/zstd streams (:func:`compression_case`).
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import dataclasses
 import gzip
 import hashlib
 import io
 import json
+import os
 import shutil
 import signal
 import tarfile
@@ -762,7 +764,25 @@ def _check_image(image: Image, case: ImageCase) -> None:
 # ----------------------------------------------------------------------- archives and layouts on disk
 
 
-_WORKDIR = Path(tempfile.mkdtemp(prefix="ociinspect-fuzz-"))
+_workdirs: list[Path] = []
+
+
+def workdir() -> Path:
+    """A scratch directory for the on-disk targets: ``$OCIINSPECT_FUZZ_WORKDIR`` (owned by the caller), or one
+    made on first use and removed at exit or by :func:`cleanup_workdir`."""
+    given = os.environ.get("OCIINSPECT_FUZZ_WORKDIR")
+    if given:
+        return Path(given)
+    if not _workdirs:
+        _workdirs.append(Path(tempfile.mkdtemp(prefix="ociinspect-fuzz-")))
+        atexit.register(cleanup_workdir)
+    return _workdirs[0]
+
+
+def cleanup_workdir() -> None:
+    """Remove the scratch directory made by :func:`workdir` (process pools do not run ``atexit``)."""
+    while _workdirs:
+        shutil.rmtree(_workdirs.pop(), ignore_errors=True)
 
 
 @st.composite
@@ -815,7 +835,7 @@ def _write_tar(path: Path, members: dict[str, bytes]) -> None:
 
 def archive_case(members: dict[str, bytes], spec: str, mode: str) -> None:
     """A docker-archive opens and loads, or fails with a typed error."""
-    path = _WORKDIR / "fuzz.docker.tar"
+    path = workdir() / "fuzz.docker.tar"
     _write_tar(path, members)
     source = open_local(parse_reference(f"docker-archive:{path}{spec}"))
     try:
@@ -871,7 +891,7 @@ def layouts(draw: st.DrawFn) -> tuple[dict[str, bytes], str]:
 
 def layout_case(files: dict[str, bytes], suffix: str) -> None:
     """An OCI layout directory loads, or fails with a typed error."""
-    root = Path(tempfile.mkdtemp(dir=_WORKDIR))
+    root = Path(tempfile.mkdtemp(dir=workdir()))
     for name, data in files.items():
         (root / name).parent.mkdir(parents=True, exist_ok=True)
         (root / name).write_bytes(data)
