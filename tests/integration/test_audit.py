@@ -352,12 +352,16 @@ def test_kill_9_then_resume_gives_the_same_report_and_fetches_nothing_twice(
 
 
 def test_docker_hub_rate_limit_headers_slow_the_walk_then_stop_it_resumably(
-    full_run: dict[str, Any], audit_registry: tuple[RunningRegistry, dict[str, Any]], tmp_path: Path
+    audit_registry: tuple[RunningRegistry, dict[str, Any]], tmp_path: Path
 ) -> None:
     registry, _ = audit_registry
     proxy = FaultProxy(registry.host).start()
-    db = str(tmp_path / "limited.sqlite3")
+    db, reference_db = str(tmp_path / "limited.sqlite3"), str(tmp_path / "reference.sqlite3")
+    scope = f"{proxy.host}/team0/"  # ~30 repositories
     try:
+        r = cli("audit", "scan", scope, "--plain-http", "--db", reference_db, "-q")
+        assert r.returncode == 0, r.stderr
+        mark = len(proxy.requests)
         # Docker Hub's headers on manifest answers: 12 left in a 1 s window (below the low-water mark: the walk
         # spreads them out), then 3 left (at the --reserve of 5: the walk stops before the limit)
         header = "ratelimit-remaining"
@@ -366,19 +370,21 @@ def test_docker_hub_rate_limit_headers_slow_the_walk_then_stop_it_resumably(
             Rewrite(header, ".*", "3;w=1", add=True), method="GET", path="/manifests/", times=None
         )
         started = time.monotonic()
-        r = cli("audit", "scan", proxy.host, "--plain-http", "--db", db, "--reserve", "5", "-j", "4")
+        r = cli("audit", "scan", scope, "--plain-http", "--db", db, "--reserve", "5", "-j", "4")
         elapsed = time.monotonic() - started
         assert r.returncode == 3, r.stderr
         assert "rate limit is nearly used up" in r.stderr and "--resume" in r.stderr
-        manifest_gets = [s for s in proxy.requests if s.method == "GET" and "/manifests/" in s.path]
+        manifest_gets = [s for s in proxy.requests[mark:] if s.method == "GET" and "/manifests/" in s.path]
         assert 16 <= len(manifest_gets) <= 16 + 8  # the ones in flight when the reserve was seen
         assert elapsed > 15 / 7 * 0.8  # 15 requests spaced 1 s / (12 - 5) apart
         proxy.rules.clear()
-        r = cli("audit", "scan", proxy.host, "--plain-http", "--db", db, "--resume")
-        assert r.returncode == 4, r.stderr
+        r = cli("audit", "scan", scope, "--plain-http", "--db", db, "--resume")
+        assert r.returncode == 0, r.stderr
     finally:
         proxy.stop()
-    assert comparable(report_json(db), (proxy.host, registry.host)) == comparable(full_run["report"])
+    resumed, reference = report_json(db), report_json(reference_db)
+    assert resumed["tags"] > 100 and resumed["error_count"] == 0
+    assert comparable(resumed) == comparable(reference)
 
 
 def test_three_shards_into_postgresql_equal_one_worker(
@@ -428,11 +434,6 @@ def test_three_shards_into_postgresql_equal_one_worker(
     assert (
         len(rows) == 3 and all(n > 40 for _, n in rows) and sum(n for _, n in rows) == merged["repositories"]
     )
-    # one worker into PostgreSQL gives the same report too
-    single = createdb(postgres, "single")
-    r = cli("audit", "scan", registry.host, "--plain-http", "--db", single, "-q")
-    assert r.returncode == 4, r.stderr
-    assert comparable(report_json(single)) == comparable(full_run["report"])
 
 
 def test_html_report_renders_in_headless_chromium(full_run: dict[str, Any], tmp_path: Path) -> None:
