@@ -176,6 +176,7 @@ class Counters:
     tags_done: int = 0
     tag_errors: int = 0
     repo_errors: int = 0
+    repos_listed: int = 0  # repositories whose tags are known (the rest are estimated from them)
     manifests: int = 0  # manifests (and index children) whose facts were ensured by this process
     fetched_manifests: int = 0
     fetched_blobs: int = 0
@@ -200,6 +201,7 @@ class Counters:
                     "tags_done",
                     "tag_errors",
                     "repo_errors",
+                    "repos_listed",
                     "manifests",
                     "fetched_manifests",
                     "fetched_blobs",
@@ -1145,7 +1147,7 @@ class Walker:
                 ("listed" if tags else "done", len(tags), self.run_id, repository),
             )
         prev = self._previous_digests(repository)
-        self.counters.add(tags_total=len(tags), repos_done=0 if tags else 1)
+        self.counters.add(tags_total=len(tags), repos_done=0 if tags else 1, repos_listed=1)
         return [_TagWork(repository, t, None, prev.get(t)) for t in tags]
 
     def _pending_tags(self, repository: str) -> list[_TagWork]:
@@ -1170,7 +1172,7 @@ class Walker:
                     prev.get(str(tag)),
                 )
             )
-        self.counters.add(tags_total=len(rows), tags_done=done, tag_errors=failed)
+        self.counters.add(tags_total=len(rows), tags_done=done, tag_errors=failed, repos_listed=1)
         return out
 
     # ----------------------------------------------------------------------------------------- the walk
@@ -1248,6 +1250,7 @@ class Walker:
             repos_total=len(repos),
             repos_done=sum(1 for _, s in repos if s in ("done", "error")),
             repo_errors=sum(1 for _, s in repos if s == "error"),
+            repos_listed=sum(1 for _, s in repos if s in ("done", "error")),
         )
         done_tags = self.db.query(
             "SELECT COUNT(*), SUM(CASE WHEN t.status = 'error' THEN 1 ELSE 0 END) FROM tags t "

@@ -145,16 +145,25 @@ def _fmt_duration(seconds: float | None) -> str:
 
 
 def progress_line(snap: dict[str, Any]) -> str:
-    """One status line: done/remaining repositories, tags and manifests, rate and ETA (pure)."""
+    """One status line: done/remaining repositories, tags and manifests, rate and ETA (pure).
+
+    Tags are known only once their repository is listed: until then the total is extrapolated from the
+    repositories listed so far (shown with ``~``)."""
     elapsed = max(snap["elapsed"], 1e-6)
     rate = snap["tags_done"] / elapsed
-    left = snap["tags_total"] - snap["tags_done"]
-    eta = left / rate if rate > 0 and snap["catalog_done"] else None
-    repos_total = f"{snap['repos_total']}" if snap["catalog_done"] else "…"
+    listed, total_repos = snap.get("repos_listed", 0), snap["repos_total"]
+    tags_total: float = snap["tags_total"]
+    approx = ""
+    if snap["catalog_done"] and 0 < listed < total_repos:
+        tags_total = snap["tags_total"] * total_repos / listed
+        approx = "~"
+    left = max(0, round(tags_total) - snap["tags_done"])
+    eta = left / rate if rate > 0 and snap["catalog_done"] and listed else None
+    repos_total = f"{total_repos}" if snap["catalog_done"] else "…"
     return (
-        f"repos {snap['repos_done']}/{repos_total} · tags {snap['tags_done']}/{snap['tags_total']} "
-        f"({left} left, {snap['tag_errors']} failed) · manifests {snap['manifests']} "
-        f"· {rate:.0f} tags/s · {snap['requests']} requests · ETA {_fmt_duration(eta)}"
+        f"repos {snap['repos_done']}/{repos_total} · tags {snap['tags_done']}/{approx}{round(tags_total)} "
+        f"({approx}{left} left, {snap['tag_errors']} failed) · manifests {snap['manifests']} "
+        f"· {rate:.0f} tags/s · {snap['requests']} requests · ETA {approx}{_fmt_duration(eta)}"
     )
 
 

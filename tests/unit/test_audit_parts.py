@@ -241,6 +241,7 @@ def test_progress_line_shows_done_remaining_rate_and_eta() -> None:
     snap = {
         "repos_done": 10,
         "repos_total": 20,
+        "repos_listed": 20,
         "tags_done": 100,
         "tags_total": 300,
         "tag_errors": 2,
@@ -253,6 +254,9 @@ def test_progress_line_shows_done_remaining_rate_and_eta() -> None:
     assert "repos 10/20" in line and "tags 100/300 (200 left, 2 failed)" in line
     assert "10 tags/s" in line and "ETA 0m20s" in line
     assert "ETA ?" in progress_line(snap | {"catalog_done": False})
+    # half the repositories listed: the tag total is extrapolated
+    early = progress_line(snap | {"repos_listed": 10})
+    assert "tags 100/~600 (~500 left" in early and "ETA ~0m50s" in early
 
 
 # ------------------------------------------------------------------------------------------- the report
