@@ -506,6 +506,7 @@ class Transport:
                 response = send()
         else:
             response = send()
+        log.debug("%s %s -> %d", method, redact_url(url), response.status_code)
         for observe in self.observers:
             observe(method, url, response)
         return response
