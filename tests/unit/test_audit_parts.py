@@ -11,7 +11,7 @@ import sqlite3
 import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 import requests
@@ -474,3 +474,38 @@ def test_client_observers_see_every_response(server: str) -> None:
     ]
     assert (pacer.remaining, pacer.limit) == (7, 100)
     assert json.dumps(seen)  # plain values
+
+
+class _ProxyHandler(_Handler):
+    seen: ClassVar[list[str]] = []
+
+    def do_GET(self) -> None:
+        _ProxyHandler.seen.append(self.path)
+        super().do_GET()
+
+
+def test_transport_honours_the_proxy_environment_read_once_per_origin(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """requests' per-request environment scan is replaced by one lookup per origin (RegistryClient change made
+    for the audit): HTTP_PROXY and NO_PROXY still apply."""
+    from ociinspect.errors import ConnectionFailed as Failed
+    from ociinspect.registry import HostSettings, RegistryClient, RegistrySettings
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _ProxyHandler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        for name in ("http_proxy", "HTTP_PROXY", "no_proxy", "NO_PROXY", "all_proxy", "ALL_PROXY"):
+            monkeypatch.delenv(name, raising=False)
+        monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{httpd.server_address[1]}")
+        monkeypatch.setenv("NO_PROXY", "direct.invalid")
+        _ProxyHandler.seen.clear()
+        with RegistryClient(RegistrySettings(default=HostSettings(plain_http=True))) as client:
+            client.ping("registry.invalid:5000")  # only reachable through the proxy (.invalid never resolves)
+            client.ping("registry.invalid:5000")
+            with pytest.raises(Failed):
+                client.ping("direct.invalid:5000")  # NO_PROXY: a direct connection, which cannot resolve
+        assert _ProxyHandler.seen == ["http://registry.invalid:5000/v2/"] * 2
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
