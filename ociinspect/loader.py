@@ -40,7 +40,15 @@ from ociinspect.model import (
 )
 from ociinspect.sources.base import Source, parse_json
 
-__all__ = ["LoadOptions", "index_entries", "load", "load_all_platforms", "parse_config"]
+__all__ = [
+    "LoadOptions",
+    "index_entries",
+    "load",
+    "load_all_platforms",
+    "parse_config",
+    "parse_descriptor",
+    "parse_manifest",
+]
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +76,7 @@ def _what(source: Source) -> str:
     return f"reading {source.reference}"
 
 
-def _descriptor(obj: Any, what: str) -> Descriptor:
+def parse_descriptor(obj: Any, what: str) -> Descriptor:
     """Validate and convert a JSON descriptor."""
     if not isinstance(obj, Mapping):
         raise InvalidImage(f"{what}: a descriptor is not a JSON object")
@@ -107,7 +115,7 @@ def _kind(d: Descriptor) -> str:
     return "unknown"
 
 
-def _parse(raw: RawManifest, what: str) -> tuple[str, dict[str, Any]]:
+def parse_manifest(raw: RawManifest, what: str) -> tuple[str, dict[str, Any]]:
     """(media type, JSON object) of a manifest or index; refuses schema1 and non-manifests."""
     doc = parse_json(raw.data, what)
     if not isinstance(doc, dict):
@@ -144,7 +152,7 @@ def index_entries(doc: Mapping[str, Any], what: str) -> tuple[IndexEntry, ...]:
         raise InvalidImage(f"{what}: the index's manifests field is not a list")
     entries = []
     for item in items:
-        d = _descriptor(item, what)
+        d = parse_descriptor(item, what)
         entries.append(IndexEntry(d, _kind(d)))  # type: ignore[arg-type]
     return tuple(entries)
 
@@ -259,7 +267,7 @@ def _resolve(
 ) -> tuple[RawManifest, str, dict[str, Any], RawManifest | None, str | None, tuple[IndexEntry, ...]]:
     """Follow indexes down to one image manifest for the wanted platform."""
     what = _what(source)
-    media_type, doc = _parse(raw, what)
+    media_type, doc = parse_manifest(raw, what)
     top: RawManifest | None = None
     top_type: str | None = None
     entries: tuple[IndexEntry, ...] = ()
@@ -277,7 +285,7 @@ def _resolve(
             raise InvalidImage(f"{what}: the index lists no manifests", hint="the image is empty or broken")
         chosen = _pick(level, options.platform, what)
         raw = _child(source, chosen.descriptor, what)
-        media_type, doc = _parse(raw, what)
+        media_type, doc = parse_manifest(raw, what)
     return raw, media_type, doc, top, top_type, entries
 
 
@@ -306,7 +314,7 @@ def load_all_platforms(source: Source, options: LoadOptions | None = None) -> li
     options = options or LoadOptions()
     root = source.root()
     what = _what(source)
-    media_type, doc = _parse(root, what)
+    media_type, doc = parse_manifest(root, what)
     if not mt.is_index(media_type):
         return [load(source, options)]
     entries = index_entries(doc, what)
@@ -315,7 +323,7 @@ def load_all_platforms(source: Source, options: LoadOptions | None = None) -> li
         if e.kind != "image":
             continue
         raw = _child(source, e.descriptor, what)
-        child_type, child_doc = _parse(raw, what)
+        child_type, child_doc = parse_manifest(raw, what)
         opts = dataclasses.replace(options, platform=e.descriptor.platform)
         images.append(_build(source, opts, raw, child_type, child_doc, root, media_type, entries))
     if not images:
@@ -334,11 +342,11 @@ def _build(
     entries: tuple[IndexEntry, ...],
 ) -> Image:
     what = _what(source)
-    config_d = _descriptor(doc.get("config"), f"{what}: config")
+    config_d = parse_descriptor(doc.get("config"), f"{what}: config")
     layer_objs = doc.get("layers") or []
     if not isinstance(layer_objs, list):
         raise InvalidImage(f"{what}: the manifest's layers field is not a list")
-    layer_ds = [_descriptor(o, f"{what}: layer {i}") for i, o in enumerate(layer_objs)]
+    layer_ds = [parse_descriptor(o, f"{what}: layer {i}") for i, o in enumerate(layer_objs)]
     artifact_type = doc.get("artifactType") if isinstance(doc.get("artifactType"), str) else None
     warnings: list[str] = list(source.warnings)
     config: ImageConfig | None = None
@@ -371,7 +379,7 @@ def _build(
     elif options.platform and entries:
         platform = options.platform
     subject = (
-        _descriptor(doc["subject"], f"{what}: subject") if isinstance(doc.get("subject"), dict) else None
+        parse_descriptor(doc["subject"], f"{what}: subject") if isinstance(doc.get("subject"), dict) else None
     )
     ann = doc.get("annotations")
     return Image(

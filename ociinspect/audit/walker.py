@@ -54,9 +54,7 @@ from ociinspect.errors import (
     Timeout,
     UsageError,
 )
-from ociinspect.loader import MAX_CONFIG_BYTES, index_entries, parse_config
-from ociinspect.loader import _descriptor as parse_descriptor  # the loader's own validation, not a copy
-from ociinspect.loader import _parse as parse_manifest
+from ociinspect.loader import MAX_CONFIG_BYTES, index_entries, parse_config, parse_descriptor, parse_manifest
 from ociinspect.model import Descriptor, Image, ImageConfig, Layer, Platform, RawManifest, SizeEstimate
 from ociinspect.osdetect import MAX_LAYERS as MAX_OS_LAYERS
 from ociinspect.osdetect import detect_os

@@ -47,7 +47,9 @@ class _LazyGroup(click.Group):
         return super().get_command(ctx, cmd_name)
 
 
-@click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
+@click.group(
+    cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110}
+)
 @click.version_option(__version__, prog_name="ociinspect")
 @click.option(
     "-v", "--verbose", count=True, help="Log to stderr (-v info, -vv debug). Credentials are never logged."
@@ -67,7 +69,6 @@ def cli(verbose: int) -> None:
         root = logging.getLogger("ociinspect")
         root.addHandler(handler)
         root.setLevel(logging.DEBUG if verbose > 1 else logging.INFO)
-
 
 
 def main(argv: Sequence[str] | None = None) -> int:

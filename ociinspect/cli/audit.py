@@ -27,7 +27,7 @@ from ociinspect.audit import (
     runs,
 )
 from ociinspect.cli import cli
-from ociinspect.cli.options import output_options
+from ociinspect.cli.options import RegistryAccess, output_options, registry_options
 from ociinspect.errors import ExitCode, UsageError
 from ociinspect.reference import DOCKER_HUB
 from ociinspect.reports import audit as _views  # noqa: F401  (registers the audit views)
@@ -55,71 +55,18 @@ def parse_registry(text: str) -> Scope:
     return Scope(host, prefix=f"{path}/" if path else "")
 
 
-def registry_options(func: F) -> F:
-    """Registry and credential options (as for every command that reads images); the command receives
-    ``client_factory`` (a callable making a :class:`~ociinspect.registry.RegistryClient` for the host)."""
+def registry_client_options(func: F) -> F:
+    """The shared registry and credential options (:func:`ociinspect.cli.options.registry_options`); the command
+    receives ``client_factory``, which makes a :class:`~ociinspect.registry.RegistryClient` for the audited host
+    (explicit credentials bound to that host only)."""
 
-    @click.option("--plain-http", is_flag=True, help="Talk plain HTTP (loopback registries fall back to it).")
-    @click.option("--insecure", is_flag=True, help="Skip TLS certificate verification (still HTTPS).")
-    @click.option("--ca-file", type=click.Path(exists=True, dir_okay=False), help="Extra CA bundle (PEM).")
-    @click.option("--username", "-u", help="Registry user name (the password comes from --password-stdin).")
-    @click.option("--password-stdin", is_flag=True, help="Read the registry password or token from stdin.")
-    @click.option("--password", "password_argv", hidden=True, help="Refused: use --password-stdin.")
-    @click.option(
-        "--timeout",
-        type=click.FloatRange(min=0.1),
-        default=30.0,
-        show_default=True,
-        help="Seconds to wait for a registry to answer or send bytes.",
-    )
-    @click.option(
-        "--retries",
-        type=click.IntRange(0, 10),
-        default=3,
-        show_default=True,
-        help="Retries on connection errors, 429 and 502/503/504 (Retry-After honoured, capped).",
-    )
+    @registry_options
     @functools.wraps(func)
-    def wrapper(
-        *args: Any,
-        plain_http: bool,
-        insecure: bool,
-        ca_file: str | None,
-        username: str | None,
-        password_stdin: bool,
-        password_argv: str | None,
-        timeout: float,
-        retries: int,
-        **kwargs: Any,
-    ) -> Any:
-        from ociinspect.registry import (
-            CredentialResolver,
-            Credentials,
-            HostSettings,
-            RegistryClient,
-            RegistrySettings,
-        )
-
-        if password_argv is not None:
-            raise UsageError(
-                "refusing --password: a password on the command line leaks into shell history and `ps`",
-                hint='pipe it instead: echo "$TOKEN" | ociinspect audit scan … --username USER --password-stdin',
-            )
-        if bool(username) != bool(password_stdin):
-            raise UsageError("--username and --password-stdin go together", hint="give both, or neither")
-        secret = sys.stdin.readline().rstrip("\r\n") if password_stdin else ""
-        if password_stdin and not secret:
-            raise UsageError("--password-stdin: nothing was read from standard input")
-        settings = RegistrySettings(
-            default=HostSettings(plain_http=plain_http, insecure=insecure, ca_file=ca_file),
-            read_timeout=timeout,
-            connect_timeout=min(timeout, 10.0),
-            retries=retries,
-        )
+    def wrapper(*args: Any, registry_access: RegistryAccess, **kwargs: Any) -> Any:
+        from ociinspect.registry import RegistryClient
 
         def factory(host: str) -> RegistryClient:
-            explicit = {host: Credentials(username=username, password=secret)} if username else {}
-            return RegistryClient(settings, CredentialResolver(explicit=explicit))
+            return RegistryClient(registry_access.settings, registry_access.resolver({host}))
 
         return func(*args, client_factory=factory, **kwargs)
 
@@ -295,7 +242,7 @@ def audit_group() -> None:
 )
 @click.option("--quiet", "-q", is_flag=True, help="No progress line on stderr.")
 @db_option
-@registry_options
+@registry_client_options
 def scan(
     registry: str,
     repos: tuple[str, ...],

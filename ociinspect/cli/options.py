@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import sys
 from collections.abc import Callable, Sequence
-from typing import Any, TypeVar, overload
+from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 import click
 
@@ -17,13 +18,18 @@ from ociinspect.reports import FORMATS, formats_for, render, safe_text
 from ociinspect.reports.data import error_document
 from ociinspect.session import LoadResult, Session
 
+if TYPE_CHECKING:
+    from ociinspect.registry import CredentialResolver, RegistrySettings
+
 __all__ = [
     "ReadContext",
+    "RegistryAccess",
     "emit_results",
     "exit_code",
     "image_options",
     "load_for_command",
     "output_options",
+    "registry_options",
     "report_error",
 ]
 
@@ -56,21 +62,37 @@ def _registries(refs: Sequence[str]) -> set[str]:
     return out
 
 
-def image_options(func: F) -> F:
-    """Registry, credential and platform options shared by every command that reads images.
+@dataclasses.dataclass(frozen=True)
+class RegistryAccess:
+    """What the registry and credential options gave: transport settings and explicit credentials (if any)."""
 
-    The wrapped command receives ``read: ReadContext`` instead of the individual options.
+    settings: RegistrySettings
+    username: str | None = None
+    secret: str | None = dataclasses.field(default=None, repr=False)
+
+    def resolver(self, registries: set[str]) -> CredentialResolver:
+        """Credential lookup for a command that talks to ``registries``; explicit credentials (from
+        ``--username``/``--password-stdin``) are bound to the one registry named, never sent to another."""
+        from ociinspect.registry import CredentialResolver, Credentials
+
+        if self.username is None:
+            return CredentialResolver()
+        if len(registries) != 1:
+            raise UsageError(
+                f"--username applies to exactly one registry, but the command names {len(registries)}",
+                hint="log in with `docker login` / an auth file for several registries",
+            )
+        (host,) = registries
+        return CredentialResolver(explicit={host: Credentials(username=self.username, password=self.secret)})
+
+
+def registry_options(func: F) -> F:
+    """Registry and credential options shared by every command that talks to registries (one decorator).
+
+    The wrapped command receives ``registry_access: RegistryAccess`` instead of the individual options.  The password
+    is read from stdin here, once; ``--password`` on the command line is refused.
     """
 
-    @click.option(
-        "--platform",
-        "platform_text",
-        metavar="OS/ARCH[/VARIANT]",
-        help="Platform to pick from an index (default: this host's linux platform).",
-    )
-    @click.option(
-        "--all-platforms", is_flag=True, help="Read every platform of an index (attestations skipped)."
-    )
     @click.option(
         "--plain-http",
         is_flag=True,
@@ -99,13 +121,11 @@ def image_options(func: F) -> F:
         type=click.IntRange(0, 10),
         default=3,
         show_default=True,
-        help="Retries on connection errors, 429 and 502/503/504.",
+        help="Retries on connection errors, 429 and 502/503/504 (Retry-After honoured, capped).",
     )
     @functools.wraps(func)
     def wrapper(
         *args: Any,
-        platform_text: str | None,
-        all_platforms: bool,
         plain_http: bool,
         insecure: bool,
         ca_file: str | None,
@@ -116,43 +136,66 @@ def image_options(func: F) -> F:
         retries: int,
         **kwargs: Any,
     ) -> Any:
-        from ociinspect.registry import CredentialResolver, Credentials, HostSettings, RegistrySettings
+        from ociinspect.registry import HostSettings, RegistrySettings
 
         if password_argv is not None:
             raise UsageError(
                 "refusing --password: a password on the command line leaks into shell history and `ps`",
                 hint='pipe it instead: echo "$TOKEN" | ociinspect … --username USER --password-stdin',
             )
-        platform = None
-        if platform_text:
-            try:
-                platform = Platform.parse(platform_text)
-            except ValueError as exc:
-                raise UsageError(str(exc)) from None
-        explicit: dict[str, Credentials] = {}
+        secret = None
         if username or password_stdin:
             if not password_stdin or not username:
                 raise UsageError(
                     "--username and --password-stdin go together",
                     hint="give both, or neither to use docker/podman logins",
                 )
-            registries = _registries(kwargs.get("refs", ()))
-            if len(registries) != 1:
-                raise UsageError(
-                    f"--username applies to exactly one registry, but the references name {len(registries)}",
-                    hint="log in with `docker login` / an auth file for several registries",
-                )
             secret = sys.stdin.readline().rstrip("\r\n")
             if not secret:
                 raise UsageError("--password-stdin: nothing was read from standard input")
-            explicit[registries.pop()] = Credentials(username=username, password=secret)
         settings = RegistrySettings(
             default=HostSettings(plain_http=plain_http, insecure=insecure, ca_file=ca_file),
             read_timeout=timeout,
             connect_timeout=min(timeout, 10.0),
             retries=retries,
         )
-        session = Session(settings, CredentialResolver(explicit=explicit))
+        return func(*args, registry_access=RegistryAccess(settings, username, secret), **kwargs)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def image_options(func: F) -> F:
+    """Registry, credential and platform options shared by every command that reads images.
+
+    The wrapped command receives ``read: ReadContext`` instead of the individual options.
+    """
+
+    @click.option(
+        "--platform",
+        "platform_text",
+        metavar="OS/ARCH[/VARIANT]",
+        help="Platform to pick from an index (default: this host's linux platform).",
+    )
+    @click.option(
+        "--all-platforms", is_flag=True, help="Read every platform of an index (attestations skipped)."
+    )
+    @registry_options
+    @functools.wraps(func)
+    def wrapper(
+        *args: Any,
+        registry_access: RegistryAccess,
+        platform_text: str | None,
+        all_platforms: bool,
+        **kwargs: Any,
+    ) -> Any:
+        platform = None
+        if platform_text:
+            try:
+                platform = Platform.parse(platform_text)
+            except ValueError as exc:
+                raise UsageError(str(exc)) from None
+        resolver = registry_access.resolver(_registries(kwargs.get("refs", ())))
+        session = Session(registry_access.settings, resolver)
         from ociinspect.store import Store
 
         store = Store()  # immutable, digest-keyed facts (base-OS files of layers); opened on first use

@@ -14,12 +14,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from ociinspect.reports import register
-from ociinspect.reports.html import SHARED, UNIQUE, bar_chart, page, stacked_bars
-from ociinspect.reports.html import _e as esc
-from ociinspect.reports.html import _legend as legend
-from ociinspect.reports.html import _table as html_table
-from ociinspect.reports.text import _table as text_table
-from ociinspect.reports.text import human_size
+from ociinspect.reports.html import SHARED, UNIQUE, bar_chart, esc, html_table, legend, page, stacked_bars
+from ociinspect.reports.text import human_size, text_table
 
 __all__ = ["CSV_COLUMNS", "audit_csv", "audit_html", "audit_text", "diff_text", "runs_text"]
 

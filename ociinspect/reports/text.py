@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-__all__ = ["human_size", "inspect_text"]
+__all__ = ["compare_text", "human_size", "inspect_text", "text_table", "vm_text"]
 
 _UNITS = ("B", "KiB", "MiB", "GiB", "TiB", "PiB")
 
@@ -25,7 +25,7 @@ def human_size(n: int | None) -> str:
     raise AssertionError("unreachable")
 
 
-def _table(rows: Sequence[Sequence[Any]], headers: Sequence[str], markdown: bool) -> str:
+def text_table(rows: Sequence[Sequence[Any]], headers: Sequence[str], markdown: bool) -> str:
     from tabulate import tabulate  # imported here: ~25 ms we only pay when printing a table
 
     return tabulate(rows, headers=headers, tablefmt="github" if markdown else "simple", disable_numparse=True)
@@ -122,13 +122,15 @@ def inspect_text(doc: dict[str, Any], *, markdown: bool = False) -> str:
     out = []
     if markdown:
         out.append(f"### {doc['reference']}\n")
-        out.append(_table(summary, ["", ""], True))
+        out.append(text_table(summary, ["", ""], True))
     else:
         width = max(len(k) for k, _ in summary)
         out.extend(f"{k + ':':<{width + 1}} {v}" for k, v in summary)
     out.append("")
     out.append(
-        _table(rows, ["#", "digest", "type", "compressed", "uncompressed (source)", "created by"], markdown)
+        text_table(
+            rows, ["#", "digest", "type", "compressed", "uncompressed (source)", "created by"], markdown
+        )
     )
     notes = [
         f"layer {layer['index']}: {layer['uncompressed_size_note']}"
@@ -180,7 +182,7 @@ def compare_text(doc: dict[str, Any], *, markdown: bool = False) -> str:
     out = []
     if markdown:
         out.append("### Shared and unique bytes\n")
-    out.append(_table(rows, headers, markdown))
+    out.append(text_table(rows, headers, markdown))
     logical, dedup = doc["logical_size"], doc["deduplicated_size"]
     saved = logical - dedup
     pct = f" ({100 * saved / logical:.0f}%)" if logical else ""
@@ -223,7 +225,9 @@ def compare_text(doc: dict[str, Any], *, markdown: bool = False) -> str:
             )
             for layer in sorted(shared, key=lambda x: (-len(x["used_by"]), -x["size"]))
         ]
-        out.append(_table(lrows, ["shared layer", "size", "unpacked", "images", "same content as"], markdown))
+        out.append(
+            text_table(lrows, ["shared layer", "size", "unpacked", "images", "same content as"], markdown)
+        )
     if doc.get("options", {}).get("matrix"):
         refs = [i["reference"] for i in doc["images"]]
         short = [f"#{n + 1}" for n in range(len(refs))]
@@ -234,7 +238,7 @@ def compare_text(doc: dict[str, Any], *, markdown: bool = False) -> str:
         mrows = [(f"#{n + 1} {a}", *[cell.get((a, b), "—") for b in refs]) for n, a in enumerate(refs)]
         out.append("")
         out.append("Pairwise overlap (shared bytes / common leading layers):")
-        out.append(_table(mrows, ["", *short], markdown))
+        out.append(text_table(mrows, ["", *short], markdown))
     out.append("")
     out.append(
         "Sizes in IEC units; compressed sizes count blobs by digest, unpacked sizes count content by diff_id."
@@ -260,7 +264,7 @@ def vm_text(doc: dict[str, Any], *, markdown: bool = False) -> str:
     if markdown:
         out.append("### Container vs VM image\n")
     out.append(
-        _table(
+        text_table(
             rows,
             ["image", "base OS → VM profile", "container", "VM used [range]", "VM download", "VM disk", "×"],
             markdown,

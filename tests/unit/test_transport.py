@@ -664,7 +664,7 @@ def test_loopback_plain_http_fallback_is_remembered(serve: Callable[..., FakeSer
 def test_loopback_tls_registry_is_not_mistaken_for_plain(
     serve: Callable[..., FakeServer], test_ca: tuple[Path, ssl.SSLContext]
 ) -> None:
-    ca_file, context = test_ca
+    _ca_file, context = test_ca
     server = serve(scripted(manifest_reply()), tls=context)
     with RegistryClient(RegistrySettings()) as client:
         assert not client._transport.is_plain_http(server.host)  # the plain probe fails: stay on https
