@@ -317,36 +317,39 @@ def open_run(
             label = str(rows[0][1])
         if label is None:
             label = datetime.datetime.now(datetime.UTC).strftime("%Y%m%dT%H%M%S.%fZ")
-        rows = db.query(
-            "SELECT id, scope, shards FROM runs WHERE registry = ? AND label = ?", (scope.registry, label)
+        find = (
+            "SELECT id, scope, shards FROM runs WHERE registry = ? AND label = ?",
+            (scope.registry, label),
         )
-        if rows:
-            run_id, run_scope, shards = int(rows[0][0]), str(rows[0][1]), int(rows[0][2])
-            if run_scope != scope.to_json():
-                raise UsageError(
-                    f"run {label!r} of {scope.registry} audits another scope ({run_scope})",
-                    hint="give the same REGISTRY/prefix and --repo options, or another --run label",
-                )
-            if shards != shard.count:
-                raise UsageError(
-                    f"run {label!r} is split into {shards} shards, not {shard.count}",
-                    hint=f"pass --shard K/{shards}",
-                )
-            db.execute(
-                "UPDATE runs SET status = 'running', finished_at = NULL WHERE id = ? AND status <> 'complete'",
-                (run_id,),
-            )
-        else:
+        rows = db.query(*find)
+        if not rows:
             if resume:
                 raise UsageError(
                     f"no audit run {label!r} of {scope.registry} in {db.display} to resume",
                     hint="see `ociinspect audit runs`",
                 )
-            run_id = db.insert_id(
+            # workers of one sharded audit start together: the first insert wins, the others join its run
+            db.execute(
                 "INSERT INTO runs (label, registry, scope, shards, status, started_at, options, tool_version) "
-                "VALUES (?, ?, ?, ?, 'running', ?, ?, ?)",
+                "VALUES (?, ?, ?, ?, 'running', ?, ?, ?) ON CONFLICT (registry, label) DO NOTHING",
                 (label, scope.registry, scope.to_json(), shard.count, _now(), options.to_json(), __version__),
             )
+            rows = db.query(*find)
+        run_id, run_scope, shards = int(rows[0][0]), str(rows[0][1]), int(rows[0][2])
+        if run_scope != scope.to_json():
+            raise UsageError(
+                f"run {label!r} of {scope.registry} audits another scope ({run_scope})",
+                hint="give the same REGISTRY/prefix and --repo options, or another --run label",
+            )
+        if shards != shard.count:
+            raise UsageError(
+                f"run {label!r} is split into {shards} shards, not {shard.count}",
+                hint=f"pass --shard K/{shards}",
+            )
+        db.execute(
+            "UPDATE runs SET status = 'running', finished_at = NULL WHERE id = ? AND status <> 'complete'",
+            (run_id,),
+        )
         db.execute(
             "INSERT INTO run_shards (run_id, shard, status, started_at) VALUES (?, ?, 'running', ?) "
             "ON CONFLICT (run_id, shard) DO UPDATE SET status = CASE WHEN run_shards.status = 'complete' "
