@@ -107,6 +107,10 @@ class FleetEstimate:
     ratio_high: float | None
     disk_ratio: float | None
 
+    def to_json(self) -> dict[str, int | float | None]:
+        """Every field, for JSON documents (sizes in bytes)."""
+        return dataclasses.asdict(self)
+
 
 def estimate_image(
     reference: str,

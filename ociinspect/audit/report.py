@@ -440,18 +440,7 @@ def _vm(data: RunData, walk: _Walk, params: VmParameters) -> dict[str, Any]:
         "images": len(built),
         "skipped_unknown_size": skipped,
         "families": dict(sorted(families.items(), key=lambda kv: (-kv[1], kv[0]))),
-        "fleet": {
-            "containers": fleet.containers,
-            "containers_size": fleet.containers_size,
-            "vms_used_size": fleet.vms_used_size,
-            "vms_used_low": fleet.vms_used_low,
-            "vms_used_high": fleet.vms_used_high,
-            "vms_disk_size": fleet.vms_disk_size,
-            "ratio": fleet.ratio,
-            "ratio_low": fleet.ratio_low,
-            "ratio_high": fleet.ratio_high,
-            "disk_ratio": fleet.disk_ratio,
-        },
+        "fleet": fleet.to_json(),
         "parameters": params.origin,
     }
 

@@ -216,23 +216,7 @@ def vm_document(
             }
             for e in estimates
         ],
-        "fleet": None
-        if fleet is None
-        else {
-            "replicas": fleet.replicas,
-            "containers": fleet.containers,
-            "containers_size": fleet.containers_size,
-            "unique_layers_size": fleet.unique_layers_size,
-            "writable_size": fleet.writable_size,
-            "vms_used_size": fleet.vms_used_size,
-            "vms_used_low": fleet.vms_used_low,
-            "vms_used_high": fleet.vms_used_high,
-            "vms_disk_size": fleet.vms_disk_size,
-            "ratio": fleet.ratio,
-            "ratio_low": fleet.ratio_low,
-            "ratio_high": fleet.ratio_high,
-            "disk_ratio": fleet.disk_ratio,
-        },
+        "fleet": None if fleet is None else fleet.to_json(),
         "parameters": {
             "origin": params.origin,
             "download_ratio": dataclasses.asdict(params.download_ratio),
