@@ -266,15 +266,7 @@ class RegistryClient:
         what = f"fetching manifest {_display(registry, repository, reference)}"
         response, data = self._fetch(
             what,
-            lambda: self._open(
-                registry,
-                _scope(repository),
-                "GET",
-                f"/v2/{path_repo}/manifests/{path_ref}",
-                what=what,
-                headers={"Accept": MANIFEST_ACCEPT_HEADER},
-                not_found_code="MANIFEST_UNKNOWN",
-            ),
+            lambda: self._manifest_request("GET", registry, repository, path_repo, path_ref, what),
             lambda r: (r, read_body(r, limit=max_bytes, what=what, settings=self.settings)),
         )
         header_digest = response.headers.get("Docker-Content-Digest", "").strip()
@@ -295,6 +287,20 @@ class RegistryClient:
             )
         return FetchedManifest(data=data, media_type=_media_type(content_type, data), digest=computed)
 
+    def _manifest_request(
+        self, method: str, registry: str, repository: str, path_repo: str, path_ref: str, what: str
+    ) -> requests.Response:
+        """One manifest GET or HEAD with the full Accept list (body unread).  Cost: 1 request + auth."""
+        return self._open(
+            registry,
+            _scope(repository),
+            method,
+            f"/v2/{path_repo}/manifests/{path_ref}",
+            what=what,
+            headers={"Accept": MANIFEST_ACCEPT_HEADER},
+            not_found_code="MANIFEST_UNKNOWN",
+        )
+
     def head_manifest(self, registry: str, repository: str, reference: str) -> tuple[str, str, int]:
         """``(digest, media_type, size)`` of a manifest, from a HEAD's headers.
 
@@ -304,15 +310,7 @@ class RegistryClient:
         path_repo = _check_repository(repository)
         path_ref, expected = _check_reference(reference)
         what = f"checking manifest {_display(registry, repository, reference)}"
-        response = self._open(
-            registry,
-            _scope(repository),
-            "HEAD",
-            f"/v2/{path_repo}/manifests/{path_ref}",
-            what=what,
-            headers={"Accept": MANIFEST_ACCEPT_HEADER},
-            not_found_code="MANIFEST_UNKNOWN",
-        )
+        response = self._manifest_request("HEAD", registry, repository, path_repo, path_ref, what)
         discard(response)
         header_digest = response.headers.get("Docker-Content-Digest", "").strip()
         declared = response.headers.get("Content-Type", "").split(";", 1)[0].strip().lower()
