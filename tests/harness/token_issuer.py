@@ -23,7 +23,7 @@ import time
 import urllib.parse
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +31,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from . import pki
+from .quiet import QuietHTTPServer
 
 ANONYMOUS = ""
 DEFAULT_USERS: Mapping[str, str] = {"pusher": "pushpass", "alice": "alicepass"}
@@ -89,7 +90,7 @@ class TokenIssuer:
         ca = pki.make_ca(workdir / "issuer-pki", "ociinspect token CA")
         self._signer = pki.issue(ca, workdir / "issuer-pki", "signer", issuer, server=False, rsa_key=True)
         self.root_cert_path: Path = ca.cert_path
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _make_handler(self))
+        self._server = QuietHTTPServer(("127.0.0.1", 0), _make_handler(self))
         self._server.daemon_threads = True
         self._thread = threading.Thread(
             target=self._server.serve_forever, args=(0.05,), name="token-issuer", daemon=True

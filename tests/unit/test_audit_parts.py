@@ -15,6 +15,7 @@ from typing import Any, ClassVar
 
 import pytest
 import requests
+from harness.quiet import QuietHTTPServer
 
 from ociinspect.audit import AuditDB, AuditOptions, Pacer, Scope, ShardSpec, open_run
 from ociinspect.audit.db import SCHEMA_VERSION, default_db_path
@@ -448,7 +449,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
 @pytest.fixture
 def server() -> Iterator[str]:
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    httpd = QuietHTTPServer(("127.0.0.1", 0), _Handler)
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
     try:
@@ -492,7 +493,7 @@ def test_transport_honours_the_proxy_environment_read_once_per_origin(
     from ociinspect.errors import ConnectionFailed as Failed
     from ociinspect.registry import HostSettings, RegistryClient, RegistrySettings
 
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _ProxyHandler)
+    httpd = QuietHTTPServer(("127.0.0.1", 0), _ProxyHandler)
     threading.Thread(target=httpd.serve_forever, daemon=True).start()
     try:
         for name in ("http_proxy", "HTTP_PROXY", "no_proxy", "NO_PROXY", "all_proxy", "ALL_PROXY"):

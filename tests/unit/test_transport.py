@@ -16,12 +16,13 @@ import tracemalloc
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
 import pytest
 from harness import pki
+from harness.quiet import QuietHTTPServer
 
 from ociinspect import errors, mediatypes
 from ociinspect.registry import (
@@ -127,7 +128,7 @@ class FakeServer:
 
             do_GET = do_HEAD = do_POST = serve
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = QuietHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
         if tls is not None:
             self.server.socket = tls.wrap_socket(self.server.socket, server_side=True)
@@ -657,7 +658,11 @@ def test_loopback_plain_http_fallback_is_remembered(serve: Callable[..., FakeSer
         assert client._transport.is_plain_http(server.host)
         client.get_manifest(server.host, "a/b", "latest")
     # one credential-less plain-HTTP probe of /v2/ (no TLS attempt at all), then the two requests
-    assert [r.path for r in server.requests] == ["/v2/", "/v2/a/b/manifests/latest", "/v2/a/b/manifests/latest"]
+    assert [r.path for r in server.requests] == [
+        "/v2/",
+        "/v2/a/b/manifests/latest",
+        "/v2/a/b/manifests/latest",
+    ]
     assert "authorization" not in server.requests[0].headers
 
 
