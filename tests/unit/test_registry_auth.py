@@ -10,13 +10,12 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler
-from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from harness.quiet import QuietHTTPServer
+from harness.fakeserver import FakeServer as _FakeServer
+from harness.fakeserver import Reply as _Reply
+from harness.fakeserver import Req
 
 from ociinspect import errors, mediatypes
 from ociinspect.registry import (
@@ -140,57 +139,12 @@ def test_token_cache_per_scope_and_expiry() -> None:
 # ------------------------------------------------------------------------------------------- fakes
 
 
-@dataclass
-class Req:
-    method: str
-    path: str
-    headers: dict[str, str]
-    body: bytes
-
-
 Reply = tuple[int, dict[str, str], bytes]
 
 
-class FakeServer:
-    def __init__(self, app: Callable[[Req], Reply]) -> None:
-        self.requests: list[Req] = []
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-            disable_nagle_algorithm = True
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-            def serve(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                req = Req(
-                    self.command,
-                    self.path,
-                    {k.lower(): v for k, v in self.headers.items()},
-                    self.rfile.read(length) if length else b"",
-                )
-                outer.requests.append(req)
-                status, headers, body = app(req)
-                self.send_response(status)
-                for key, value in headers.items():
-                    self.send_header(key, value)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                if self.command != "HEAD":
-                    self.wfile.write(body)
-
-            do_GET = do_HEAD = do_POST = serve
-
-        self.server = QuietHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.port = self.server.server_address[1]
-        threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True).start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+def FakeServer(app: Callable[[Req], Reply]) -> _FakeServer:
+    """The shared fake server, answering with ``(status, headers, body)`` tuples."""
+    return _FakeServer(lambda req: _Reply(*app(req)))
 
 
 class TokenRegistry:
