@@ -301,6 +301,28 @@ class RegistryClient:
             not_found_code="MANIFEST_UNKNOWN",
         )
 
+    def _blob_request(
+        self,
+        method: str,
+        registry: str,
+        repository: str,
+        path_repo: str,
+        digest: str,
+        what: str,
+        *,
+        headers: Mapping[str, str] | None = None,
+    ) -> requests.Response:
+        """One blob GET or HEAD (body unread; redirects to a CDN followed).  Cost: 1 request + auth + hops."""
+        return self._open(
+            registry,
+            _scope(repository),
+            method,
+            f"/v2/{path_repo}/blobs/{digest}",
+            what=what,
+            headers=headers,
+            not_found_code="BLOB_UNKNOWN",
+        )
+
     def head_manifest(self, registry: str, repository: str, reference: str) -> tuple[str, str, int]:
         """``(digest, media_type, size)`` of a manifest, from a HEAD's headers.
 
@@ -332,14 +354,7 @@ class RegistryClient:
         path_repo = _check_repository(repository)
         digests.parse(digest)
         what = f"checking blob {digest} in {registry}/{repository}"
-        response = self._open(
-            registry,
-            _scope(repository),
-            "HEAD",
-            f"/v2/{path_repo}/blobs/{digest}",
-            what=what,
-            not_found_code="BLOB_UNKNOWN",
-        )
+        response = self._blob_request("HEAD", registry, repository, path_repo, digest, what)
         discard(response)
         size = content_length(response)
         if size is None:
@@ -376,14 +391,7 @@ class RegistryClient:
             )
         data = self._fetch(
             what,
-            lambda: self._open(
-                registry,
-                _scope(repository),
-                "GET",
-                f"/v2/{path_repo}/blobs/{digest}",
-                what=what,
-                not_found_code="BLOB_UNKNOWN",
-            ),
+            lambda: self._blob_request("GET", registry, repository, path_repo, digest, what),
             lambda r: read_body(r, limit=max_bytes, what=what, settings=self.settings),
         )
         digests.verify(data, digest, what=what, size=expected_size)
@@ -437,14 +445,8 @@ class RegistryClient:
 
         partial, whole, total = self._fetch(
             what,
-            lambda: self._open(
-                registry,
-                _scope(repository),
-                "GET",
-                f"/v2/{path_repo}/blobs/{digest}",
-                what=what,
-                headers={"Range": byte_range},
-                not_found_code="BLOB_UNKNOWN",
+            lambda: self._blob_request(
+                "GET", registry, repository, path_repo, digest, what, headers={"Range": byte_range}
             ),
             read,
         )
@@ -487,14 +489,7 @@ class RegistryClient:
         path_repo = _check_repository(repository)
         digests.parse(digest)
         what = f"streaming blob {digest} from {registry}/{repository}"
-        response = self._open(
-            registry,
-            _scope(repository),
-            "GET",
-            f"/v2/{path_repo}/blobs/{digest}",
-            what=what,
-            not_found_code="BLOB_UNKNOWN",
-        )
+        response = self._blob_request("GET", registry, repository, path_repo, digest, what)
         try:
             yield self._chunks(response, digest, what=what, chunk_size=chunk_size, verify=verify)
         finally:
