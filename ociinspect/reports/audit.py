@@ -33,6 +33,26 @@ CSV_COLUMNS = (
 )
 
 
+REPO_HEADERS = ["repository", "tags", "images", "stored", "unique", "shared", "multi-arch", "errors"]
+
+
+def _repo_rows(repos: Sequence[dict[str, Any]]) -> list[tuple[Any, ...]]:
+    """The per-repository table's rows (sizes humanised), shared by the text and HTML renderers."""
+    return [
+        (
+            r["name"],
+            r["tags"],
+            r["images"],
+            human_size(r["stored_size"]),
+            human_size(r["unique_size"]),
+            human_size(r["shared_size"]),
+            r["multi_arch_tags"],
+            r["errors"],
+        )
+        for r in repos
+    ]
+
+
 def _short(digest: str | None) -> str:
     return digest.split(":", 1)[-1][:12] if digest else "-"
 
@@ -136,20 +156,8 @@ def audit_text(doc: dict[str, Any], *, markdown: bool = False) -> str:
 
     section(
         f"Repositories by stored size ({min(len(doc['repos']), top) if top else len(doc['repos'])} of {len(doc['repos'])})",
-        ["repository", "tags", "images", "stored", "unique", "shared", "multi-arch", "errors"],
-        [
-            (
-                r["name"],
-                r["tags"],
-                r["images"],
-                human_size(r["stored_size"]),
-                human_size(r["unique_size"]),
-                human_size(r["shared_size"]),
-                r["multi_arch_tags"],
-                r["errors"],
-            )
-            for r in _cap(doc["repos"], top)
-        ],
+        REPO_HEADERS,
+        _repo_rows(_cap(doc["repos"], top)),
     )
     section(
         "Most shared layers",
@@ -254,20 +262,8 @@ def audit_html(doc: dict[str, Any]) -> str:
             title="stored bytes per repository",
         ),
         html_table(
-            ["repository", "tags", "images", "stored", "unique", "shared", "multi-arch", "errors"],
-            [
-                (
-                    r["name"],
-                    r["tags"],
-                    r["images"],
-                    human_size(r["stored_size"]),
-                    human_size(r["unique_size"]),
-                    human_size(r["shared_size"]),
-                    r["multi_arch_tags"],
-                    r["errors"],
-                )
-                for r in repos
-            ],
+            REPO_HEADERS,
+            _repo_rows(repos),
         ),
     ]
     layers = doc["top_shared_layers"]
