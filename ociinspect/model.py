@@ -145,20 +145,34 @@ class IndexEntry:
     kind: Literal["image", "index", "attestation", "artifact", "unknown"]
 
 
-SizeSource = Literal["exact", "trailer", "header", "toc", "streamed", "unknown"]
+SizeSource = Literal["exact", "trailer", "header", "toc", "streamed", "store", "unknown"]
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class SizeEstimate:
     """An uncompressed size and how it was obtained (see ``docs/sizes.md``).
 
-    ``value`` is ``None`` only when ``source == "unknown"``; ``note`` explains doubts (e.g. a gzip layer
-    of 4 GiB or more, whose trailer is only the size modulo 2^32).
+    The rule: a figure is right or says it is not known.  ``value`` is ``None`` exactly when
+    ``source == "unknown"``; ``note`` says why (or, for a known figure, what it rests on).  ``candidates`` is
+    non-empty only for an *ambiguous* figure: the cheap evidence left several sizes possible (e.g. a gzip trailer,
+    which is the size modulo 2^32), so ``value`` is ``None``, ``source`` is ``"unknown"`` and the candidates are
+    listed smallest first; ``--exact`` settles it.
     """
 
     value: int | None
     source: SizeSource
     note: str | None = None
+    candidates: tuple[int, ...] = ()
+
+    @property
+    def known(self) -> bool:
+        """True when ``value`` is a size that the exact method would confirm."""
+        return self.value is not None
+
+    @property
+    def ambiguous(self) -> bool:
+        """True when several sizes fit the evidence (``candidates`` lists them; ``value`` is ``None``)."""
+        return bool(self.candidates)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
