@@ -3,7 +3,9 @@
 A :class:`Policy` holds one :class:`RuleConfig` per configured rule (its threshold, severity ``error`` or
 ``warning``, and where it was set); :func:`evaluate` turns a policy and the :class:`Facts` of one image into an
 :class:`ImageCheck`: one :class:`Finding` per configured rule, each ``pass``, ``warn`` (violated, severity
-``warning``), ``fail`` (violated, severity ``error``) or ``skip`` (disabled, or nothing to compare with).
+``warning``), ``fail`` (violated, severity ``error``), ``skip`` (disabled, or nothing to compare with) or
+``undecidable`` (a size the rule needs is unknown or ambiguous: the cheap figure cannot settle it, ``--exact`` can;
+such a rule neither passes nor fails on a guess).
 Findings carry numbers only (bytes as ``int``, ratios as ``float``); :mod:`ociinspect.reports.ci` words them.
 
 The rules (``docs/policy.md``), all "at the limit passes":
@@ -74,7 +76,7 @@ __all__ = [
 ]
 
 Severity = Literal["error", "warning"]
-Status = Literal["pass", "warn", "fail", "skip"]
+Status = Literal["pass", "warn", "fail", "skip", "undecidable"]
 Kind = Literal["bytes", "count", "ratio", "percent", "paths", "keys", "flag", "bases", "platforms"]
 Need = Literal["content", "hashes", "baseline", "bases", "sizes"]
 Value = int | float | bool | tuple[str, ...]
@@ -278,7 +280,9 @@ class Finding:
 
 @dataclasses.dataclass(frozen=True)
 class ImageCheck:
-    """All findings for one image; ``status`` is the worst of them (fail > warn > pass)."""
+    """All findings for one image; ``status`` is the worst of them (fail > undecidable > warn > pass).
+
+    A rule of severity ``warning`` that is undecidable counts as a warning here (it never gates)."""
 
     reference: str
     digest: str
@@ -287,22 +291,30 @@ class ImageCheck:
     content_read: bool = False
 
     @property
-    def status(self) -> Literal["pass", "warn", "fail"]:
+    def status(self) -> Literal["pass", "warn", "fail", "undecidable"]:
         statuses = {f.status for f in self.findings}
         if "fail" in statuses:
             return "fail"
-        return "warn" if "warn" in statuses else "pass"
+        if any(f.status == "undecidable" and f.severity == "error" for f in self.findings):
+            return "undecidable"
+        return "warn" if statuses & {"warn", "undecidable"} else "pass"
 
 
 def exit_code(checks: Sequence[ImageCheck], *, unreadable: bool, usage: bool = False, warn_only: bool) -> int:
     """``check``'s exit code: 2 bad usage or policy, 3 an image (or the baseline, or a base) could not be read,
-    1 a rule failed (0 with ``warn_only``), else 0 (warnings allowed)."""
+    1 a rule failed (0 with ``warn_only``), 4 no rule failed but a rule of severity ``error`` is undecidable
+    (a size it needs is unknown or ambiguous: rerun with ``--exact``; 0 with ``warn_only``), else 0 (warnings
+    allowed)."""
     if usage:
         return 2
     if unreadable:
         return 3
-    if not warn_only and any(c.status == "fail" for c in checks):
+    if warn_only:
+        return 0
+    if any(c.status == "fail" for c in checks):
         return 1
+    if any(c.status == "undecidable" for c in checks):
+        return 4
     return 0
 
 
@@ -392,6 +404,28 @@ def _total(sizes: Sequence[int | None]) -> int | None:
     return None if any(s is None for s in sizes) else sum(s for s in sizes if s is not None)
 
 
+def _lower_bound(facts: Facts, index: int, size: int | None) -> int:
+    """What a layer is known to weigh at least: its size, else its smallest ambiguous candidate, else 0."""
+    if size is not None:
+        return size
+    candidates = facts.image.layers[index].uncompressed.candidates
+    return min(candidates) if candidates else 0
+
+
+def _unknown_note(facts: Facts, sizes: Sequence[int | None]) -> str:
+    """Which layers' uncompressed sizes are unknown (ambiguous ones with their candidates), and the hint."""
+    unknown = [i for i, s in enumerate(sizes) if s is None]
+    ambiguous = [
+        f"layer {i}: {' or '.join(str(c) for c in facts.image.layers[i].uncompressed.candidates)} bytes"
+        for i in unknown
+        if facts.image.layers[i].uncompressed.ambiguous
+    ]
+    note = f"uncompressed size of layer(s) {', '.join(str(i) for i in unknown)} unknown"
+    if ambiguous:
+        note += " (ambiguous: " + "; ".join(ambiguous) + ")"
+    return note + ": rerun with --exact"
+
+
 def _image_size(image: Image, basis: str, facts: Facts | None = None) -> int | None:
     if basis == "compressed":
         return image.compressed_size
@@ -467,15 +501,25 @@ class _Evaluator:
     def rule_max_compressed_size(self, cfg: RuleConfig) -> Finding:
         return self._max(cfg, self.facts.image.compressed_size)
 
+    def undecidable(self, cfg: RuleConfig, note: str, *, subject: str | None = None) -> Finding:
+        """A rule whose needed size is unknown or ambiguous: neither pass nor fail on a guess (``note`` says
+        which figure and ends with the hint ``rerun with --exact``)."""
+        limit = cfg.value if isinstance(cfg.value, int | float) else None
+        return Finding(
+            cfg.rule, "undecidable", cfg.severity, None, limit, subject, (), note, cfg.origin, cfg.text
+        )
+
     def rule_max_uncompressed_size(self, cfg: RuleConfig) -> Finding:
         sizes = _uncompressed(self.facts)
-        unknown = [str(i) for i, s in enumerate(sizes) if s is None]
-        note = (
-            f"uncompressed size of layer(s) {', '.join(unknown)} unknown: rerun with --exact"
-            if unknown
-            else None
-        )
-        return self._max(cfg, _total(sizes), note=note)
+        total = _total(sizes)
+        if total is not None:
+            return self._max(cfg, total)
+        assert isinstance(cfg.value, int | float)
+        floor = sum(_lower_bound(self.facts, i, s) for i, s in enumerate(sizes))
+        note = _unknown_note(self.facts, sizes)
+        if floor > cfg.value:  # decided even so: the known part alone is over the limit
+            return self.finding(cfg, True, measured=floor, limit=cfg.value, subject="at least", note=note)
+        return self.undecidable(cfg, note)
 
     def rule_max_layers(self, cfg: RuleConfig) -> Finding:
         return self._max(cfg, len(self.facts.image.layers))
@@ -492,10 +536,14 @@ class _Evaluator:
         if not sizes:
             return self._max(cfg, 0)
         if any(s is None for s in sizes):
-            unknown = ", ".join(str(i) for i, s in enumerate(sizes) if s is None)
-            return self._max(
-                cfg, None, note=f"uncompressed size of layer(s) {unknown} unknown: rerun with --exact"
-            )
+            assert isinstance(cfg.value, int | float)
+            floors = [_lower_bound(self.facts, i, s) for i, s in enumerate(sizes)]
+            index = max(range(len(floors)), key=lambda i: (floors[i], -i))
+            note = _unknown_note(self.facts, sizes)
+            if floors[index] > cfg.value:  # decided even so: one layer is over the limit at least
+                label = _layer_label(self.facts.image, index)
+                return self.finding(cfg, True, measured=floors[index], limit=cfg.value, subject=label, note=note)
+            return self.undecidable(cfg, note)
         index = max(range(len(sizes)), key=lambda i: (sizes[i] or 0, -i))
         return self._max(cfg, sizes[index], subject=_layer_label(self.facts.image, index))
 
@@ -558,7 +606,12 @@ class _Evaluator:
         now = _image_size(facts.image, basis, facts)
         before = _image_size(facts.baseline, basis)
         if now is None or before is None:
-            return self._max(cfg, None, note=f"{basis} size unknown: rerun with --exact")
+            which = [
+                f"{what}: " + _unknown_note(f, _uncompressed(f))
+                for what, f, size in (("image", facts, now), ("baseline", Facts(facts.baseline), before))
+                if size is None
+            ]
+            return self.undecidable(cfg, "; ".join(which))
         return now, before
 
     def rule_max_growth_bytes(self, cfg: RuleConfig) -> Finding:

@@ -141,7 +141,7 @@ def _write(path: Path, text: str, *, append: bool = False) -> None:
 @click.option(
     "--warn-only",
     is_flag=True,
-    help="Report failed rules but exit 0 (images that cannot be read still exit 3).",
+    help="Report failed and undecidable rules but exit 0 (images that cannot be read still exit 3).",
 )
 @click.option(
     "--format",
@@ -191,7 +191,8 @@ def check(
     The policy is .ociinspect.toml, [tool.ociinspect.check] in pyproject.toml, or dive's .dive-ci (read
     unchanged), found from the working directory up; every rule is also a flag.  Layer contents are read only
     when a rule needs them.  Exit codes: 0 pass (warnings allowed), 1 a rule failed, 2 bad usage or policy,
-    3 an image could not be read.  Rules and formats: docs/policy.md, docs/ci.md.
+    3 an image could not be read, 4 no rule failed but a size rule could not be decided (a cheap uncompressed
+    size is unknown or ambiguous: rerun with --exact).  Rules and formats: docs/policy.md, docs/ci.md.
 
     \b
     Examples:

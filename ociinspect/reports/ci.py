@@ -3,7 +3,7 @@
 :func:`check_document` is the JSON contract (``schema_version`` 1, ``docs/ci.md``); the renderers below take that
 document, so the formats cannot disagree:
 
-* ``text`` — PASS/WARN/FAIL/SKIP per rule and image, with the measured value and the limit;
+* ``text`` — PASS/WARN/FAIL/SKIP/UNDECIDABLE per rule and image, with the measured value and the limit;
 * ``markdown`` — the same as tables (what ``$GITHUB_STEP_SUMMARY`` gets);
 * ``junit`` — JUnit XML, one ``<testsuite>`` per image and one ``<testcase>`` per rule (``<failure>`` for a failed
   rule, ``<skipped>`` for a disabled one, ``<system-out>`` carrying the warning of a rule with severity
@@ -51,8 +51,17 @@ SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
 
 #: rules whose offending items are listed below the message (the others name them in the message)
 _LISTED = ("forbidden-paths", "max-duplicate-bytes")
-_LABEL = {"pass": "PASS", "warn": "WARN", "fail": "FAIL", "skip": "SKIP", "error": "ERROR"}
-_ICON = {"pass": "✅", "warn": "⚠️", "fail": "❌", "skip": "⏭️", "error": "💥"}
+_LABEL = {
+    "pass": "PASS",
+    "warn": "WARN",
+    "fail": "FAIL",
+    "skip": "SKIP",
+    "undecidable": "UNDECIDABLE",
+    "error": "ERROR",
+}
+_ICON = {"pass": "✅", "warn": "⚠️", "fail": "❌", "skip": "⏭️", "undecidable": "❔", "error": "💥"}
+#: a rule that could not be decided (a size it needs is unknown or ambiguous): the message starts with this
+UNDECIDABLE = "not decidable"
 
 
 # ------------------------------------------------------------------------------------------- wording
@@ -103,8 +112,12 @@ def describe(f: Finding) -> str:
         if f.note and f.note != "disabled":
             return f.note
         return "disabled" + (f" ({f.origin.where})" if f.origin else "")
+    if f.status == "undecidable":
+        return f"{UNDECIDABLE}: {f.note or 'a size it needs is unknown: rerun with --exact'}"
     if m is None and f.note and rule != "allowed-base-images":
         return f"could not be measured: {f.note}"
+    if f.subject == "at least" and f.note:  # decided on the known part of an image with unknown sizes
+        return f"uncompressed size at least {_bytes(m)}, over the limit {limit_text(rule, limit, f.text)} ({f.note})"
     violated = f.status in ("fail", "warn")
     lim = limit_text(rule, limit, f.text)
     if rule in ("max-compressed-size", "max-uncompressed-size", "max-duplicate-bytes"):
@@ -118,8 +131,10 @@ def describe(f: Finding) -> str:
         return f"{m} layers" + (f", more than the limit {lim}" if violated else f" (limit {lim})")
     if rule in ("max-layer-size", "max-layer-uncompressed-size"):
         what = "largest layer" if rule == "max-layer-size" else "largest unpacked layer"
-        return f"{what}: {f.subject}, {_bytes(m)}" + (
-            f", over the limit {lim}" if violated else f" (limit {lim})"
+        return (
+            f"{what}: {f.subject}, {'at least ' if f.note else ''}{_bytes(m)}"
+            + (f", over the limit {lim}" if violated else f" (limit {lim})")
+            + (f" ({f.note})" if f.note else "")
         )
     if rule == "lowest-efficiency":
         return f"efficiency {_ratio(m)}" + (
@@ -219,14 +234,18 @@ def check_document(
     exit_code: int = 0,
 ) -> dict[str, Any]:
     """The JSON document of one ``check`` run (schema_version 1)."""
-    counts = {"pass": 0, "warn": 0, "fail": 0, "skip": 0}
+    counts = {"pass": 0, "warn": 0, "fail": 0, "skip": 0, "undecidable": 0}
     for c in checks:
         for f in c.findings:
             counts[f.status] += 1
+    if not counts["undecidable"]:
+        del counts["undecidable"]  # the key appears only when a rule could not be decided
     if errors:
         status = "error"
     elif any(c.status == "fail" for c in checks):
         status = "fail"
+    elif any(c.status == "undecidable" for c in checks):
+        status = "undecidable"
     elif any(c.status == "warn" for c in checks):
         status = "warn"
     else:
@@ -296,9 +315,11 @@ def _contents_line(doc: dict[str, Any]) -> str:
 
 def _summary_line(doc: dict[str, Any]) -> str:
     s = doc["summary"]
-    parts = [f"{k}:{s[k]}" for k in ("pass", "warn", "fail", "skip", "errors") if s[k]]
+    parts = [f"{k}:{s[k]}" for k in ("pass", "warn", "fail", "skip", "undecidable", "errors") if s.get(k)]
     status = doc["status"].upper()
-    if doc["warn_only"] and doc["status"] == "fail":
+    if doc["status"] == "undecidable":
+        status += " (a size a rule needs is unknown or ambiguous: rerun with --exact)"
+    if doc["warn_only"] and doc["status"] in ("fail", "undecidable"):
         status += " (--warn-only: not failing the build)"
     return f"Result: {status}  [{' '.join(parts)}]  exit {doc['exit_code']}"
 
@@ -378,8 +399,19 @@ def _with_details(f: dict[str, Any]) -> str:
     return "\n".join([f["message"], *(f["details"] if f["rule"] in _LISTED else [])])
 
 
+def _undecided_error(f: dict[str, Any]) -> bool:
+    return bool(f["status"] == "undecidable" and f["severity"] == "error")
+
+
+def _undecided_warning(f: dict[str, Any]) -> bool:
+    return bool(f["status"] == "undecidable" and f["severity"] != "error")
+
+
 def check_junit(doc: dict[str, Any]) -> str:
-    """JUnit XML (valid against Jenkins' junit-10.xsd): one testsuite per image, one testcase per rule."""
+    """JUnit XML (valid against Jenkins' junit-10.xsd): one testsuite per image, one testcase per rule.
+
+    An undecidable rule is an ``<error type="undecidable">`` (severity error: the check could not be carried
+    out) or ``<skipped>`` (severity warning)."""
     root = ET.Element("testsuites", name="ociinspect check")
     totals = {"tests": 0, "failures": 0, "errors": 0}
     for img in doc["images"]:
@@ -391,8 +423,8 @@ def check_junit(doc: dict[str, Any]) -> str:
             name=title,
             tests=str(len(findings)),
             failures=str(sum(f["status"] == "fail" for f in findings)),
-            errors="0",
-            skipped=str(sum(f["status"] == "skip" for f in findings)),
+            errors=str(sum(_undecided_error(f) for f in findings)),
+            skipped=str(sum(f["status"] == "skip" or _undecided_warning(f) for f in findings)),
         )
         props = ET.SubElement(suite, "properties")
         for name, value in (
@@ -407,14 +439,17 @@ def check_junit(doc: dict[str, Any]) -> str:
             body = _with_details(f)
             if f["status"] == "fail":
                 ET.SubElement(case, "failure", type=f["rule"], message=f["message"]).text = body
-            elif f["status"] == "skip":
+            elif f["status"] == "skip" or _undecided_warning(f):
                 ET.SubElement(case, "skipped", message=f["message"])
+            elif f["status"] == "undecidable":  # severity error: the build must not pass silently
+                ET.SubElement(case, "error", type="undecidable", message=f["message"]).text = body
             elif f["status"] == "warn":
                 ET.SubElement(case, "system-out").text = f"WARNING ({f['rule']}, severity warning): {body}"
             else:
                 ET.SubElement(case, "system-out").text = f["message"]
         totals["tests"] += len(findings)
         totals["failures"] += sum(f["status"] == "fail" for f in findings)
+        totals["errors"] += sum(_undecided_error(f) for f in findings)
     for err in doc["errors"]:
         suite = ET.SubElement(root, "testsuite", name=err["reference"], tests="1", failures="0", errors="1")
         case = ET.SubElement(suite, "testcase", name="read image", classname=err["reference"])
@@ -447,7 +482,8 @@ def _stable(reference: str) -> str:
 
 
 def check_sarif(doc: dict[str, Any]) -> str:
-    """SARIF 2.1.0: every rule in ``tool.driver.rules``; one result per failed or warned rule and image."""
+    """SARIF 2.1.0: every rule in ``tool.driver.rules``; one result per failed or warned rule and image, and per
+    undecidable one (``kind: open``, ``level: none``: evaluated, but the information did not settle it)."""
     ids = list(RULES)
     rules = [
         {
@@ -465,12 +501,17 @@ def check_sarif(doc: dict[str, Any]) -> str:
     results: list[dict[str, Any]] = []
     for img in doc["images"]:
         for f in img["findings"]:
-            if f["status"] not in ("fail", "warn"):
+            if f["status"] not in ("fail", "warn", "undecidable"):
                 continue
             result: dict[str, Any] = {
                 "ruleId": f["rule"],
                 "ruleIndex": ids.index(f["rule"]),
-                "level": "error" if f["status"] == "fail" else "warning",
+                # SARIF's kind "open": evaluated, but too little information to decide (level must be none)
+                **(
+                    {"kind": "open", "level": "none"}
+                    if f["status"] == "undecidable"
+                    else {"level": "error" if f["status"] == "fail" else "warning"}
+                ),
                 "message": {"text": f"{img['reference']}: {f['message']}"},
                 "partialFingerprints": {
                     "ociinspectImageRule/v1": _fingerprint(
@@ -558,21 +599,22 @@ def _escape_property(text: str) -> str:
 
 
 def check_github(doc: dict[str, Any]) -> str:
-    """GitHub Actions workflow commands: ``::error`` for failed rules and unreadable images, ``::warning`` for
-    warned ones, located at the rule's line of the policy file when it came from one."""
+    """GitHub Actions workflow commands: ``::error`` for failed rules, undecidable rules of severity error and
+    unreadable images, ``::warning`` for warned (and undecidable warning) ones, located at the rule's line of the policy file when it came from one."""
     lines = []
     for img in doc["images"]:
         for f in img["findings"]:
-            if f["status"] not in ("fail", "warn"):
+            if f["status"] not in ("fail", "warn", "undecidable"):
                 continue
-            level = "error" if f["status"] == "fail" else "warning"
+            level = "error" if f["status"] == "fail" or _undecided_error(f) else "warning"
             props = []
             origin = f["origin"]
             if origin and origin["path"]:
                 props.append(f"file={_escape_property(_uri(origin['path']))}")
                 if origin["line"]:
                     props.append(f"line={origin['line']}")
-            props.append(f"title={_escape_property('ociinspect check: ' + f['rule'])}")
+            title = "ociinspect check: " + f["rule"] + (f" ({UNDECIDABLE})" if f["status"] == "undecidable" else "")
+            props.append(f"title={_escape_property(title)}")
             message = f"{img['reference']}: {f['message']}"
             if f["rule"] in _LISTED and f["details"]:
                 message += "\n" + "\n".join(f["details"][:20])
@@ -587,13 +629,14 @@ def check_github(doc: dict[str, Any]) -> str:
 
 
 def check_gitlab(doc: dict[str, Any]) -> str:
-    """GitLab code-quality report: one issue per failed (``major``) or warned (``minor``) rule and image;
+    """GitLab code-quality report: one issue per failed (``major``), warned (``minor``) or undecidable (``info``)
+    rule and image;
     unreadable images are ``blocker`` issues.  ``location.path`` is the policy file when the rule came from one,
     else the image reference."""
     issues: list[dict[str, Any]] = []
     for img in doc["images"]:
         for f in img["findings"]:
-            if f["status"] not in ("fail", "warn"):
+            if f["status"] not in ("fail", "warn", "undecidable"):
                 continue
             origin = f["origin"]
             path = _uri(origin["path"]) if origin and origin["path"] else img["reference"]
@@ -607,7 +650,7 @@ def check_gitlab(doc: dict[str, Any]) -> str:
                         if RULES[f["rule"]].kind in ("bytes", "count", "ratio", "percent")
                         else "Security"
                     ],
-                    "severity": "major" if f["status"] == "fail" else "minor",
+                    "severity": {"fail": "major", "warn": "minor"}.get(f["status"], "info"),
                     "fingerprint": _fingerprint(f["rule"], _stable(img["reference"]), img["platform"] or "")[
                         :32
                     ],

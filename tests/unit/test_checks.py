@@ -212,12 +212,16 @@ def test_severity_warning_turns_a_failure_into_a_warning_and_disabled_skips() ->
     assert run("max-layers", None, facts)[0] == "skip"
 
 
-def test_unknown_sizes_fail_and_say_why_unless_a_scan_measured_them() -> None:
+def test_unknown_sizes_are_undecidable_and_say_why_unless_a_scan_measured_them() -> None:
+    # issue 10 §1: this used to assert "fail" (an unmeasurable size failed the gate); the rule is now
+    # "undecidable" (its own status, exit 4), never a pass or a fail on a guess.
     img = image((10, 20), uncompressed=(4000, None))
     policy = Policy().merged([RuleConfig("max-uncompressed-size", 10**9)])
     finding = evaluate(policy, Facts(img)).findings[0]
     assert (
-        finding.status == "fail" and finding.measured is None and "layer(s) 1 unknown" in (finding.note or "")
+        finding.status == "undecidable"
+        and finding.measured is None
+        and "layer(s) 1 unknown" in (finding.note or "")
     )
     finding = evaluate(policy, Facts(img, layer_sizes=[4000, 6001])).findings[0]
     assert (finding.status, finding.measured) == ("pass", 10001)
@@ -272,6 +276,67 @@ def test_growth_on_uncompressed_sizes() -> None:
     assert evaluate(policy, facts).findings[0].measured == 50
     assert evaluate(policy, facts).findings[0].status == "fail"
     assert policy.needs("sizes")
+
+
+# ------------------------------------------------------------------------------ unknown / ambiguous sizes
+
+AMBIGUOUS = SizeEstimate(
+    None, "unknown", "ambiguous: gzip trailer", candidates=(104_857_600, 104_857_600 + 2**32)
+)
+
+
+def with_sizes(img: Image, estimates: Sequence[SizeEstimate]) -> Image:
+    import dataclasses
+
+    layers = tuple(
+        dataclasses.replace(lyr, uncompressed=e) for lyr, e in zip(img.layers, estimates, strict=True)
+    )
+    return dataclasses.replace(img, layers=layers)
+
+
+@pytest.mark.parametrize("rule", ["max-uncompressed-size", "max-layer-uncompressed-size"])
+def test_ambiguous_size_is_undecidable_not_a_guess(rule: str) -> None:
+    """An ambiguous layer (100 MiB or 4.1 GiB) under a 1 GB limit: neither pass nor fail; the note names the
+    layer, its candidates and --exact."""
+    img = with_sizes(image((10, 20)), [SizeEstimate(4000, "trailer"), AMBIGUOUS])
+    finding = evaluate(Policy().merged([RuleConfig(rule, 10**9)]), Facts(img)).findings[0]
+    assert finding.status == "undecidable" and finding.measured is None
+    assert "104857600 or 4399824896 bytes" in (finding.note or "") and "--exact" in (finding.note or "")
+    check = evaluate(Policy().merged([RuleConfig(rule, 10**9)]), Facts(img))
+    assert check.status == "undecidable" and exit_code([check], unreadable=False, warn_only=False) == 4
+    warned = evaluate(Policy().merged([RuleConfig(rule, 10**9, "warning")]), Facts(img))
+    assert warned.status == "warn" and exit_code([warned], unreadable=False, warn_only=False) == 0
+
+
+def test_unknown_size_still_fails_when_the_known_part_is_over_the_limit() -> None:
+    img = with_sizes(image((10, 20)), [SizeEstimate(5000, "trailer"), AMBIGUOUS])
+    total = evaluate(Policy().merged([RuleConfig("max-uncompressed-size", 10**8)]), Facts(img)).findings[0]
+    assert (total.status, total.measured) == ("fail", 5000 + 104_857_600)  # at least the smallest candidate
+    layer = evaluate(
+        Policy().merged([RuleConfig("max-layer-uncompressed-size", 10**8)]), Facts(img)
+    ).findings[0]
+    assert (layer.status, layer.measured) == ("fail", 104_857_600)
+    other = Policy().merged(
+        [RuleConfig("max-uncompressed-size", 10**9), RuleConfig("max-layers", 1)]
+    )  # a failed rule gives exit 1 even when another is undecidable
+    check = evaluate(other, Facts(img))
+    assert [f.status for f in check.findings] == ["undecidable", "fail"]
+    assert exit_code([check], unreadable=False, warn_only=False) == 1
+
+
+def test_growth_on_unknown_uncompressed_sizes_is_undecidable() -> None:
+    unknown = SizeEstimate(None, "unknown", "zstd frame header has no content size; use --exact")
+    policy = Policy(growth_basis="uncompressed").merged([RuleConfig("max-growth-bytes", 49)])
+    now = with_sizes(image((1, 1)), [SizeEstimate(100, "trailer"), unknown])
+    finding = evaluate(policy, Facts(now, baseline=image((1,), uncompressed=(100,), name="o"))).findings[0]
+    assert finding.status == "undecidable" and "image: uncompressed size of layer(s) 1" in (
+        finding.note or ""
+    )
+    before = with_sizes(image((1,), name="o"), [AMBIGUOUS])
+    finding = evaluate(policy, Facts(image((1, 1)), baseline=before)).findings[0]
+    assert finding.status == "undecidable" and "baseline: " in (finding.note or "")
+    compressed = Policy().merged([RuleConfig("max-growth-bytes", 49)])  # compressed basis: always decidable
+    assert evaluate(compressed, Facts(now, baseline=before)).findings[0].status == "pass"
 
 
 # ------------------------------------------------------------------------------ forbidden paths
@@ -421,6 +486,10 @@ def test_platform_rules() -> None:
         (("fail",), True, False, True, 3),
         (("pass",), True, True, False, 2),
         ((), False, False, False, 0),
+        (("pass", "undecidable"), False, False, False, 4),
+        (("undecidable", "fail"), False, False, False, 1),
+        (("undecidable",), False, False, True, 0),
+        (("undecidable",), True, False, False, 3),
     ],
 )
 def test_exit_codes(
