@@ -1,4 +1,8 @@
-"""Where the shared real-world corpus lives (read in place, never copied into the repository)."""
+"""Where the real-world corpus lives: ``tests/data/corpus`` in this repository (see its SOURCES.md).
+
+``OCIINSPECT_CORPUS`` points the tests at another copy. A missing corpus file is a test failure, never a skip: a
+user's clone holds the whole corpus.
+"""
 
 from __future__ import annotations
 
@@ -7,14 +11,12 @@ from pathlib import Path
 
 import pytest
 
-CORPUS = Path(os.environ.get("OCIINSPECT_CORPUS", Path(__file__).resolve().parents[2] / "shared" / "corpus"))
+CORPUS = Path(os.environ.get("OCIINSPECT_CORPUS", Path(__file__).resolve().parent / "data" / "corpus"))
 
 
 def corpus_path(*parts: str) -> Path:
-    """A path inside the corpus; skips the test (with the reason) when the corpus is not beside the checkout."""
+    """A path inside the corpus (a stat call, no read); fails the test, naming the path, when it is absent."""
     path = CORPUS.joinpath(*parts)
-    if not CORPUS.is_dir():
-        pytest.skip(f"the shared corpus is not at {CORPUS} (set OCIINSPECT_CORPUS to its location)")
     if not path.exists():
-        pytest.fail(f"corpus file missing: {path}")
+        pytest.fail(f"corpus file missing: {path} (the corpus is tests/data/corpus; OCIINSPECT_CORPUS overrides it)")
     return path

@@ -1,4 +1,4 @@
-"""The real-world corpus (../shared/corpus, see its SOURCES.md): every valid image loads and reproduces the
+"""The real-world corpus (tests/data/corpus, see its SOURCES.md): every valid image loads and reproduces the
 published digests and sizes; every broken one gives a typed error."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Layer indexes and waste on the real-world corpus (../shared/corpus, see its SOURCES.md).
+"""Layer indexes and waste on the real-world corpus (tests/data/corpus, see its SOURCES.md).
 
 * dive's four OCI variants of one image (uncompressed / gzip / estargz / zstd layers) give identical file
   indexes; the streamed diff_ids are the ones SOURCES.md lists (the eStargz tar is longer: 14848 bytes, because
