@@ -21,7 +21,6 @@ from ociinspect import sizes
 from ociinspect.errors import (
     DigestMismatch,
     InvalidImage,
-    LimitExceeded,
     PlatformNotFound,
     UnsupportedMediaType,
 )
@@ -38,6 +37,7 @@ from ociinspect.model import (
     frozen_map,
     host_platform,
 )
+from ociinspect.nesting import MAX_INDEX_DEPTH, IndexChain
 from ociinspect.sources.base import Source, parse_json
 
 __all__ = [
@@ -68,7 +68,7 @@ class LoadOptions:
     platform: Platform | None = None
     sizes: sizes.SizeMode = "cheap"
     max_uncompressed: int | None = None
-    max_index_depth: int = 4
+    max_index_depth: int = MAX_INDEX_DEPTH
     workers: int = 8
 
 
@@ -271,13 +271,9 @@ def _resolve(
     top: RawManifest | None = None
     top_type: str | None = None
     entries: tuple[IndexEntry, ...] = ()
-    depth = 0
+    chain = IndexChain(limit=options.max_index_depth)  # the one nesting rule (ociinspect.nesting)
     while mt.is_index(media_type):
-        depth += 1
-        if depth > options.max_index_depth:
-            raise LimitExceeded(
-                f"{what}: indexes nested deeper than {options.max_index_depth} levels (a cycle?)"
-            )
+        chain = chain.enter(raw.digest, what)
         level = index_entries(doc, what)
         if top is None:
             top, top_type, entries = raw, media_type, level
