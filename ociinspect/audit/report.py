@@ -27,7 +27,9 @@ from typing import Any
 from ociinspect import mediatypes
 from ociinspect.analyzers.vm import VmParameters, estimate_fleet, estimate_for
 from ociinspect.audit.runs import RunData, RunInfo
-from ociinspect.model import Descriptor, Image, ImageConfig, Layer, SizeEstimate
+from ociinspect.errors import LimitExceeded
+from ociinspect.model import Descriptor, Image, ImageConfig, Layer, SizeEstimate, SizeSource
+from ociinspect.nesting import IndexChain
 from ociinspect.osinfo import OsInfo
 
 __all__ = ["SCHEMA_VERSION", "build_diff", "build_report", "runs_document"]
@@ -62,7 +64,7 @@ class _Walk:
                 continue
             found: list[str] = []
             platforms: list[str] = []
-            self._expand(digest, "image", None, found, platforms, depth=0)
+            self._expand(digest, "image", None, found, platforms, IndexChain())
             key = (repo, tag)
             self.tag_images[key] = found
             self.tag_platforms[key] = platforms
@@ -71,15 +73,25 @@ class _Walk:
                 self.image_tags[d].append(key)
 
     def _expand(
-        self, digest: str, kind: str, platform: str | None, out: list[str], platforms: list[str], depth: int
+        self,
+        digest: str,
+        kind: str,
+        platform: str | None,
+        out: list[str],
+        platforms: list[str],
+        chain: IndexChain,
     ) -> None:
         m = self.data.manifests.get(digest)
-        if m is None or depth > 8:
+        if m is None:
             return
         if m[2] == "index":
+            try:
+                inner = chain.enter(digest, "report")  # the walker's nesting rule (it refused deeper tags)
+            except LimitExceeded:
+                return
             for role, _pos, child, _mt, _size, child_platform, child_kind in self.data.refs.get(digest, []):
                 if role == "manifest":
-                    self._expand(child, child_kind or "image", child_platform, out, platforms, depth + 1)
+                    self._expand(child, child_kind or "image", child_platform, out, platforms, inner)
             return
         final = "artifact" if m[2] == "artifact" else ("attestation" if kind == "attestation" else "image")
         if platform is None and final == "image":
@@ -113,7 +125,8 @@ class _Walk:
 
 
 def _uncompressed(data: RunData, layers: Iterable[tuple[str, str, int]]) -> int | None:
-    """Unpacked size of the filesystem layers (others, e.g. attestation statements, are not unpacked)."""
+    """Unpacked size of the filesystem layers (others, e.g. attestation statements, are not unpacked); None
+    when one of them is unknown (one image: no lower bound is given, the totals give one)."""
     total = 0
     for d, media_type, _size in {x[0]: x for x in layers}.values():
         if not mediatypes.is_layer(media_type):
@@ -123,6 +136,16 @@ def _uncompressed(data: RunData, layers: Iterable[tuple[str, str, int]]) -> int 
             return None
         total += b[1]
     return total
+
+
+_SOURCES: dict[str, SizeSource] = {s: s for s in ("exact", "trailer", "header", "toc", "streamed", "store")}
+
+
+def _scannable(layers: Sequence[tuple[str, str, int]]) -> bool:
+    """An image the ``--deep`` scan reads: at least one layer, every layer a tar (as the walker decides)."""
+    return bool(layers) and all(
+        mediatypes.is_layer(mt) and mediatypes.compression_of(mt) != "unknown" for _d, mt, _s in layers
+    )
 
 
 def _ref(key: tuple[str, str]) -> str:
@@ -150,20 +173,27 @@ def build_report(
             blob_images[b].append(d)
     logical = sum(image_size.values())
     dedup = sum(blob_size.values())
-    # uncompressed, by content (diff_id when known, else digest), layers only
+    # uncompressed, by content (diff_id when known, else digest), layers only.  A layer whose size is unknown
+    # (never read, or ambiguous: source "unknown") is left out and counted: the totals are then lower bounds.
     content: dict[str, int | None] = {}
-    unc_logical: int | None = 0
+    unc_logical = 0
+    unknown_blobs: set[str] = set()
     for d in images:
         cfg = walk.config_of(d)
         diff_ids = cfg[4] if cfg else ()
-        layers = walk.layers_of(d)
-        u = _uncompressed(data, layers)
-        unc_logical = None if unc_logical is None or u is None else unc_logical + u
-        for i, (b, media_type, _size) in enumerate(layers):
+        seen: set[str] = set()  # a layer listed twice in one image is unpacked once
+        for i, (b, media_type, _size) in enumerate(walk.layers_of(d)):
             if not mediatypes.is_layer(media_type):
                 continue
-            content.setdefault(diff_ids[i] if i < len(diff_ids) else b, data.blobs.get(b, (0, None, ""))[1])
-    unc_dedup = None if any(v is None for v in content.values()) else sum(v or 0 for v in content.values())
+            value = data.blobs.get(b, (0, None, "unknown"))[1]
+            if value is None:
+                unknown_blobs.add(b)
+            if b not in seen:
+                seen.add(b)
+                unc_logical += value or 0
+            content.setdefault(diff_ids[i] if i < len(diff_ids) else b, value)
+    unc_dedup = sum(v or 0 for v in content.values())
+    scannable = [d for d, (kind, _p) in images.items() if kind == "image" and _scannable(walk.layers_of(d))]
 
     # repositories
     repo_images: dict[str, set[str]] = defaultdict(set)
@@ -329,11 +359,13 @@ def build_report(
         "saved_size": logical - dedup,
         "uncompressed_logical_size": unc_logical,
         "uncompressed_deduplicated_size": unc_dedup,
+        "uncompressed_unknown_layers": len(unknown_blobs),
         "repos": repos_out,
         "top_shared_layers": top_layers,
         "largest_images": largest,
         "most_wasted": most_wasted,
         "deep": bool(data.run.options.get("deep")),
+        "waste_figures": {"images": sum(1 for d in scannable if d in data.waste), "of": len(scannable)},
         "stale_days": stale_days,
         "stale_tags": stale_rows[:cap],
         "stale_tag_count": len(stale_rows),
@@ -394,7 +426,9 @@ def _vm(data: RunData, walk: _Walk, params: VmParameters) -> dict[str, Any]:
                     descriptor=Descriptor(mt, b, size),
                     diff_id=diff_ids[i] if i < len(diff_ids) else None,
                     history=None,
-                    uncompressed=SizeEstimate(unc[1], "exact" if unc[1] is not None else "unknown"),
+                    uncompressed=SizeEstimate(
+                        unc[1], _SOURCES.get(unc[2], "exact") if unc[1] is not None else "unknown"
+                    ),
                 )
             )
         image = Image(

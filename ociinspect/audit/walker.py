@@ -56,6 +56,7 @@ from ociinspect.errors import (
 )
 from ociinspect.loader import MAX_CONFIG_BYTES, index_entries, parse_config, parse_descriptor, parse_manifest
 from ociinspect.model import Descriptor, Image, ImageConfig, Layer, Platform, RawManifest, SizeEstimate
+from ociinspect.nesting import IndexChain, is_nesting_error
 from ociinspect.osdetect import MAX_LAYERS as MAX_OS_LAYERS
 from ociinspect.osdetect import detect_os
 from ociinspect.osinfo import DISTROLESS_MARKERS, OS_FILES, OsInfo
@@ -81,6 +82,7 @@ log = logging.getLogger(__name__)
 SMALL_BLOB = 64 * 1024
 _BASE_NAME = "org.opencontainers.image.base.name"
 _BASE_DIGEST = "org.opencontainers.image.base.digest"
+_ROOT = IndexChain()  # a tag's manifest: no index entered yet
 _RATELIMIT_RE = re.compile(r"^\s*(\d+)\s*(?:;\s*w\s*=\s*(\d+))?")
 
 
@@ -484,6 +486,31 @@ def is_transient(exc: OciInspectError) -> bool:
     return isinstance(exc, RegistryError) and exc.status in _TRANSIENT_STATUSES
 
 
+def _as_error(exc: Exception, doing: str) -> OciInspectError:
+    """``exc`` as the error to record against one tag or repository: typed errors as they are; anything else
+    (a bug met on a hostile value: ValueError, RecursionError, MemoryError …) as an internal error that keeps
+    its type name (``error_type``), never transient, so ``--resume`` goes past it."""
+    if isinstance(exc, OciInspectError):
+        return exc
+    log.debug("%s: internal error", doing, exc_info=exc)
+    text = "".join(c if c.isprintable() else "?" for c in str(exc)[:200])
+    err = OciInspectError(
+        f"{doing}: internal error ({type(exc).__name__}: {text})",
+        hint="a bug in ociinspect met a value it did not expect; please report it (run with -vv for details)",
+    )
+    err.__dict__["recorded_type"] = type(exc).__name__
+    return err
+
+
+def _scannable(image: Image) -> bool:
+    """Waste-scannable: at least one layer and every layer a tar (compressed or not).  Attestation manifests
+    (in-toto statements) and artifacts are listed in the report, never content-scanned."""
+    return bool(image.layers) and all(
+        mt.is_layer(layer.media_type) and mt.compression_of(layer.media_type) != "unknown"
+        for layer in image.layers
+    )
+
+
 class _Once:
     """Per-key single flight: the first thread runs the work, the others wait for it (and share its failure)."""
 
@@ -512,8 +539,9 @@ class _Once:
             try:
                 work()
             except OciInspectError as exc:
-                with self._lock:
-                    self._failed[key] = exc
+                if not is_nesting_error(exc):  # a property of the path walked, not of the key
+                    with self._lock:
+                        self._failed[key] = exc
                 raise
             finally:
                 with self._lock:
@@ -563,6 +591,7 @@ class Walker:
         self._facts_memo: dict[str, str] = {}
         self._manifest_memo: dict[str, tuple[str, list[tuple[Any, ...]]]] = {}
         self._config_memo: dict[str, tuple[Any, ...]] = {}
+        self._subtree_done: set[str] = set()  # complete roots already checked (--deep: scanned) this audit
         self._stop = threading.Event()
         self._failures_in_a_row = 0
         self._fail_lock = threading.Lock()
@@ -713,25 +742,34 @@ class Walker:
         err.__dict__["recorded_type"] = kind
         return err
 
-    def ensure_manifest(self, source: _RepoSource, digest: str, fetched: Any = None) -> None:
-        """Make sure every fact under manifest ``digest`` is in the database (children, config, layers, OS).
+    def ensure_manifest(
+        self, source: _RepoSource, digest: str, fetched: Any = None, chain: IndexChain = _ROOT
+    ) -> None:
+        """Make sure every fact under manifest ``digest`` is in the database (children, config, layers, OS,
+        and with ``--deep`` the waste figures).  ``chain``: the indexes entered on the way from the tag (the one
+        nesting rule, :mod:`ociinspect.nesting`).
 
-        Cost: nothing when complete; else 1 GET for the manifest (unless ``fetched``) plus its missing facts.
+        Cost: nothing when complete (database reads with ``--deep`` or under an index); else 1 GET for the
+        manifest (unless ``fetched``) plus its missing facts.
         """
+        chain.check(digest, f"{source.reference.name}: manifest {digest}")  # before waiting on it (a cycle)
         known = self._known_error(digest)
         if known is not None:
             raise known
         if self._is_complete(digest):
+            if chain or self.options.deep:
+                self._known_subtree(source, digest, chain)
             return
 
         def work() -> None:
             try:
-                self._build_manifest(source, digest, fetched)
+                self._build_manifest(source, digest, fetched, chain)
             except (_Stopped, DatabaseError):
                 raise
             except OciInspectError as exc:
                 self._manifest_memo.pop(digest, None)
-                self._record_digest_error(digest, exc)
+                if not is_nesting_error(exc):  # the same index may be fine as a root: not a fact of it
+                    self._record_digest_error(digest, exc)
                 raise
 
         self._once.run(f"m:{digest}", lambda: self._is_complete(digest), work)
@@ -751,7 +789,32 @@ class Walker:
         )
         return str(rows[0][0]), refs
 
-    def _build_manifest(self, source: _RepoSource, digest: str, fetched: Any) -> None:
+    def _known_subtree(self, source: _RepoSource, digest: str, chain: IndexChain) -> None:
+        """A complete manifest met again: check that its stored index nesting fits under ``chain``, and with
+        ``--deep`` waste-scan the images below it never scanned (a database that was audited without
+        ``--deep``).  Cost: database reads, plus what :meth:`_deep` costs for images without waste figures."""
+        if not chain and digest in self._subtree_done:
+            return
+        stored = self._stored_manifest(digest)
+        if stored is None:
+            return
+        kind, refs = stored
+        if kind == "index":
+            inner = chain.enter(digest, f"{source.reference.name}: index {digest}")
+            for role, _pos, child, *_ in refs:
+                if role == "manifest":
+                    self._known_subtree(source, str(child), inner)
+        elif kind == "image" and self.options.deep and self.get_fact(f"waste:{digest}") is None:
+            image = self._image_of(source, digest, kind, refs)
+            if _scannable(image):
+                key = f"waste:{digest}"
+                self._once.run(
+                    f"w:{digest}", lambda: self.get_fact(key) is not None, lambda: self._deep(source, image)
+                )
+        if not chain:
+            self._subtree_done.add(digest)
+
+    def _build_manifest(self, source: _RepoSource, digest: str, fetched: Any, chain: IndexChain) -> None:
         stored = self._stored_manifest(digest)
         if stored is None:
             if fetched is None or fetched.digest != digest:
@@ -759,9 +822,10 @@ class Walker:
             stored = self._store_manifest(fetched)
         kind, refs = stored
         if kind == "index":
+            inner = chain.enter(digest, f"{source.reference.name}: index {digest}")
             for role, _pos, child, *_ in refs:
                 if role == "manifest":
-                    self.ensure_manifest(source, str(child))
+                    self.ensure_manifest(source, str(child), chain=inner)
         else:
             self._ensure_image(source, digest, kind, refs)
         self.db.execute("UPDATE manifests SET complete = 1 WHERE digest = ?", (digest,))
@@ -883,9 +947,11 @@ class Walker:
             os=os_, architecture=arch, variant=variant, created=created, diff_ids=tuple(json.loads(diff_ids))
         )
 
-    def _ensure_image(
+    def _image_of(
         self, source: _RepoSource, digest: str, kind: str, refs: Sequence[tuple[Any, ...]]
-    ) -> None:
+    ) -> Image:
+        """The image (config facts and layers, sizes unknown) from its stored references; the layers are
+        remembered by ``source``.  Cost: nothing when its config is known, else 1 GET of the config."""
         config_row = next(r for r in refs if r[0] == "config")
         config_d = Descriptor(
             media_type=str(config_row[3]), digest=str(config_row[2]), size=int(config_row[4])
@@ -909,7 +975,7 @@ class Walker:
         )
         for layer in layers:
             source.remember(layer)
-        image = Image(
+        return Image(
             reference=f"{source.reference.name}@{digest}",
             digest=digest,
             media_type="",
@@ -921,12 +987,23 @@ class Walker:
             config=config,
             layers=layers,
         )
+
+    def _ensure_image(
+        self, source: _RepoSource, digest: str, kind: str, refs: Sequence[tuple[Any, ...]]
+    ) -> None:
+        image = self._image_of(source, digest, kind, refs)
+        layers = image.layers
         if kind == "image" and self.options.detect_os and self.get_fact(f"os:{digest}") is None:
             info = self._detect_os(source, image)
             self.put_fact(f"os:{digest}", json.dumps(info.to_json()))
         for layer in layers:
             self._ensure_layer(source, layer)
-        if kind == "image" and self.options.deep and self.get_fact(f"waste:{digest}") is None:
+        if (
+            kind == "image"
+            and self.options.deep
+            and _scannable(image)  # attestations (in-toto statements) and artifacts: listed, not scanned
+            and self.get_fact(f"waste:{digest}") is None
+        ):
             self._deep(source, image)
 
     def _osfiles(self, source: _RepoSource, layer: Layer) -> bool:
@@ -1040,7 +1117,8 @@ class Walker:
                 source.close()
         except _Stopped:
             raise
-        except OciInspectError as exc:
+        except Exception as caught:  # one hostile tag never stops the walk: whatever it raises is its error
+            exc = _as_error(caught, f"reading {work.repository}:{work.tag}")
             transient = is_transient(exc)
             self.db.execute(
                 "UPDATE tags SET status = 'error', digest = COALESCE(?, digest), error_type = ?, error = ?, "
@@ -1122,12 +1200,13 @@ class Walker:
             tags = sorted(set(self.client.list_tags(self.scope.registry, repository)))
         except _Stopped:
             raise
-        except OciInspectError as exc:
+        except Exception as caught:  # one hostile repository never stops the walk
+            exc = _as_error(caught, f"listing the tags of {repository}")
             self.db.execute(
                 "UPDATE repositories SET status = ?, error_type = ?, error = ? WHERE run_id = ? AND name = ?",
                 (
                     "retry" if is_transient(exc) else "error",
-                    type(exc).__name__,
+                    exc.__dict__.get("recorded_type", type(exc).__name__),
                     exc.message,
                     self.run_id,
                     repository,

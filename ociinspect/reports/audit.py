@@ -78,6 +78,19 @@ def _base(layer: dict[str, Any]) -> str:
     return str(b.get("tag") or _short(b.get("image")))
 
 
+def _unpacked(doc: dict[str, Any]) -> str:
+    """The unpacked totals; lower bounds marked "≥ … (N layers unknown)" when some layer sizes are unknown."""
+    unknown = int(doc.get("uncompressed_unknown_layers") or 0)
+    at_least = "≥ " if unknown else ""
+    text = (
+        f"{at_least}{human_size(doc['uncompressed_logical_size'])} logical, "
+        f"{at_least}{human_size(doc['uncompressed_deduplicated_size'])} deduplicated"
+    )
+    if unknown:
+        text += f" ({unknown} layer{'s' if unknown != 1 else ''} unknown)"
+    return text
+
+
 def _summary(doc: dict[str, Any]) -> list[tuple[str, str]]:
     run = doc["run"]
     kinds = ", ".join(f"{n} {k}" for k, n in doc["images_by_kind"].items()) or "none"
@@ -103,17 +116,22 @@ def _summary(doc: dict[str, Any]) -> list[tuple[str, str]]:
             "Saved by sharing",
             f"{human_size(doc['saved_size'])} ({_pct(doc['saved_size'], doc['logical_size'])})",
         ),
-        (
-            "Unpacked",
-            f"{human_size(doc['uncompressed_logical_size'])} logical, "
-            f"{human_size(doc['uncompressed_deduplicated_size'])} deduplicated",
-        ),
+        ("Unpacked", _unpacked(doc)),
         (
             "Stale",
             f"{doc['stale_tag_count']} tags older than {doc['stale_days']} days; "
             f"{human_size(doc['stale_reclaimable_size'])} used only by them",
         ),
     ]
+    waste = doc.get("waste_figures") or {}
+    if doc.get("deep") or waste.get("images"):
+        lines.append(
+            (
+                "Waste (--deep)",
+                f"waste figures: {waste.get('images', 0)} of {waste.get('of', 0)} images "
+                "(attestations and artifacts are listed, not scanned)",
+            )
+        )
     ma = doc["multi_arch"]
     plats = ", ".join(f"{p} {n}" for p, n in list(ma["platforms"].items())[:6]) or "-"
     lines.append(
