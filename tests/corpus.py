@@ -18,5 +18,7 @@ def corpus_path(*parts: str) -> Path:
     """A path inside the corpus (a stat call, no read); fails the test, naming the path, when it is absent."""
     path = CORPUS.joinpath(*parts)
     if not path.exists():
-        pytest.fail(f"corpus file missing: {path} (the corpus is tests/data/corpus; OCIINSPECT_CORPUS overrides it)")
+        pytest.fail(
+            f"corpus file missing: {path} (the corpus is tests/data/corpus; OCIINSPECT_CORPUS overrides it)"
+        )
     return path

@@ -3,7 +3,7 @@
 Every tar entry has mtime ``MTIME``, uid/gid 0 and empty user/group names; gzip members have mtime 0 and no
 name; JSON is written with sorted keys — so the same spec always gives the same digests.  Nothing here computes
 an expected result with ociinspect: the tests compare ociinspect's output with numbers computed by hand from these
-specs.  :class:`MemorySource` is a test double of the ``Source`` protocol that counts what is read.
+specs.  :class:`MemorySource` is the shared in-memory ``Source`` (ociinspect/sources/memory.py), which counts what is read.
 """
 
 from __future__ import annotations
@@ -18,6 +18,8 @@ import zlib
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+
+from ociinspect.sources.memory import MemorySource as SharedMemorySource
 
 MTIME = 1704067200  # 2024-01-01T00:00:00Z
 CREATED = "2024-01-01T00:00:00Z"
@@ -392,65 +394,24 @@ QUIRK_LAYERS: list[list[Spec]] = [
 # ----------------------------------------------------------------------------------------------- test double
 
 
-class MemorySource:
-    """A ``Source`` over in-memory blobs that records every read (``opened``, ``ranges``).
+class MemorySource(SharedMemorySource):
+    """:class:`ociinspect.sources.memory.MemorySource` under the names these tests read.
 
-    ``ranges=False`` makes ``blob_range`` raise ``RangeNotSupported`` like a registry that ignores Range.
-    Digests are verified at the end of a stream, as the real sources do.
+    ``opened`` lists the digests streamed, ``ranges`` the ``(digest, start, end)`` range reads, ``streamed_bytes``
+    the bytes streamed; ``ranges=False`` refuses Range like a registry that ignores it.
     """
 
-    kind = "local"
+    @property
+    def opened(self) -> list[str]:
+        return self.reads.streams
 
-    def __init__(self, blobs: Sequence[bytes] = (), *, ranges: bool = True) -> None:
-        from ociinspect.reference import parse_reference
+    @property
+    def ranges(self) -> list[tuple[str, int, int]]:
+        return self.reads.ranges
 
-        self.reference = parse_reference("oci:/memory:latest")
-        self.warnings: list[str] = []
-        self.blobs = {sha256(b): b for b in blobs}
-        self.allow_ranges = ranges
-        self.opened: list[str] = []
-        self.ranges: list[tuple[str, int, int]] = []
-        self.streamed_bytes = 0
-
-    def add(self, blob: bytes) -> str:
-        digest = sha256(blob)
-        self.blobs[digest] = blob
-        return digest
-
-    def blob_range(self, digest: str, start: int, end: int) -> bytes:
-        from ociinspect.errors import RangeNotSupported
-
-        if not self.allow_ranges:
-            raise RangeNotSupported("the server ignored Range")
-        self.ranges.append((digest, start, end))
-        return self.blobs[digest][start : end + 1]
-
-    def open_blob(self, digest: str, *, size: int | None) -> Any:
-        import contextlib
-
-        from ociinspect.digest import DigestHasher
-
-        self.opened.append(digest)
-        data = self.blobs[digest]
-
-        @contextlib.contextmanager
-        def cm() -> Any:
-            hasher = DigestHasher(digest, what=f"blob {digest[:19]}", size=size)
-
-            def chunks() -> Any:
-                for i in range(0, len(data), 65536):
-                    piece = data[i : i + 65536]
-                    self.streamed_bytes += len(piece)
-                    hasher.update(piece)
-                    yield piece
-                hasher.check()
-
-            yield chunks()
-
-        return cm()
-
-    def close(self) -> None:
-        pass
+    @property
+    def streamed_bytes(self) -> int:
+        return self.reads.streamed_bytes
 
 
 def model_layer(index: int, lb: LayerBlob, *, digest: str | None = None, diff_id: str | None = None) -> Any:

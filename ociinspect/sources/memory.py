@@ -1,0 +1,199 @@
+"""An in-memory source: content-addressed bytes plus a tag table, with read counters.
+
+It implements the :class:`~ociinspect.sources.base.Source` protocol exactly as the registry and local sources do
+(same typed errors, digests verified on whole reads and at the end of streams, ranges unverified), so the loader,
+the scanners and the audit can be driven from bytes held in memory, and tests can assert what was fetched.
+
+Cost: every read is a slice of a ``bytes`` object already in memory; nothing touches disk or the network.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import threading
+from collections.abc import Iterable, Iterator, Mapping
+
+from ociinspect import digest as _digest
+from ociinspect.errors import InvalidImage, LimitExceeded, NotFound, RangeNotSupported
+from ociinspect.model import RawManifest
+from ociinspect.reference import Reference, parse_reference
+from ociinspect.sources.base import MAX_MANIFEST_BYTES
+from ociinspect.sources.local import _media_type_of
+
+__all__ = ["MemorySource", "Reads"]
+
+#: the stream chunk size (bytes); small enough that tests see several chunks per blob
+CHUNK = 64 * 1024
+
+
+@dataclasses.dataclass
+class Reads:
+    """What a :class:`MemorySource` handed out, in call order (digests) and in bytes."""
+
+    manifests: list[str] = dataclasses.field(default_factory=list)
+    blobs: list[str] = dataclasses.field(default_factory=list)
+    ranges: list[tuple[str, int, int]] = dataclasses.field(default_factory=list)
+    streams: list[str] = dataclasses.field(default_factory=list)
+    blob_bytes: int = 0
+    range_bytes: int = 0
+    streamed_bytes: int = 0
+
+
+class MemorySource:
+    """A :class:`~ociinspect.sources.base.Source` over ``digest → bytes`` and ``tag → manifest``.
+
+    * ``blobs``: content by digest (manifests, configs, layers alike); digests are not checked on the way in, so
+      a test can plant corrupt content and see the typed :class:`~ociinspect.errors.DigestMismatch` on reading.
+    * ``tags``: ``tag → manifest bytes`` (the bytes are added to the content under their sha256 digest) or
+      ``tag → digest`` of content already held.  :meth:`root` serves the reference's digest, else its tag, else
+      ``latest``.
+    * ``media_types``: ``digest → media type`` a registry would send as Content-Type; without one, the
+      ``mediaType`` inside the manifest (or its shape) decides, as for an OCI layout.
+    * ``ranges=False``: :meth:`blob_range` raises :class:`~ociinspect.errors.RangeNotSupported`, like a registry
+      that ignores Range.
+    * ``kind``: ``"local"`` (default: ranges and streams are cheap) or ``"registry"`` (the loader then treats
+      reads as costly, as it would for a real registry).
+    * ``reads`` (a :class:`Reads`) counts what was fetched; it is thread-safe.
+    """
+
+    def __init__(
+        self,
+        blobs: Mapping[str, bytes] | Iterable[bytes] = (),
+        *,
+        tags: Mapping[str, bytes | str] | None = None,
+        media_types: Mapping[str, str] | None = None,
+        reference: Reference | str = "oci:/memory:latest",
+        ranges: bool = True,
+        kind: str = "local",
+    ) -> None:
+        if kind not in ("local", "registry"):
+            raise ValueError(f"kind must be 'local' or 'registry', not {kind!r}")
+        self.reference = parse_reference(reference) if isinstance(reference, str) else reference
+        self.warnings: list[str] = []
+        self.blobs: dict[str, bytes] = {}
+        if isinstance(blobs, Mapping):
+            self.blobs.update(blobs)
+        else:
+            for data in blobs:
+                self.add(data)
+        self.tags: dict[str, str] = {}
+        for tag, value in (tags or {}).items():
+            self.tags[tag] = self.add(value) if isinstance(value, bytes) else value
+        self.media_types: dict[str, str] = dict(media_types or {})
+        self.allow_ranges = ranges
+        self._kind = kind
+        self.reads = Reads()
+        self._lock = threading.Lock()
+
+    # ------------------------------------------------------------------------------------------ building
+
+    def add(self, data: bytes, media_type: str | None = None) -> str:
+        """Hold ``data`` under its sha256 digest (returned); ``media_type`` is what a registry would send."""
+        digest = _digest.compute(data)
+        self.blobs[digest] = data
+        if media_type:
+            self.media_types[digest] = media_type
+        return digest
+
+    # ------------------------------------------------------------------------------------------ protocol
+
+    @property
+    def kind(self) -> str:
+        return self._kind
+
+    def _missing(self, what: str, digest: str) -> NotFound:
+        return NotFound(
+            f"reading {self.reference}: {what} {digest} is not held in memory",
+            hint="add the content to the MemorySource (blobs=... or tags=...)",
+        )
+
+    def _get(self, what: str, digest: str) -> bytes:
+        _digest.parse(digest)  # a malformed digest is an InvalidReference, as for the other sources
+        data = self.blobs.get(digest)
+        if data is None:
+            raise self._missing(what, digest)
+        return data
+
+    def root(self) -> RawManifest:
+        """The manifest the reference names (its digest, else its tag, else ``latest``).  Cost: a dict lookup."""
+        if self.reference.digest:
+            return self.manifest(self.reference.digest)
+        tag = self.reference.tag or "latest"
+        digest = self.tags.get(tag)
+        if digest is None:
+            known = ", ".join(sorted(self.tags)) or "none"
+            raise NotFound(
+                f"reading {self.reference}: no tag {tag!r} is held in memory (tags: {known})",
+                hint="name one of the tags listed, or pin a digest",
+            )
+        return self.manifest(digest)
+
+    def manifest(self, digest: str) -> RawManifest:
+        """A manifest by digest, verified.  Cost: one dict lookup and one hash of the manifest."""
+        data = self._get("manifest", digest)
+        if len(data) > MAX_MANIFEST_BYTES:
+            raise LimitExceeded(
+                f"reading {self.reference}: manifest {digest} is {len(data)} bytes, over the "
+                f"{MAX_MANIFEST_BYTES}-byte limit"
+            )
+        _digest.verify(data, digest, what=f"reading {self.reference}: manifest {_digest.short(digest)}")
+        with self._lock:
+            self.reads.manifests.append(digest)
+        return RawManifest(data, _media_type_of(data, self.media_types.get(digest)), digest)
+
+    def blob(self, digest: str, *, size: int | None, max_bytes: int) -> bytes:
+        """A whole blob, verified against ``digest`` and ``size``.  Cost: one hash of the blob."""
+        data = self._get("blob", digest)
+        if len(data) > max_bytes:
+            raise LimitExceeded(
+                f"reading {self.reference}: blob {_digest.short(digest)} is {len(data)} bytes, over the "
+                f"{max_bytes}-byte limit"
+            )
+        _digest.verify(
+            data, digest, what=f"reading {self.reference}: blob {_digest.short(digest)}", size=size
+        )
+        with self._lock:
+            self.reads.blobs.append(digest)
+            self.reads.blob_bytes += len(data)
+        return data
+
+    def blob_range(self, digest: str, start: int, end: int) -> bytes:
+        """Bytes ``start..end`` (inclusive, clipped to the blob), unverified.  Cost: one slice."""
+        data = self._get("blob", digest)
+        if not self.allow_ranges:
+            raise RangeNotSupported(
+                f"reading {self.reference}: this memory source refuses Range (as some registries do)",
+                hint="the reader falls back to streaming the blob",
+            )
+        if start < 0 or end < start:
+            raise InvalidImage(f"reading {self.reference}: bad byte range {start}-{end} of blob {digest}")
+        piece = data[start : end + 1]
+        with self._lock:
+            self.reads.ranges.append((digest, start, end))
+            self.reads.range_bytes += len(piece)
+        return piece
+
+    @contextlib.contextmanager
+    def open_blob(self, digest: str, *, size: int | None) -> Iterator[Iterator[bytes]]:
+        """Chunks of a blob; digest and size are checked when the stream is exhausted.  Cost: slices."""
+        data = self._get("blob", digest)
+        with self._lock:
+            self.reads.streams.append(digest)
+        hasher = _digest.DigestHasher(
+            digest, what=f"reading {self.reference}: blob {_digest.short(digest)}", size=size
+        )
+
+        def chunks() -> Iterator[bytes]:
+            for i in range(0, len(data), CHUNK):
+                piece = data[i : i + CHUNK]
+                with self._lock:
+                    self.reads.streamed_bytes += len(piece)
+                hasher.update(piece)
+                yield piece
+            hasher.check()
+
+        yield chunks()
+
+    def close(self) -> None:
+        """Nothing to release."""
