@@ -167,6 +167,103 @@ def build_artifact(seed: str) -> Built:
     return Built(manifest, OCI_MANIFEST, {digest_of(empty): empty, digest_of(payload): payload})
 
 
+IN_TOTO = "application/vnd.in-toto+json"
+
+
+def build_attestation(seed: str, subject: Built) -> Built:
+    """An attestation manifest as buildx writes one: an image config of platform unknown/unknown and in-toto
+    statement layers (JSON, not tar)."""
+    statement = canonical_json(
+        {
+            "_type": "https://in-toto.io/Statement/v0.1",
+            "predicateType": "https://slsa.dev/provenance/v0.2",
+            "subject": [{"name": seed, "digest": {"sha256": subject.digest.split(":", 1)[1]}}],
+            "predicate": {"builder": {"id": seed}},
+        }
+    )
+    config = canonical_json(
+        {
+            "architecture": "unknown",
+            "os": "unknown",
+            "config": {},
+            "rootfs": {"type": "layers", "diff_ids": [digest_of(statement)]},
+        }
+    )
+    manifest = canonical_json(
+        {
+            "schemaVersion": 2,
+            "mediaType": OCI_MANIFEST,
+            "config": {"mediaType": OCI_CONFIG, "digest": digest_of(config), "size": len(config)},
+            "layers": [
+                {
+                    "mediaType": IN_TOTO,
+                    "digest": digest_of(statement),
+                    "size": len(statement),
+                    "annotations": {"in-toto.io/predicate-type": "https://slsa.dev/provenance/v0.2"},
+                }
+            ],
+        }
+    )
+    return Built(manifest, OCI_MANIFEST, {digest_of(config): config, digest_of(statement): statement})
+
+
+def build_buildx_index(seed: str, base: str = "debian") -> Built:
+    """What ``docker buildx build --platform linux/amd64,linux/arm64 --push`` pushes by default: an OCI index of
+    both images plus one attestation manifest per image (platform unknown/unknown, annotated
+    ``vnd.docker.reference.type: attestation-manifest`` and ``vnd.docker.reference.digest``)."""
+    amd = build_image(seed + "/amd64", base, extra_size=3000)
+    arm = build_image(seed + "/arm64", base, arch="arm64", variant="v8")
+    entries: list[dict[str, Any]] = []
+    children = []
+    for image, platform in (
+        (amd, {"os": "linux", "architecture": "amd64"}),
+        (arm, {"os": "linux", "architecture": "arm64", "variant": "v8"}),
+    ):
+        entries.append(
+            {
+                "mediaType": OCI_MANIFEST,
+                "digest": image.digest,
+                "size": len(image.manifest),
+                "platform": platform,
+            }
+        )
+        children.append(image)
+    for image in (amd, arm):
+        att = build_attestation(seed, image)
+        entries.append(
+            {
+                "mediaType": OCI_MANIFEST,
+                "digest": att.digest,
+                "size": len(att.manifest),
+                "platform": {"os": "unknown", "architecture": "unknown"},
+                "annotations": {
+                    "vnd.docker.reference.type": "attestation-manifest",
+                    "vnd.docker.reference.digest": image.digest,
+                },
+            }
+        )
+        children.append(att)
+    index = canonical_json({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": entries})
+    return Built(index, OCI_INDEX, {}, children)
+
+
+def index_chain(depth: int, seed: str) -> list[Built]:
+    """An image under ``depth`` nested indexes, bottom first: ``[image, index 1, …, index depth]`` (each index
+    lists the one below it; push them in this order, each by digest, the last by tag)."""
+    chain = [build_image(seed, "alpine")]
+    for _ in range(depth):
+        below = chain[-1]
+        entry = {"mediaType": below.media_type, "digest": below.digest, "size": len(below.manifest)}
+        if below.media_type == OCI_MANIFEST:
+            entry["platform"] = {"os": "linux", "architecture": "amd64"}
+        chain.append(
+            Built(
+                canonical_json({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [entry]}), OCI_INDEX
+            )
+        )
+    return chain
+
+
 def repo_name(i: int) -> str:
     return f"team{i % 7}/svc{i:05d}"
 
@@ -283,6 +380,23 @@ class Pusher:
         self._check(r, f"put blob {repo}@{d}", 201)
         with self._lock:
             self._done.add((repo, d))
+
+    def chain(self, repo: str, tag: str, chain: list[Built]) -> None:
+        """Push an :func:`index_chain` bottom up without recursion (each manifest by digest, the top by tag)."""
+        for built in chain[:-1]:
+            for data in built.blobs.values():
+                self.blob(repo, data)
+            self._put(repo, built.digest, built)
+        self._put(repo, tag, chain[-1])
+
+    def _put(self, repo: str, reference: str, built: Built) -> None:
+        r = self.session.put(
+            f"{self.url}/v2/{repo}/manifests/{reference}",
+            data=built.manifest,
+            timeout=30,
+            headers={"Content-Type": built.media_type},
+        )
+        self._check(r, f"put manifest {repo}:{reference}", 201)
 
     def manifest(self, repo: str, reference: str, built: Built) -> None:
         for child in built.children:
