@@ -52,6 +52,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from ociinspect.checks import RULES, Origin, Policy, RuleConfig, Severity, Value, compile_glob
 from ociinspect.errors import PolicyError
 from ociinspect.model import Platform
+from ociinspect.textsafe import parse_uint
 
 if TYPE_CHECKING:
     import yaml
@@ -347,8 +348,8 @@ def parse_value(rule: str, value: object) -> Value | None:
             return value
         raise ValueError(f"{value!r} is not a size; {_UNITS_HINT}")
     if kind == "count":
-        if isinstance(value, str) and value.strip().isdigit():
-            return int(value)
+        if isinstance(value, str) and (count := parse_uint(value)) is not None:
+            return count
         if isinstance(value, int) and not isinstance(value, bool):
             if value < 0:
                 raise ValueError(f"{value} is negative: a count must be ≥ 0")

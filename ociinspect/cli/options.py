@@ -17,6 +17,7 @@ from ociinspect.reference import parse_reference
 from ociinspect.reports import FORMATS, formats_for, render, safe_text
 from ociinspect.reports.data import error_document
 from ociinspect.session import LoadResult, Session
+from ociinspect.textsafe import redact_secrets
 
 if TYPE_CHECKING:
     from ociinspect.registry import CredentialResolver, RegistrySettings
@@ -39,9 +40,9 @@ F = TypeVar("F", bound=Callable[..., Any])
 def report_error(error: OciInspectError) -> None:
     """One line on stderr (what was being done, why it failed), plus the hint line when there is one.
     Control characters quoted from an image or a registry are escaped (:func:`~ociinspect.reports.safe_text`)."""
-    click.echo(f"ociinspect: error: {safe_text(error.message)}", err=True)
+    click.echo(f"ociinspect: error: {safe_text(redact_secrets(error.message))}", err=True)
     if error.hint:
-        click.echo(f"  hint: {safe_text(error.hint)}", err=True)
+        click.echo(f"  hint: {safe_text(redact_secrets(error.hint))}", err=True)
 
 
 class ReadContext:

@@ -47,6 +47,8 @@ __all__ = [
     "read_body",
     "redact_url",
 ]
+from ociinspect.registry.deadline import Deadline
+from ociinspect.textsafe import parse_uint
 
 log = logging.getLogger("ociinspect.registry")
 
@@ -258,8 +260,9 @@ def _retry_after(response: requests.Response) -> float | None:
     if not value:
         return None
     value = value.strip()
-    if value.isdigit():
-        return float(value)
+    seconds = parse_uint(value, max_digits=9)  # ASCII digits only: "²" or "١" is not a delay
+    if seconds is not None:
+        return float(seconds)
     try:
         when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError):
@@ -535,7 +538,7 @@ class Transport:
 def content_length(response: requests.Response) -> int | None:
     """``Content-Length`` as int, or None when absent or malformed."""
     value = response.headers.get("Content-Length", "")
-    return int(value) if value.strip().isdigit() else None
+    return parse_uint(value)  # ASCII digits only, at most 20
 
 
 def iter_body(

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from ociinspect.reports.text import human_size
+from ociinspect.textsafe import escape_controls
 
 __all__ = ["bar_chart", "compare_html", "esc", "html_table", "legend", "page", "stacked_bars", "vm_html"]
 
@@ -27,7 +28,11 @@ SHARED, UNIQUE, CONTAINER, VM, RANGE = "#3b82c4", "#f2a541", "#3b82c4", "#c4473b
 
 
 def esc(value: object) -> str:
-    return html.escape(str(value), quote=True)
+    """``value`` as inert HTML text with control and invisible format characters (ESC, U+009B, U+202E …) shown
+    as ``\\xNN``/``\\uNNNN`` (:func:`~ociinspect.textsafe.escape_controls`): a page saved and later ``cat``-ed,
+    or a label that reorders text in the browser, shows what the value really holds.  Every value on every page
+    goes through this one function."""
+    return html.escape(escape_controls(str(value)), quote=True)
 
 
 def page(title: str, body: str) -> str:
@@ -245,3 +250,13 @@ def vm_html(doc: dict[str, Any]) -> str:
         )
     parts.append("</ul>")
     return page("ociinspect vm", "\n".join(parts))
+            ]
+            + [
+                (
+                    i["reference"],
+                    i["os"]["pretty_name"] or i["os"]["id"] or "none",
+                    i["family"],
+                    "? (unknown)",
+                    *["?"] * 4,
+                )
+                for i in doc.get("unknown_images", ())

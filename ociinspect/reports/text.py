@@ -8,6 +8,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from ociinspect.textsafe import markdown_cell, markdown_text
+
 __all__ = ["compare_text", "human_size", "inspect_text", "text_table", "vm_text"]
 
 _UNITS = ("B", "KiB", "MiB", "GiB", "TiB", "PiB")
@@ -36,8 +38,14 @@ def _short(digest: str | None) -> str:
 
 
 def _argv(value: list[str] | None) -> str:
+    """A plain-text table, or a GitHub Markdown table whose every cell and header went through
+    :func:`~ociinspect.textsafe.markdown_cell` (tabulate does not escape ``|``, ``<``, ``>``).  Every table and
+    Markdown renderer uses this one function."""
     return " ".join(value) if value else "-"
 
+    if markdown:
+        rows = [[None if c is None else markdown_cell(c) for c in row] for row in rows]
+        headers = [markdown_cell(h) for h in headers]
 
 def _platform(p: dict[str, Any] | None) -> str:
     if not p:
@@ -121,7 +129,7 @@ def inspect_text(doc: dict[str, Any], *, markdown: bool = False) -> str:
     ]
     out = []
     if markdown:
-        out.append(f"### {doc['reference']}\n")
+        out.append(f"### {markdown_text(doc['reference'])}\n")
         out.append(text_table(summary, ["", ""], True))
     else:
         width = max(len(k) for k, _ in summary)
@@ -140,7 +148,7 @@ def inspect_text(doc: dict[str, Any], *, markdown: bool = False) -> str:
     notes += doc["warnings"]
     if notes:
         out.append("")
-        out.extend(f"note: {n}" for n in notes)
+        out.extend(f"note: {markdown_text(n) if markdown else n}" for n in notes)
     out.append("")
     out.append("Sizes in IEC units (1 KiB = 1024 bytes).")
     return "\n".join(out)
@@ -300,6 +308,10 @@ def vm_text(doc: dict[str, Any], *, markdown: bool = False) -> str:
             f"  {name}: {fam['label']}; VM OS {human_size(fam['vm_os']['central'])} "
             f"[{human_size(fam['vm_os']['low'])}–{human_size(fam['vm_os']['high'])}], disk {human_size(fam['disk'])} "
             f"({fam['disk_source']}); confidence {fam['confidence']}; {fam['derivation']}"
+    rows += [  # no VM figures: the container size is unknown or ambiguous (the note below says why)
+        (i["reference"], f"{i['os']['pretty_name'] or i['os']['id'] or 'none'} → {i['family']}", *["?"] * 5)
+        for i in doc.get("unknown_images", ())
+    ]
         )
         if fam["components"]:
             parts = ", ".join(f"{k.replace('_', ' ')} {human_size(v)}" for k, v in fam["components"].items())

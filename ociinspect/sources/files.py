@@ -5,6 +5,11 @@ reader works unchanged on ``oci:DIR`` and ``oci-archive:FILE``, and the docker-a
 ``docker save``.  Tar archives are indexed once (one pass over the headers, no member data read); member reads
 are seeks into the archive file.  Paths are normalised (``./`` prefixes dropped) and symlinks/hardlinks between
 members are followed (``docker save`` may store a layer as a link to another image's layer).
+
+A compressed archive (``docker save | gzip``, ``| zstd``: what many CI caches hold, and what skopeo and ``docker
+load`` accept) is recognised by its magic bytes, not its name, and inflated once into an anonymous temporary file
+(``tempfile.TemporaryFile`` in the system temp dir: unlinked at once, so it vanishes on close or on a crash),
+bounded by :data:`MAX_INFLATED_ARCHIVE`; member reads are then seeks into that file as for a plain tar.
 """
 
 from __future__ import annotations
@@ -17,11 +22,14 @@ import threading
 from collections.abc import Iterator
 from typing import BinaryIO
 
+from ociinspect import compression
 from ociinspect.errors import InvalidImage, LimitExceeded, NotFound
 
-__all__ = ["CHUNK", "DirFiles", "Files", "TarFiles", "normalise"]
+__all__ = ["CHUNK", "MAX_INFLATED_ARCHIVE", "DirFiles", "Files", "TarFiles", "normalise"]
 
 CHUNK = 1 << 20
+#: the largest tar a compressed archive may inflate to (bytes) before reading it is refused
+MAX_INFLATED_ARCHIVE = 64 << 30
 
 
 def normalise(path: str) -> str:
@@ -138,7 +146,8 @@ class DirFiles(Files):
 
 
 class TarFiles(Files):
-    """The regular-file members of a tar archive (uncompressed tar, as ``docker save``/``oci-archive`` write)."""
+    """The regular-file members of a tar archive (a plain tar, as ``docker save``/``oci-archive`` write, or one
+    compressed with gzip or zstd, inflated once into a temporary file; ``compression`` says which)."""
 
     def __init__(self, path: str, what: str) -> None:
         self.description = path
@@ -156,6 +165,12 @@ class TarFiles(Files):
             ) from None
         except OSError as exc:
             raise InvalidImage(f"reading {what} {path!r}: {exc.strerror}") from None
+        self.compression = "none"
+        try:
+            self._inflate_if_compressed(path, what)
+        except BaseException:
+            self._file.close()
+            raise
         self._members: dict[str, tuple[int, int]] = {}
         links: dict[str, str] = {}
         try:
@@ -172,7 +187,7 @@ class TarFiles(Files):
             self._file.close()
             raise InvalidImage(
                 f"reading {what} {path!r}: not a readable tar file ({exc})",
-                hint="docker-archive: and oci-archive: take an uncompressed tar, as `docker save`/`skopeo copy` write",
+                hint="docker-archive: and oci-archive: take a tar (plain, gzip or zstd), as `docker save`/`skopeo copy` write",
             ) from None
         for name, target in links.items():
             for _ in range(16):  # follow link chains, bounded
@@ -182,6 +197,49 @@ class TarFiles(Files):
                 if target not in links:
                     break
                 target = links[target]
+
+    def _inflate_if_compressed(self, path: str, what: str) -> None:
+        """Replace ``self._file`` by an inflated anonymous temporary copy when the archive starts with gzip or
+        zstd magic bytes.  Cost: one pass over the archive, writing the tar to the temp dir (at most
+        :data:`MAX_INFLATED_ARCHIVE` bytes); nothing for a plain tar (4 bytes read)."""
+        import tempfile
+
+        kind = compression.sniff(self._file.read(4))
+        self._file.seek(0)
+        if kind == "none":
+            return
+
+        def chunks() -> Iterator[bytes]:
+            while data := self._file.read(CHUNK):
+                yield data
+
+        label = f"{what} {path!r} ({kind}-compressed)"
+        tmp: BinaryIO = tempfile.TemporaryFile(prefix="ociinspect-archive-")  # noqa: SIM115 - kept as _file
+        try:
+            for piece in compression.decompress(chunks(), what=label, max_output=MAX_INFLATED_ARCHIVE):
+                tmp.write(piece)
+            tmp.flush()
+            tmp.seek(0)
+        except LimitExceeded:
+            tmp.close()
+            raise LimitExceeded(
+                f"reading {label}: it inflates to more than {MAX_INFLATED_ARCHIVE} bytes, the limit for a "
+                "compressed archive (inflated into the temp dir)",
+                hint=f"decompress it yourself (e.g. `{'gunzip' if kind == 'gzip' else 'unzstd'} -k FILE`) and "
+                "pass the .tar",
+            ) from None
+        except OSError as exc:
+            tmp.close()
+            raise InvalidImage(
+                f"reading {label}: cannot inflate it into the temp dir ({exc.strerror or exc})",
+                hint="free space in the temp dir (or set TMPDIR), or decompress the archive yourself",
+            ) from None
+        except BaseException:
+            tmp.close()
+            raise
+        self._file.close()
+        self._file = tmp
+        self.compression = kind
 
     def exists(self, path: str) -> bool:
         return normalise(path) in self._members

@@ -183,3 +183,67 @@ def test_error_classes_stay_typed(session: Session, seeded_registry: Any) -> Non
         load(session, f"docker://{seeded_registry.host}/no/such-repo:latest")
     assert exc.value.exit_code == 3
     assert exc.value.message.startswith(f"reading docker://{seeded_registry.host}/no/such-repo:latest")
+
+
+# ------------------------------------------------------------------------------ compressed archives (issue 10 §4)
+
+
+def _compress(src: Any, dst: Any, kind: str) -> None:
+    import gzip
+    import shutil
+
+    if kind == "gzip":
+        with open(src, "rb") as fin, gzip.open(dst, "wb", compresslevel=1) as fout:
+            shutil.copyfileobj(fin, fout)
+    else:
+        import zstandard
+
+        with open(src, "rb") as fin, open(dst, "wb") as fout:
+            zstandard.ZstdCompressor().copy_stream(fin, fout)
+
+
+@pytest.mark.parametrize("kind", ["gzip", "zstd"])
+def test_compressed_docker_and_oci_archives_load_like_the_plain_ones(
+    kind: str, session: Session, fixture_archives: Any, tmp_path: Any
+) -> None:
+    """`docker save | gzip` (and | zstd) is read, sniffed by magic bytes (the name says .bin), and gives the
+    very same model as the plain archive; the temporary inflated copy is anonymous (nothing left in the temp
+    dir)."""
+    import os
+    import tempfile
+
+    before = set(os.listdir(tempfile.gettempdir()))
+    for transport, archives, suffix in (
+        ("docker-archive", fixture_archives.docker, ":fixtures/app1:latest"),
+        ("oci-archive", fixture_archives.oci, ":latest"),
+    ):
+        packed = tmp_path / f"{transport}-app1.{kind}.bin"
+        _compress(archives["app1"], packed, kind)
+        plain = load(session, f"{transport}:{archives['app1']}{suffix}")
+        inflated = load(session, f"{transport}:{packed}{suffix}")
+        assert inflated.digest == plain.digest and inflated.layers == plain.layers
+        assert essentials(inflated) == essentials(plain)
+        assert inflated.reference != plain.reference  # really the compressed file
+    leftovers = {n for n in set(os.listdir(tempfile.gettempdir())) - before if "ociinspect-archive" in n}
+    assert not leftovers
+
+
+def test_truncated_gzip_archive_is_a_typed_error(fixture_archives: Any, tmp_path: Any) -> None:
+    packed = tmp_path / "app1.tar.gz"
+    _compress(fixture_archives.docker["app1"], packed, "gzip")
+    packed.write_bytes(packed.read_bytes()[:-100])
+    code = main(["inspect", f"docker-archive:{packed}"])
+    assert code == 3
+
+
+def test_compressed_archive_over_the_cap_is_refused_clearly(
+    fixture_archives: Any, tmp_path: Any, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from ociinspect.sources import files
+
+    monkeypatch.setattr(files, "MAX_INFLATED_ARCHIVE", 4096)
+    packed = tmp_path / "app1.tar.gz"
+    _compress(fixture_archives.docker["app1"], packed, "gzip")
+    code = main(["inspect", f"docker-archive:{packed}"])
+    err = capsys.readouterr().err
+    assert code != 0 and "inflates to more than 4096 bytes" in err and "gunzip" in err
