@@ -510,3 +510,119 @@ def test_transport_honours_the_proxy_environment_read_once_per_origin(
     finally:
         httpd.shutdown()
         httpd.server_close()
+
+
+# ------------------------------------------------------------------------ bounds: nesting, hostile values
+
+
+def test_one_nesting_rule_caps_depth_and_refuses_cycles() -> None:
+    from ociinspect.errors import LimitExceeded
+    from ociinspect.nesting import MAX_INDEX_DEPTH, IndexChain, is_nesting_error
+
+    chain = IndexChain()
+    for i in range(MAX_INDEX_DEPTH):
+        chain = chain.enter(D(f"i{i}"), "walk")
+    assert len(chain) == MAX_INDEX_DEPTH and D("i0") in chain
+    with pytest.raises(LimitExceeded, match="nested deeper than 4 levels") as deep:
+        chain.enter(D("i9"), "walk")
+    assert is_nesting_error(deep.value) and deep.value.hint
+    with pytest.raises(LimitExceeded, match="a cycle") as cycle:
+        IndexChain().enter(D("a"), "walk").enter(D("b"), "walk").check(D("a"), "walk")
+    assert is_nesting_error(cycle.value)
+    assert not is_nesting_error(LimitExceeded("a manifest over 4 MiB"))
+
+
+def test_report_totals_with_unknown_layers_are_lower_bounds_and_say_so() -> None:
+    data = sample_data()
+    data.blobs[D("A2")] = (200, None, "unknown")  # e.g. an ambiguous gzip trailer
+    doc = build_report(data, now=NOW)
+    assert doc["uncompressed_unknown_layers"] == 1
+    assert doc["uncompressed_deduplicated_size"] == 3 * (1000 + 100 + 300 + 400)  # A2 left out: a lower bound
+    assert doc["uncompressed_logical_size"] == 3 * (1000 + (1000 + 100) + 1000 + (1000 + 300) + 400)
+    assert [i["uncompressed_size"] for i in doc["largest_images"] if i["digest"] == D("app2")] == [None]
+    text = audit_text(doc)
+    line = next(ln for ln in text.splitlines() if ln.startswith("Unpacked:"))
+    assert line.count("≥ ") == 2 and "(1 layer unknown)" in line
+    assert "(1 layer unknown)" in audit_html(doc)
+    known = build_report(sample_data(), now=NOW)
+    assert known["uncompressed_unknown_layers"] == 0 and "≥" not in audit_text(known)
+
+
+def test_waste_figures_count_scannable_images_only() -> None:
+    data = sample_data()
+    data.waste[D("app1")] = {"wasted_bytes": 5, "efficiency": 0.9}
+    data.refs[D("idx")].append(("manifest", 2, D("att"), OCI_M, 16, "unknown/unknown", "attestation"))
+    data.manifests[D("att")] = (OCI_M, 16, "image", None, None)
+    data.refs[D("att")] = [
+        ("config", 0, D("catt"), CFG, 9, None, None),
+        ("layer", 0, D("stmt"), "application/vnd.in-toto+json", 50, None, None),
+    ]
+    doc = build_report(data, now=NOW)
+    assert doc["images_by_kind"] == {"attestation": 1, "image": 5}
+    assert doc["waste_figures"] == {"images": 1, "of": 5}
+    assert "waste figures: 1 of 5 images" in audit_text(doc)
+
+
+def test_any_exception_of_one_tag_or_repository_is_recorded_and_the_walk_goes_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The worker boundary: a RecursionError in one tag and a ValueError listing one repository (what a hostile
+    value used to raise through the registry client) are those items' errors; the other tags are read."""
+    from types import SimpleNamespace
+
+    from ociinspect.audit.walker import Walker
+
+    def manifest(tag: str) -> bytes:
+        return json.dumps(
+            {
+                "schemaVersion": 2,
+                "mediaType": OCI_M,
+                "config": {"mediaType": CFG, "digest": D("c"), "size": 2},
+                "layers": [],
+                "annotations": {"tag": tag},
+            }
+        ).encode()
+
+    class Client:
+        def add_observer(self, observer: Any) -> None:
+            pass
+
+        def catalog(self, registry: str, *, page_size: int) -> Iterator[str]:
+            return iter(["a/one", "b/two", "c/bad"])
+
+        def list_tags(self, registry: str, repository: str) -> list[str]:
+            if repository == "c/bad":
+                raise ValueError("invalid literal for int() with base 10: '\u00b2'")
+            return ["1", "2"]
+
+        def get_manifest(self, registry: str, repository: str, reference: str, *, max_bytes: int) -> Any:
+            data = manifest(f"{repository}:{reference}")
+            return SimpleNamespace(
+                data=data, media_type=OCI_M, digest="sha256:" + hashlib.sha256(data).hexdigest()
+            )
+
+    bad = "sha256:" + hashlib.sha256(manifest("a/one:2")).hexdigest()
+
+    def ensure_manifest(self: Walker, source: Any, digest: str, *args: Any, **kw: Any) -> None:
+        if digest == bad:
+            raise RecursionError("maximum recursion depth exceeded")
+
+    monkeypatch.setattr(Walker, "ensure_manifest", ensure_manifest)
+    scope = Scope("reg:5000")
+    with AuditDB(tmp_path / "a.sqlite3") as db:
+        run_id, _ = open_run(db, scope, AuditOptions())
+        counters = Walker(db, Client(), run_id, scope, options=AuditOptions(concurrency=2)).run()  # type: ignore[arg-type]
+        tags = {
+            (r, t): (s, e) for r, t, s, e in db.query("SELECT repository, tag, status, error_type FROM tags")
+        }
+        repos = {n: (s, e) for n, s, e in db.query("SELECT name, status, error_type FROM repositories")}
+        message = db.query("SELECT error FROM tags WHERE status = 'error'")[0][0]
+    assert tags == {
+        ("a/one", "1"): ("done", None),
+        ("a/one", "2"): ("error", "RecursionError"),
+        ("b/two", "1"): ("done", None),
+        ("b/two", "2"): ("done", None),
+    }
+    assert "internal error (RecursionError" in message
+    assert repos["c/bad"] == ("error", "ValueError") and repos["b/two"][0] == "done"
+    assert counters.tag_errors == 1 and counters.repo_errors == 1
