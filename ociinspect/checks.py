@@ -54,6 +54,7 @@ from ociinspect.analyzers import sharing
 from ociinspect.analyzers.waste import WasteReport, analyze, flatten
 from ociinspect.model import Image, Platform
 from ociinspect.scan import Entry
+from ociinspect.textsafe import parse_uint
 
 __all__ = [
     "RULES",
@@ -382,7 +383,7 @@ def _glob_component(part: str, pattern: str) -> str:
 def is_root_user(user: str | None) -> bool:
     """True when a config ``User`` runs as root: empty (the default), ``root`` or uid 0, with any group."""
     name = (user or "").split(":", 1)[0].strip()
-    return name in ("", "root") or (name.isdigit() and int(name) == 0)
+    return name in ("", "root") or parse_uint(name, max_digits=64) == 0
 
 
 def platform_matches(offered: Platform, wanted: str) -> bool:

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from ociinspect import compression
 from ociinspect.errors import DigestMismatch, InvalidImage, LimitExceeded, RangeNotSupported
+from ociinspect.textsafe import parse_uint
 
 if TYPE_CHECKING:
     from ociinspect.model import Descriptor
@@ -239,6 +240,6 @@ def scan_toc(source: Source, layer: Descriptor, *, what: str) -> LayerScan:
         index_source="estargz-toc",
         hashed=all(e.sha256 is not None for e in entries if e.is_regular),
         diff_id=None,
-        uncompressed_size=int(unc) if unc and unc.isdigit() else None,
+        uncompressed_size=parse_uint(unc),  # ASCII digits only; anything else: not known
         warnings=tuple(warnings),
     )

@@ -11,6 +11,8 @@ import dataclasses
 import shlex
 from collections.abc import Mapping
 
+from ociinspect.textsafe import is_uint
+
 __all__ = ["OS_FILES", "OsInfo", "identify", "parse_os_release"]
 
 #: Paths (normalised, no leading ``/``) whose contents identify the OS, in order of authority.  Debian, Ubuntu
@@ -135,7 +137,7 @@ def identify(
             )
     if "etc/debian_version" in files:
         text = files["etc/debian_version"].decode("utf-8", "replace").strip()
-        major = text.split(".", 1)[0] if text[:1].isdigit() else None  # "12.5" -> "12"; "trixie/sid" -> None
+        major = text.split(".", 1)[0] if is_uint(text[:1]) else None  # "12.5" -> "12"; "trixie/sid" -> None
         pretty = f"Debian GNU/Linux {text}" if text else "Debian GNU/Linux"
         return OsInfo("debian", major, pretty, "debian", f"etc/debian_version{where}", layer_index)
     if "etc/alpine-release" in files:
@@ -165,6 +167,6 @@ def identify(
 def _release_number(text: str) -> str | None:
     """``"Red Hat Enterprise Linux release 9.3 (Plow)"`` → ``"9.3"``."""
     for word in text.split():
-        if word[:1].isdigit():
+        if is_uint(word[:1]):
             return word
     return None

@@ -22,6 +22,7 @@ from typing import Literal
 
 from ociinspect import digest as _digest
 from ociinspect.errors import InvalidReference
+from ociinspect.textsafe import parse_uint
 
 __all__ = ["DOCKER_HUB", "Reference", "Transport", "parse_reference", "parse_repository"]
 
@@ -185,9 +186,10 @@ def _parse_docker_archive(text: str, body: str) -> Reference:
     if not spec:
         return Reference("docker-archive", path=path)
     if spec.startswith("@"):
-        if not spec[1:].isdigit():
-            raise _fail(text, f"docker-archive index {spec!r} must be @ followed by a number")
-        return Reference("docker-archive", path=path, archive_index=int(spec[1:]))
+        index = parse_uint(spec[1:], max_digits=9)
+        if index is None:
+            raise _fail(text, f"docker-archive index {spec!r} must be @ followed by a number (ASCII digits)")
+        return Reference("docker-archive", path=path, archive_index=index)
     if "@" in spec:
         raise _fail(text, "docker-archive: names an image as repo:tag or @index, not by digest")
     name, tag = spec, None

@@ -23,11 +23,13 @@ import logging
 import os
 import sqlite3
 import threading
+import urllib.parse
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
 from ociinspect.errors import OciInspectError, UsageError
+from ociinspect.textsafe import REDACTED, redact_secrets
 
 __all__ = ["DB_FILE", "MIGRATIONS", "SCHEMA_VERSION", "AuditDB", "DatabaseError", "default_db_path"]
 
@@ -183,13 +185,27 @@ def is_postgres_url(target: str) -> bool:
 
 
 def _redact(target: str) -> str:
-    """A database URL without its password (for messages)."""
-    if "://" not in target or "@" not in target:
-        return target
-    scheme, rest = target.split("://", 1)
-    creds, host = rest.rsplit("@", 1)
-    user = creds.split(":", 1)[0]
-    return f"{scheme}://{user}@{host}"
+    """A database target without its password, in every form (``user:pass@``, ``?password=``, libpq
+    ``password=…``), for messages and reports: :func:`ociinspect.textsafe.redact_secrets`."""
+    return redact_secrets(target)
+
+
+def _scrub(message: str, target: str) -> str:
+    """A driver's error ``message`` with the password of ``target`` removed even where the driver quotes it in a
+    form :func:`redact_secrets` does not recognise (libpq echoes bad connection strings back)."""
+    secrets: list[str] = []
+    with contextlib.suppress(Exception):
+        from psycopg.conninfo import conninfo_to_dict
+
+        secrets += [str(v) for k, v in conninfo_to_dict(target).items() if "password" in k and v]
+    if "://" in target and "@" in target:
+        creds = target.split("://", 1)[1].rsplit("@", 1)[0]
+        if ":" in creds:
+            password = creds.split(":", 1)[1]
+            secrets += [password, urllib.parse.unquote(password)]
+    for secret in sorted({x for x in secrets if len(x) >= 2}, key=len, reverse=True):
+        message = message.replace(secret, REDACTED)
+    return redact_secrets(message)
 
 
 class AuditDB:
@@ -228,7 +244,7 @@ class AuditDB:
             conn.execute("PRAGMA foreign_keys = OFF")
         except (OSError, sqlite3.Error) as exc:
             raise DatabaseError(
-                f"opening the audit database {path}: {exc}",
+                f"opening the audit database {_redact(path)}: {exc}",
                 hint="check the --db path and that its directory is writable",
             ) from None
         return conn
@@ -247,7 +263,7 @@ class AuditDB:
         except psycopg.Error as exc:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise DatabaseError(
-                f"connecting to the audit database {self.display}: {first}",
+                f"connecting to the audit database {self.display}: {_scrub(first, url)}",
                 hint="check the URL, that the server runs and that this user may connect",
             ) from None
 

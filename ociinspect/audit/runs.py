@@ -14,6 +14,7 @@ from typing import Any
 
 from ociinspect.audit.db import AuditDB
 from ociinspect.errors import UsageError
+from ociinspect.textsafe import parse_uint
 
 __all__ = ["RunData", "RunInfo", "collect", "list_runs", "resolve_run"]
 
@@ -118,8 +119,9 @@ def resolve_run(db: AuditDB, text: str | None, registry: str | None = None) -> R
             )
         return runs[0]
     rows = []
-    if text.isdigit():
-        rows = db.query(f"SELECT {_RUN_COLUMNS} FROM runs WHERE id = ?", (int(text),))
+    run_id = parse_uint(text, max_digits=18)  # ASCII digits only ("²", "١" are labels, not ids)
+    if run_id is not None:
+        rows = db.query(f"SELECT {_RUN_COLUMNS} FROM runs WHERE id = ?", (run_id,))
     if not rows:
         rows = db.query(f"SELECT {_RUN_COLUMNS} FROM runs WHERE label = ? ORDER BY id DESC", (text,))
     if not rows:

@@ -83,7 +83,7 @@ SMALL_BLOB = 64 * 1024
 _BASE_NAME = "org.opencontainers.image.base.name"
 _BASE_DIGEST = "org.opencontainers.image.base.digest"
 _ROOT = IndexChain()  # a tag's manifest: no index entered yet
-_RATELIMIT_RE = re.compile(r"^\s*(\d+)\s*(?:;\s*w\s*=\s*(\d+))?")
+_RATELIMIT_RE = re.compile(r"^\s*(\d{1,18})\s*(?:;\s*w\s*=\s*(\d{1,18}))?", re.ASCII)  # ASCII digits only
 
 
 # ------------------------------------------------------------------------------------------------ values

@@ -18,6 +18,7 @@ import click
 from ociinspect import __version__
 from ociinspect.cli.options import report_error
 from ociinspect.errors import ExitCode, OciInspectError
+from ociinspect.textsafe import SafeFormatter, escape_controls, redact_secrets
 
 __all__ = ["cli", "main", "run"]
 
@@ -65,7 +66,8 @@ def cli(verbose: int) -> None:
     """
     if verbose:
         handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+        # one sanitising formatter: controls escaped and database passwords redacted in every log line
+        handler.setFormatter(SafeFormatter("%(levelname)s %(name)s: %(message)s"))
         root = logging.getLogger("ociinspect")
         root.addHandler(handler)
         root.setLevel(logging.DEBUG if verbose > 1 else logging.INFO)
@@ -93,9 +95,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     except Exception as exc:  # a bug: one line, not a traceback (-vv logs it in full)
         logging.getLogger("ociinspect").debug("internal error", exc_info=True)
-        from ociinspect.reports import safe_text
-
-        click.echo(safe_text(f"ociinspect: internal error: {type(exc).__name__}: {exc}"), err=True)
+        message = f"ociinspect: internal error: {type(exc).__name__}: {exc}"
+        click.echo(escape_controls(redact_secrets(message)), err=True)
         click.echo("  hint: this is a bug in ociinspect; rerun with -vv and report the output", err=True)
         return int(ExitCode.INTERNAL)
     return 0

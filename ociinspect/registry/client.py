@@ -57,7 +57,7 @@ _REPOSITORY_RE = re.compile(
     r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$"
 )
 _TAG_RE = re.compile(r"^[\w][\w.-]{0,127}$")
-_CONTENT_RANGE_RE = re.compile(r"^bytes (\d+)-(\d+)/(\d+|\*)$")
+_CONTENT_RANGE_RE = re.compile(r"^bytes (\d{1,20})-(\d{1,20})/(\d{1,20}|\*)$", re.ASCII)  # ASCII digits only
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,11 +9,11 @@ format is rendered from them, so formats cannot disagree.
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from ociinspect.reports import html, text
+from ociinspect.textsafe import escape_controls
 
 __all__ = ["FORMATS", "formats_for", "register", "render", "safe_text"]
 
@@ -40,8 +40,6 @@ _VIEWS: dict[str, dict[str, Renderer]] = {
 }
 
 
-# C0 controls (newline and tab included), DEL, C1 controls, Unicode bidi overrides and isolates
-_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 #: formats that escape control characters themselves (JSON strings, HTML text is inert)
 _SELF_ESCAPING = frozenset({"json", "sarif", "html"})
 
@@ -51,9 +49,10 @@ def safe_text(text: str) -> str:
 
     Strings in images (labels, history, tags, file names, error messages quoting them) come from strangers: an
     ESC sequence must not drive the user's terminal (title, clipboard, hidden text) and a newline must not forge
-    an output line.  Cost: one regex pass.
+    an output line.  The one implementation is :func:`ociinspect.textsafe.escape_controls` (C0/C1 controls and
+    invisible Unicode format characters).  Cost: one regex pass.
     """
-    return _CONTROL.sub(lambda m: f"\\x{ord(m[0]):02x}" if ord(m[0]) < 0x100 else f"\\u{ord(m[0]):04x}", text)
+    return escape_controls(text)
 
 
 def _neutralised(value: Any) -> Any:

@@ -16,6 +16,7 @@ from typing import Any
 from ociinspect.reports import register
 from ociinspect.reports.html import SHARED, UNIQUE, bar_chart, esc, html_table, legend, page, stacked_bars
 from ociinspect.reports.text import human_size, text_table
+from ociinspect.textsafe import csv_cell, markdown_text
 
 __all__ = ["CSV_COLUMNS", "audit_csv", "audit_html", "audit_text", "diff_text", "runs_text"]
 
@@ -155,13 +156,17 @@ def _summary(doc: dict[str, Any]) -> list[tuple[str, str]]:
     return lines
 
 
+def _md(text: str, markdown: bool) -> str:
+    return markdown_text(text) if markdown else text
+
+
 def audit_text(doc: dict[str, Any], *, markdown: bool = False) -> str:
     """The audit report as text tables (or GitHub Markdown)."""
     top = int(doc.get("top", 20))
     out: list[str] = []
     if markdown:
-        out.append(f"## Registry audit: {doc['registry']}\n")
-        out += [f"- **{k}:** {v}" for k, v in _summary(doc)]
+        out.append(f"## Registry audit: {markdown_text(doc['registry'])}\n")
+        out += [f"- **{k}:** {markdown_text(v)}" for k, v in _summary(doc)]
     else:
         width = max(len(k) for k, _ in _summary(doc))
         out += [f"{k + ':':<{width + 2}}{v}" for k, v in _summary(doc)]
@@ -244,7 +249,8 @@ def audit_csv(doc: dict[str, Any]) -> str:
     w.writerow(CSV_COLUMNS)
     for r in doc["repos"]:
         w.writerow(
-            [
+            csv_cell(c)  # no cell a spreadsheet would run as a formula
+            for c in [
                 r["name"],
                 r["tags"],
                 r["images"],
@@ -418,7 +424,8 @@ def diff_text(doc: dict[str, Any], *, markdown: bool = False) -> str:
     """``audit diff`` as text: growth, then tags added/removed/moved and repositories that changed."""
     a, b = doc["from"], doc["to"]
     out = [
-        f"{'## ' if markdown else ''}Audit diff: run {a['id']} ({a['label']}) → run {b['id']} ({b['label']})",
+        f"{'## ' if markdown else ''}Audit diff: run {a['id']} ({_md(a['label'], markdown)}) → "
+        f"run {b['id']} ({_md(b['label'], markdown)})",
         "",
     ]
     rows = []

@@ -30,6 +30,7 @@ from ociinspect.checks import RULES, Finding, ImageCheck, Origin, Policy
 from ociinspect.errors import OciInspectError
 from ociinspect.reports import register
 from ociinspect.reports.text import human_size
+from ociinspect.textsafe import markdown_cell, markdown_code
 
 __all__ = [
     "FORMATS",
@@ -354,7 +355,7 @@ def check_text(doc: dict[str, Any]) -> str:
 
 
 def _md(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
+    return markdown_cell(text)  # the one Markdown escaper: | < > \\ and controls
 
 
 def check_markdown(doc: dict[str, Any]) -> str:
@@ -362,11 +363,11 @@ def check_markdown(doc: dict[str, Any]) -> str:
     status = doc["status"]
     lines = [f"### ociinspect check: {_ICON[status]} {status}", ""]
     pol = doc["policy"]
-    lines.append(f"Policy: `{_shown(pol['source'])}` ({pol['format']}) · {_contents_line(doc)}")
+    lines.append(f"Policy: {markdown_code(_shown(pol['source']))} ({pol['format']}) · {_contents_line(doc)}")
     for img in doc["images"]:
         lines += [
             "",
-            f"#### {_ICON[img['status']]} `{img['reference']}`"
+            f"#### {_ICON[img['status']]} {markdown_code(img['reference'])}"
             + (f" ({img['platform']})" if img["platform"] else ""),
             "",
         ]
@@ -386,7 +387,10 @@ def check_markdown(doc: dict[str, Any]) -> str:
             lines += [f"- `{rule}`: {_md(d)}" for rule, d in details[:50]]
             lines += ["", "</details>"]
     for err in doc["errors"]:
-        lines += ["", f"{_ICON['error']} `{err['reference']}` could not be read: {_md(err['message'])}"]
+        lines += [
+            "",
+            f"{_ICON['error']} {markdown_code(err['reference'])} could not be read: {_md(err['message'])}",
+        ]
     lines += ["", _summary_line(doc)]
     return "\n".join(lines) + "\n"
 

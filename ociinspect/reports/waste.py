@@ -15,8 +15,9 @@ from typing import Any
 from ociinspect.analyzers.waste import WasteReport, dive_file_lists, flatten, layer_changes
 from ociinspect.model import Image
 from ociinspect.reports import register
-from ociinspect.reports.text import human_size
+from ociinspect.reports.text import human_size, text_table
 from ociinspect.scan import Entry, LayerScan
+from ociinspect.textsafe import markdown_text
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -254,9 +255,7 @@ def files_document(
 
 
 def _table(rows: Sequence[Sequence[Any]], headers: Sequence[str], markdown: bool) -> str:
-    from tabulate import tabulate
-
-    return tabulate(rows, headers=headers, tablefmt="github" if markdown else "simple", disable_numparse=True)
+    return text_table(rows, headers, markdown)  # the one table renderer: escapes Markdown cells
 
 
 def _one_line(text: str | None, width: int = 60) -> str:
@@ -304,7 +303,7 @@ def waste_text(doc: dict[str, Any], *, markdown: bool = False) -> str:
         ),
         ("Final filesystem", f"{_bytes(doc['final_size_bytes'])} in {doc['final_files']} files"),
     ]
-    out = [f"### {doc['reference']}", ""] if markdown else []
+    out = [f"### {markdown_text(doc['reference'])}", ""] if markdown else []
     out += _summary(pairs, markdown)
     out.append("")
     layer_rows = [
@@ -366,7 +365,7 @@ def waste_text(doc: dict[str, Any], *, markdown: bool = False) -> str:
     notes = [f"dive: {n}" for n in doc["dive_notes"]] + doc["warnings"]
     if notes:
         out.append("")
-        out.extend(f"note: {n}" for n in notes)
+        out.extend(f"note: {markdown_text(n) if markdown else n}" for n in notes)
     out.append("")
     out.append(
         "Efficiency, wasted bytes and user wasted percent use dive's definitions (docs/waste.md). "
@@ -391,7 +390,7 @@ def files_text(doc: dict[str, Any], *, markdown: bool = False) -> str:
         )
     if doc["path_filter"]:
         title += f" (matching {doc['path_filter']})"
-    out = [("### " if markdown else "") + title, ""]
+    out = [("### " + markdown_text(title) if markdown else title), ""]
     with_change = doc["view"] == "layer"
     rows = []
     for r in doc["files"]:

@@ -1,0 +1,178 @@
+"""Hostile text made safe: one helper per class of hazard (standard library only, no I/O).
+
+Every string from a registry, an image, a file or a database server is a stranger's.  Each class of hazard has
+exactly one function here, used by every caller:
+
+* numbers — :func:`parse_uint`: ASCII digits only (``str.isdigit()`` accepts ``"²"``, ``int()`` accepts
+  ``"١٢"`` and ``"1_0"``), bounded length, ``None`` for anything else;
+* terminals — :func:`escape_controls`: C0/C1 controls (ESC, CSI ``U+009B``, newline), DEL and invisible Unicode
+  format characters (bidi overrides such as ``U+202E``, ``U+200B``, ``U+FEFF``) written as ``\\xNN``/``\\uNNNN``;
+* Markdown tables — :func:`markdown_cell`: ``\\``, ``|``, ``<``, ``>`` escaped so a value stays in its cell;
+* CSV — :func:`csv_cell`: a cell starting with ``=``, ``+``, ``-``, ``@``, tab or CR is prefixed with ``'`` so
+  spreadsheets do not run it as a formula (OWASP "CSV injection");
+* secrets — :func:`redact_secrets`: database URLs and connection strings lose their password in every form
+  (``user:pass@``, ``?password=``, libpq ``password=…``);
+* logs — :class:`SafeFormatter`: the one ``logging.Formatter`` the CLI installs; it applies the two above to the
+  final message and to exception text.
+
+Cost: each function is one regex pass over its input (linear in its length).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+
+__all__ = [
+    "MAX_UINT_DIGITS",
+    "REDACTED",
+    "SafeFormatter",
+    "csv_cell",
+    "escape_controls",
+    "is_uint",
+    "markdown_cell",
+    "markdown_code",
+    "markdown_text",
+    "parse_uint",
+    "redact_secrets",
+]
+
+#: digits accepted by :func:`parse_uint` by default: 2**64 has 20, every size, count and id we read fits
+MAX_UINT_DIGITS = 20
+
+_ASCII_SPACE = " \t\r\n"
+
+
+def is_uint(text: str | None, *, max_digits: int = MAX_UINT_DIGITS) -> bool:
+    """True when ``text`` is 1..``max_digits`` ASCII digits (no sign, no space, no ``_``, no other script)."""
+    return (
+        text is not None and 0 < len(text) <= max_digits and text.isascii() and text.isdigit()
+    )
+
+
+def parse_uint(text: str | None, *, max_digits: int = MAX_UINT_DIGITS) -> int | None:
+    """``text`` (ASCII spaces around it trimmed) as a non-negative int, or ``None`` when it is anything but
+    1..``max_digits`` ASCII digits: ``"²"``, ``"١٢"``, ``"1_000"``, ``"+1"``, ``"-1"``, ``"0x10"``, ``""``.
+
+    The caller turns ``None`` into a typed error or ignores the value; never ``int()`` untrusted text directly.
+    """
+    if text is None:
+        return None
+    text = text.strip(_ASCII_SPACE)
+    return int(text) if is_uint(text, max_digits=max_digits) else None
+
+
+# C0 controls (newline and tab included), DEL, C1 controls (U+009B is a one-character CSI), and the invisible
+# Unicode format characters (category Cf, plus the line and paragraph separators) that reorder or hide text:
+# soft hyphen, Arabic letter mark, Mongolian vowel separator, zero-width space/joiners, LRM/RLM, bidi embeddings,
+# overrides and isolates, word joiner and invisible operators, BOM / zero-width no-break space, interlinear
+# annotation marks, and the "tag" characters (U+E0000-U+E007F) used to smuggle invisible ASCII.
+_CONTROL = re.compile(
+    "[\x00-\x1f\x7f-\x9f\u00ad\u061c\u180e\u200b-\u200f\u2028-\u202e\u2060-\u2064\u2066-\u206f"
+    "\ufeff\ufff9-\ufffb\U000e0000-\U000e007f]"
+)
+
+
+def _escape_one(m: re.Match[str]) -> str:
+    c = ord(m[0])
+    if c < 0x100:
+        return f"\\x{c:02x}"
+    return f"\\u{c:04x}" if c < 0x10000 else f"\\U{c:08x}"
+
+
+def escape_controls(text: str) -> str:
+    """``text`` with every control or invisible format character written as ``\\xNN``/``\\uNNNN``/``\\UNNNNNNNN``.
+
+    An ESC sequence must not drive the user's terminal (title, clipboard, hidden text), a newline must not forge
+    an output line, a bidi override must not make ``evil.sh`` read as ``hs.live``.  Cost: one regex pass.
+    """
+    return _CONTROL.sub(_escape_one, text)
+
+
+_MARKDOWN = re.compile(r"[\\|<>]")
+_MARKDOWN_ESCAPES = {"\\": "\\\\", "|": "\\|", "<": "&lt;", ">": "&gt;"}
+
+
+def markdown_text(value: object) -> str:
+    """``value`` as inline Markdown text: controls escaped (:func:`escape_controls`), then ``\\`` and ``|``
+    backslash-escaped and ``<``/``>`` written as entities, so no value can end a table cell, start a row, or
+    open an HTML tag in a GitHub or GitLab rendering.  Cost: two regex passes."""
+    return _MARKDOWN.sub(lambda m: _MARKDOWN_ESCAPES[m[0]], escape_controls(str(value)))
+
+
+def markdown_cell(value: object) -> str:
+    """One table cell (GitHub "pipe" tables): :func:`markdown_text`.  ``tabulate``'s ``github``/``pipe`` formats
+    do not escape, so every Markdown table renderer passes every cell and header through this."""
+    return markdown_text(value)
+
+
+def markdown_code(value: object) -> str:
+    """``value`` as an inline code span outside tables (headings, list items): controls escaped, the fence one
+    backtick longer than any run of backticks inside, so the value cannot close the span early."""
+    text = escape_controls(str(value))
+    longest = max((len(run) for run in re.findall("`+", text)), default=0)
+    fence = "`" * (longest + 1)
+    pad = " " if text.startswith("`") or text.endswith("`") else ""
+    return f"{fence}{pad}{text}{pad}{fence}"
+
+
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\n")
+
+
+def csv_cell(value: object) -> object:
+    """A CSV cell that a spreadsheet will not evaluate: a string starting with ``=``, ``+``, ``-``, ``@``, tab,
+    CR or LF gets a leading ``'`` (OWASP); numbers and other strings are returned unchanged."""
+    if isinstance(value, str) and value.startswith(_FORMULA_START):
+        return "'" + value
+    return value
+
+
+REDACTED = "REDACTED"
+
+# scheme://user:password@host — greedy to the last "@" of the token, so a password holding "@" or ":" is covered
+_URL_PASSWORD = re.compile(r"(?i)\b([a-z][a-z0-9+.\-]*://[^\s:/@?#]*):[^\s]*@")
+# ?password=… / &password=… in a URL query (value ends at & # or whitespace)
+_QUERY_SECRET = re.compile(
+    r"(?i)([?&](?:password|passwd|pwd|pass|sslpassword|secret|token|access_token|refresh_token|api_?key)=)"
+    r"[^&#\s]*"
+)
+# libpq key=value strings: password=secret, password = 'sec ret', sslpassword=…
+_KV_SECRET = re.compile(r"(?i)(?<![?&\w])((?:ssl)?password\s*=\s*)('(?:[^'\\]|\\.)*'?|[^\s'\"]+)")
+
+
+def redact_secrets(text: str) -> str:
+    """``text`` with database (and other URL) passwords replaced by ``REDACTED`` in every form: URL user-info
+    (``postgresql://user:pass@host`` → ``postgresql://user:REDACTED@host``), secret query parameters
+    (``?password=…``, ``&sslpassword=…``, ``?token=…``) and libpq key=value strings (``host=x password=secret``,
+    ``password='a b'``).  Used for every message, report and log line that may quote a connection target.
+    Cost: three regex passes."""
+    text = _URL_PASSWORD.sub(lambda m: f"{m[1]}:{REDACTED}@", text)
+    text = _QUERY_SECRET.sub(lambda m: m[1] + REDACTED, text)
+    return _KV_SECRET.sub(lambda m: m[1] + REDACTED, text)
+
+
+def _safe(text: str) -> str:
+    return escape_controls(redact_secrets(text))
+
+
+class SafeFormatter(logging.Formatter):
+    """The CLI's log formatter: the final message is one line with controls escaped and secrets redacted
+    (:func:`escape_controls`, :func:`redact_secrets`); exception and stack text keep their own line breaks but
+    each line is treated the same way, so a hostile exception message cannot forge a log line or drive the
+    terminal.  Cost per record: the standard formatting plus one pass of each regex."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        record.message = record.getMessage()
+        if self.usesTime():
+            record.asctime = self.formatTime(record, self.datefmt)
+        out = _safe(self.formatMessage(record))
+        tails: list[str] = []
+        if record.exc_info:
+            tails.append(self.formatException(record.exc_info))
+        elif record.exc_text:
+            tails.append(record.exc_text)
+        if record.stack_info:
+            tails.append(self.formatStack(record.stack_info))
+        for tail in tails:
+            out += "\n" + "\n".join(_safe(line) for line in tail.rstrip("\n").split("\n"))
+        return out
