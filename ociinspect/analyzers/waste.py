@@ -60,7 +60,7 @@ __all__ = [
 _DOUBLE_WHITEOUT = ".wh..wh."
 
 #: Bumped whenever a result of :func:`analyze` changes for the same input, so cached analyses are not reused.
-ANALYSIS_VERSION = 1
+ANALYSIS_VERSION = 2  # 2: whiteouts and replacements reach below implicit directories
 
 
 # --------------------------------------------------------------------------------------------- dive's trees
@@ -355,20 +355,33 @@ class _FS:
         self.children: dict[str, set[str]] = defaultdict(set)
 
     def add(self, path: str, layer: int, entry: Entry) -> None:
-        if path not in self.files:
-            parent = path.rpartition("/")[0]
-            self.children[parent].add(path)
+        # link the path to its parent, and each *implicit* ancestor (a directory no layer wrote an entry for,
+        # as in a layer holding ``a/b/c`` without ``a/`` or ``a/b/``) to its own, so that subtree() reaches
+        # everything below a whited-out or replaced directory; stops at the first ancestor already linked
+        node = path
+        while node:
+            parent = node.rpartition("/")[0]
+            siblings = self.children[parent]
+            if node in siblings:
+                break
+            siblings.add(node)
+            node = parent
         self.files[path] = (layer, entry)
 
     def subtree(self, path: str) -> list[str]:
-        """``path`` (when present) and everything below it."""
+        """``path`` (when present) and every present path below it (through implicit directories too)."""
         out = [path] if path in self.files else []
         stack = [path]
         while stack:
             for child in self.children.get(stack.pop(), ()):
-                out.append(child)
+                if child in self.files:
+                    out.append(child)
                 stack.append(child)
         return out
+
+    def has_below(self, path: str) -> bool:
+        """True when some present path lies below ``path`` (an implicit directory is still a directory)."""
+        return len(self.subtree(path)) > (1 if path in self.files else 0)
 
     def remove(self, paths: Sequence[str]) -> list[tuple[str, int, Entry]]:
         removed = []
@@ -414,6 +427,11 @@ def _apply(layers: Sequence[Sequence[Entry]], *, keep_changes: bool = True) -> t
                             overwritten += gone.size
                 else:
                     overwritten += old.size
+            elif current is None and not e.is_dir and fs.has_below(e.path):
+                # a non-directory replacing an implicit directory removes what is below it, as an unpacker does
+                for _, layer, gone in fs.remove(fs.subtree(e.path)):
+                    if layer < k:
+                        overwritten += gone.size
             fs.add(e.path, k, e)
             if e.is_dir:
                 continue
