@@ -63,10 +63,12 @@ __all__ = [
     "LIST_FLAGS",
     "POLICY_FILE",
     "SIZE_UNITS",
+    "did_you_mean",
     "discover",
     "go_format_float",
     "go_parse_float",
     "load_policy",
+    "locate_toml",
     "parse_bytes",
     "parse_value",
     "read_dive",
@@ -414,12 +416,19 @@ _TABLE_KEYS = ("value", "threshold", "severity", "enabled")
 _SETTINGS = ("baseline", "growth-basis")
 
 
+def did_you_mean(key: str, choices: Sequence[str], *, known: str = "known keys") -> str:
+    """A hint for an unknown ``key`` of a TOML file: ``did you mean X?`` for the closest of ``choices``, else
+    ``{known}: a, b, …``.  Shared by the policy files and ``--vm-profile`` files."""
+    close = difflib.get_close_matches(key, choices, n=1, cutoff=0.6)
+    return f"did you mean {close[0]}?" if close else f"{known}: " + ", ".join(choices)
+
+
 def _suggest(key: str, choices: Sequence[str]) -> str:
     camel = {spec.dive_key: spec.id for spec in RULES.values() if spec.dive_key}
     if key in camel:
         return f"dive's {key} is {camel[key]} here"
     close = difflib.get_close_matches(key, choices, n=1, cutoff=0.6)
-    return f"did you mean {close[0]}?" if close else "known rules: " + ", ".join(RULES)
+    return did_you_mean(key, choices) if close else "known rules: " + ", ".join(RULES)
 
 
 def _toml_header(line: str) -> list[str] | None:

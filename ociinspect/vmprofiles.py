@@ -1,7 +1,9 @@
 """Load the VM model's parameters: the built-in ``data/vm_profiles.toml`` or a user's ``--vm-profile FILE``.
 
 A user file has the same shape; the families and keys it gives replace the built-in ones (so a calibration can
-change one number).  Invalid files are a :class:`~ociinspect.errors.PolicyError` naming the key (exit 2).
+change one number).  Invalid files are a :class:`~ociinspect.errors.PolicyError` naming the key (exit 2); an
+unknown key or table (a typo such as ``headrom``) is one too, with its line and a did-you-mean, rather than
+being ignored.
 """
 
 from __future__ import annotations
@@ -25,6 +27,71 @@ def _read(text: str, origin: str) -> dict[str, Any]:
         raise PolicyError(
             f"reading VM profile {origin}: not valid TOML ({exc})", hint="see docs/vm-model.md for the format"
         ) from None
+
+
+#: every key a profile file may set, per table (``families.*`` share one set)
+_TOP_KEYS = ("schema_version", "fallback_family", "global", "families")
+_GLOBAL_KEYS = (
+    "download_ratio",
+    "headroom",
+    "writable_layer_mb",
+    "download_ratio_source",
+    "headroom_source",
+    "writable_layer_source",
+)
+_FAMILY_KEYS = (
+    "label",
+    "os_ids",
+    "container_base_mb",
+    "vm_os_gb",
+    "disk_gib",
+    "confidence",
+    "derivation",
+    "sources",
+    "disk_source",
+    "components_mb",
+)
+_SPAN_KEYS = ("low", "central", "high")
+
+
+def _check_keys(doc: dict[str, Any], text: str, origin: str) -> None:
+    """Refuse a key or table the model does not know, naming it, its line and the closest known key (cost:
+    one pass over the file's lines per unknown key, which ends the run)."""
+    from ociinspect.policy import did_you_mean, locate_toml
+
+    def unknown(table: list[str], key: str, known: tuple[str, ...]) -> PolicyError:
+        line = locate_toml(text, table, key)
+        where = ".".join([*table, key])
+        kind = "table" if isinstance(_get(doc, [*table, key]), dict) else "key"
+        return PolicyError(
+            f"reading VM profile {origin}{f' line {line}' if line else ''}: unknown {kind} {where}",
+            hint=did_you_mean(key, known) + " (see docs/vm-model.md)",
+        )
+
+    def check(table: list[str], value: Any, known: tuple[str, ...]) -> None:
+        if isinstance(value, dict):
+            for key in value:
+                if key not in known:
+                    raise unknown(table, key, known)
+
+    check([], doc, _TOP_KEYS)
+    g = doc.get("global")
+    check(["global"], g, _GLOBAL_KEYS)
+    if isinstance(g, dict):
+        check(["global", "download_ratio"], g.get("download_ratio"), _SPAN_KEYS)
+    families = doc.get("families")
+    if isinstance(families, dict):
+        for name, fam in families.items():
+            check(["families", name], fam, _FAMILY_KEYS)
+            if isinstance(fam, dict):
+                check(["families", name, "vm_os_gb"], fam.get("vm_os_gb"), _SPAN_KEYS)
+
+
+def _get(doc: dict[str, Any], path: list[str]) -> Any:
+    value: Any = doc
+    for key in path:
+        value = value.get(key) if isinstance(value, dict) else None
+    return value
 
 
 def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
@@ -86,7 +153,9 @@ def load_parameters(path: str | None = None) -> VmParameters:
             raise PolicyError(
                 f"reading VM profile {path!r}: {exc.strerror}", hint="check the --vm-profile path"
             ) from None
-        doc, origin = _merge(doc, _read(text, repr(path))), path
+        user = _read(text, repr(path))
+        _check_keys(user, text, repr(path))
+        doc, origin = _merge(doc, user), path
     g = doc.get("global")
     if not isinstance(g, dict):
         raise PolicyError("VM profile: the [global] table is missing")

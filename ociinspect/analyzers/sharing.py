@@ -7,7 +7,11 @@ Pure functions over :class:`~ociinspect.model.Image` values (no I/O).  Definitio
   set also use; ``unique_size = total_size - shared_size``.  Config blobs are not counted.
 * Uncompressed figures count **content by diff_id**: the same tar compressed differently (different digest,
   same diff_id) is the same content, and is reported as such (``same_content_as``).  They are ``None`` when a
-  layer's uncompressed size is unknown.
+  layer's uncompressed size is unknown or ambiguous (``ImageShare.uncompressed_note`` says which layers, with the
+  candidates, and that ``--exact`` settles it), and so is every total that would contain such a size.
+* An OCI artifact (SBOM, signature …) is listed with ``kind = "artifact"``: its blobs count in the compressed
+  figures (a registry stores them), but they are not filesystem layers, so its uncompressed figures are ``None``
+  (not applicable) and it is left out of the uncompressed totals.
 * ``logical_size`` sums every image's ``total_size``; ``deduplicated_size`` counts each distinct blob once.
 * A base of an image is an image (from the set, from ``bases``, or named by the
   ``org.opencontainers.image.base.name``/``.digest`` annotations) whose layers' diff_ids are a prefix of the image's.
@@ -20,6 +24,7 @@ import dataclasses
 from collections import defaultdict
 from collections.abc import Sequence
 
+from ociinspect.analyzers.vm import unknown_sizes
 from ociinspect.model import Image, Layer
 
 __all__ = ["BaseGroup", "ImageShare", "LayerUse", "PairOverlap", "SharingReport", "analyze", "common_prefix"]
@@ -54,6 +59,9 @@ class ImageShare:
     uncompressed_unique_size: int | None
     layer_count: int
     base: str | None  # the attributed base's label, if any
+    kind: str = "image"  # "image" or "artifact" (uncompressed figures not applicable)
+    artifact_type: str | None = None
+    uncompressed_note: str | None = None  # why the uncompressed figures are None
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -103,6 +111,14 @@ class SharingReport:
     deduplicated_size: int
     uncompressed_logical_size: int | None
     uncompressed_deduplicated_size: int | None
+
+    @property
+    def uncompressed_unknown(self) -> tuple[str, ...]:
+        """References of the images (not artifacts) whose uncompressed size is unknown or ambiguous: every
+        uncompressed total that would include them is ``None``."""
+        return tuple(
+            s.reference for s in self.images if s.kind == "image" and s.uncompressed_total_size is None
+        )
 
 
 def _distinct(layers: Sequence[Layer]) -> list[Layer]:
@@ -194,6 +210,7 @@ def analyze(images: Sequence[Image], *, bases: Sequence[Image] = ()) -> SharingR
         for key in {_content_key(layer) for layer in distinct}:
             content_users[key].append(img.reference)
 
+    image_content = {_content_key(lyr) for img in images if not img.is_artifact for lyr in img.layers}
     shares = []
     attribution = _attribute(images, bases)
     for i, img in enumerate(images):
@@ -201,10 +218,15 @@ def analyze(images: Sequence[Image], *, bases: Sequence[Image] = ()) -> SharingR
         total = sum(lyr.size for lyr in distinct)
         shared = sum(lyr.size for lyr in distinct if len(blob_users[lyr.digest]) > 1)
         by_content = {_content_key(lyr): lyr for lyr in distinct}
-        u_total = _sum([lyr.uncompressed.value for lyr in by_content.values()])
-        u_shared = _sum(
-            [lyr.uncompressed.value for k, lyr in by_content.items() if len(content_users[k]) > 1]
-        )
+        if img.is_artifact:
+            u_total = u_shared = None
+            note: str | None = "artifact: its blobs are not filesystem layers (uncompressed not applicable)"
+        else:
+            u_total = _sum([lyr.uncompressed.value for lyr in by_content.values()])
+            u_shared = _sum(
+                [lyr.uncompressed.value for k, lyr in by_content.items() if len(content_users[k]) > 1]
+            )
+            note = unknown_sizes(img)
         shares.append(
             ImageShare(
                 reference=img.reference,
@@ -217,6 +239,9 @@ def analyze(images: Sequence[Image], *, bases: Sequence[Image] = ()) -> SharingR
                 uncompressed_unique_size=None if u_total is None or u_shared is None else u_total - u_shared,
                 layer_count=len(img.layers),
                 base=attribution[i].label if i in attribution else None,
+                kind="artifact" if img.is_artifact else "image",
+                artifact_type=(img.artifact_type or img.config_descriptor.media_type) if img.is_artifact else None,
+                uncompressed_note=note,
             )
         )
 
@@ -248,9 +273,13 @@ def analyze(images: Sequence[Image], *, bases: Sequence[Image] = ()) -> SharingR
         bases=_groups(images, attribution),
         logical_size=sum(s.total_size for s in shares),
         deduplicated_size=sum(layer.size for layer in blobs.values()),
-        uncompressed_logical_size=_sum([s.uncompressed_total_size for s in shares]),
+        uncompressed_logical_size=_sum([s.uncompressed_total_size for s in shares if s.kind == "image"]),
         uncompressed_deduplicated_size=_sum(
-            [blobs[min(ds)].uncompressed.value for ds in digests_by_content.values()]
+            [
+                blobs[min(ds)].uncompressed.value
+                for key, ds in digests_by_content.items()
+                if key in image_content
+            ]
         ),
     )
 

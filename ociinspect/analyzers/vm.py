@@ -12,6 +12,10 @@ Model (per image, family ``f``)::
     V_prov = max(D(f), V_used * (1 + headroom))
 
 Fleet of images with ``replicas`` each: ``C = Σ unique layers (by diff_id) + N·w`` versus ``Σ replicas·V_used``.
+
+A figure is right or says it is not known: an image with an unknown or ambiguous uncompressed layer size has no
+VM figures (:func:`unknown_sizes` says which layers, with the candidates, and that ``--exact`` settles it) and is
+left out of the fleet, which says so; an OCI artifact (SBOM, signature) is not a workload and has no VM figures.
 """
 
 from __future__ import annotations
@@ -29,7 +33,10 @@ __all__ = [
     "VmParameters",
     "VmProfile",
     "estimate_fleet",
+    "estimate_for",
     "estimate_image",
+    "size_basis",
+    "unknown_sizes",
 ]
 
 
@@ -155,10 +162,11 @@ def estimate_image(
 def estimate_for(image: Image, os: OsInfo, params: VmParameters) -> VmEstimate | None:
     """:func:`estimate_image` for a loaded image: the base layers are those up to the one holding the OS files.
 
-    ``None`` when an uncompressed layer size is unknown (the caller asks for ``--exact``).
+    ``None`` when an uncompressed layer size is unknown (:func:`unknown_sizes` says which; the caller suggests
+    ``--exact``) and for an artifact (no workload to model).
     """
     size = image.uncompressed_size
-    if size is None:
+    if size is None or image.is_artifact:
         return None
     base_size = None
     if os.layer_index is not None:
@@ -166,6 +174,33 @@ def estimate_for(image: Image, os: OsInfo, params: VmParameters) -> VmEstimate |
     return estimate_image(
         image.reference, size, os, params, base_size=base_size, base_layers=(os.layer_index or 0) + 1
     )
+
+
+def unknown_sizes(image: Image) -> str | None:
+    """Why ``image``'s uncompressed size is not known (``None`` when it is): the layers whose size is unknown,
+    ambiguous ones with their candidate sizes in bytes, and the hint.  Cost: none (reads the model)."""
+    unknown = [layer for layer in image.layers if not layer.uncompressed.known]
+    if not unknown:
+        return None
+    parts = []
+    for layer in unknown:
+        est = layer.uncompressed
+        if est.ambiguous:
+            parts.append(f"{layer.index} (ambiguous: {' or '.join(str(c) for c in est.candidates)} bytes)")
+        else:
+            why = (est.note or "").split("; use --exact")[0].split(": use --exact")[0]
+            parts.append(f"{layer.index}" + (f" ({why})" if why else ""))
+    return f"uncompressed size of layer(s) {', '.join(parts)} unknown: rerun with --exact"
+
+
+def size_basis(image: Image) -> str:
+    """How the image's uncompressed size was obtained: ``exact`` (every layer streamed, or stored
+    uncompressed), ``cheap`` (gzip trailers, zstd headers, eStargz TOCs or the store: known, but not counted
+    byte by byte) or ``unknown``."""
+    sources = {layer.uncompressed.source for layer in image.layers if layer.uncompressed.known}
+    if any(not layer.uncompressed.known for layer in image.layers):
+        return "unknown"
+    return "exact" if sources <= {"exact", "streamed"} else "cheap"
 
 
 def estimate_fleet(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import click
 
 from ociinspect.analyzers.sharing import analyze
@@ -31,23 +33,37 @@ from ociinspect.reports.data import compare_document
     show_default=True,
     help="Find each image's base OS (reads the start of its base layer, cached).",
 )
+@click.option(
+    "--exact",
+    is_flag=True,
+    help="Stream every layer to count its uncompressed bytes (when cheap sizes are unknown: '?').",
+)
 @image_options
 @output_options("compare")
 def compare(
-    refs: tuple[str, ...], bases: tuple[str, ...], matrix: bool, with_os: bool, read: ReadContext, fmt: str
+    refs: tuple[str, ...],
+    bases: tuple[str, ...],
+    matrix: bool,
+    with_os: bool,
+    exact: bool,
+    read: ReadContext,
+    fmt: str,
 ) -> None:
     """Shared and unique bytes across images, like `docker system df -v` for any refs: per image its size,
     the bytes it shares with the others and the bytes only it has (compressed, by blob; and unpacked, by
     content), the common base images and what sharing them saves.
 
     Images may mix sources (registry, oci:, oci-archive:, docker-archive:). A ref that fails is reported and
-    the rest are still analysed (exit 4).
+    the rest are still analysed (exit 4). Unpacked figures whose layer sizes are unknown or ambiguous show '?'
+    and say why (--exact streams the layers); OCI artifacts count compressed only (unpacked: not applicable).
 
     \b
     Examples:
       ociinspect compare docker://reg.example.com/team/api:1 docker://reg.example.com/team/web:1
       ociinspect compare oci:build/layout:api oci:build/layout:web --matrix -f html > sharing.html
     """
+    if exact:
+        read.options = dataclasses.replace(read.options, sizes="exact")
     results = load_for_command(read, refs, with_os=with_os)
     base_results = load_for_command(read, bases) if bases else []
     images = [img for r in results for img in r.images]

@@ -6,10 +6,13 @@ import dataclasses
 
 import click
 
-from ociinspect.analyzers.vm import estimate_fleet, estimate_for
+from ociinspect.analyzers.vm import estimate_fleet, estimate_for, size_basis, unknown_sizes
 from ociinspect.cli import cli
 from ociinspect.cli.options import ReadContext, emit_results, image_options, load_for_command, output_options
-from ociinspect.errors import UsageError
+from ociinspect.errors import ExitCode
+from ociinspect.model import Image
+from ociinspect.osinfo import OsInfo
+from ociinspect.reports import safe_text
 from ociinspect.reports.data import vm_document
 from ociinspect.vmprofiles import load_parameters
 
@@ -33,6 +36,11 @@ from ociinspect.vmprofiles import load_parameters
     type=click.FloatRange(min=0),
     help="Per-container writable layer, in MB (decimal; default from the profile: 0).",
 )
+@click.option(
+    "--exact",
+    is_flag=True,
+    help="Stream every layer to count its uncompressed bytes (for images whose cheap sizes are unknown).",
+)
 @image_options
 @output_options("vm")
 def vm(
@@ -40,6 +48,7 @@ def vm(
     replicas: int,
     vm_profile: str | None,
     writable_layer: float | None,
+    exact: bool,
     read: ReadContext,
     fmt: str,
 ) -> None:
@@ -47,6 +56,10 @@ def vm(
     range), download size and provisioned disk, from its base OS and a cited per-distribution model; and for
     the set as a fleet of --replicas containers each, containers (layers shared, stored once) vs VMs (one
     OS copy each), and the ratio. The model and its sources: docs/vm-model.md.
+
+    An image whose uncompressed size is unknown or ambiguous (cheap evidence could not settle it) gets no VM
+    figures and is left out of the fleet, which says so; the rest are analysed and the exit code is 4 (rerun
+    with --exact to stream the layers). OCI artifacts (SBOMs, signatures) are listed, not modelled.
 
     \b
     Examples:
@@ -56,16 +69,28 @@ def vm(
     params = load_parameters(vm_profile)
     if writable_layer is not None:
         params = dataclasses.replace(params, writable_layer=int(writable_layer * 10**6))
+    if exact:
+        read.options = dataclasses.replace(read.options, sizes="exact")
     results = load_for_command(read, refs, with_os=True)
     pairs = [(img, info) for r in results for img, info in zip(r.images, r.os, strict=False)]
-    estimates = []
+    estimates, known, bases = [], [], []
+    unknown: list[tuple[Image, OsInfo, str]] = []
+    artifacts: list[Image] = []
     for img, info in pairs:
+        if img.is_artifact:
+            artifacts.append(img)
+            continue
         estimate = estimate_for(img, info, params)
         if estimate is None:
-            raise UsageError(
-                f"{img.reference}: some uncompressed layer sizes are unknown, so the VM size cannot be computed",
-                hint="rerun with --exact to stream the layers",
-            )
+            why = unknown_sizes(img) or "uncompressed size unknown: rerun with --exact"
+            click.echo(safe_text(f"ociinspect: warning: {img.reference}: no VM figures: {why}"), err=True)
+            unknown.append((img, info, why))
+            continue
         estimates.append(estimate)
-    fleet = estimate_fleet([img for img, _ in pairs], estimates, params, replicas=replicas) if pairs else None
-    emit_results("vm", fmt, vm_document(estimates, fleet, params), results)
+        known.append(img)
+        bases.append(size_basis(img))
+    fleet = estimate_fleet(known, estimates, params, replicas=replicas) if known else None
+    doc = vm_document(estimates, fleet, params, bases=bases, unknown=unknown, artifacts=artifacts)
+    emit_results("vm", fmt, doc, results)  # exits 4 (some refs failed) or the error's code (all failed)
+    if unknown:
+        raise SystemExit(ExitCode.PARTIAL)

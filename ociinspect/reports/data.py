@@ -16,7 +16,15 @@ from ociinspect.errors import OciInspectError
 from ociinspect.model import Image, IndexEntry
 from ociinspect.osinfo import OsInfo
 
-__all__ = ["SCHEMA_VERSION", "compare_document", "error_document", "inspect_document", "vm_document"]
+__all__ = [
+    "ARTIFACT_NOTE",
+    "SCHEMA_VERSION",
+    "artifact_entry",
+    "compare_document",
+    "error_document",
+    "inspect_document",
+    "vm_document",
+]
 
 SCHEMA_VERSION = 1
 
@@ -145,6 +153,9 @@ def compare_document(report: SharingReport, *, os_by_ref: dict[str, OsInfo] | No
         ],
         "layers": [
             {
+                "kind": s.kind,
+                "artifact_type": s.artifact_type,
+                "uncompressed_note": s.uncompressed_note,
                 "digest": layer.digest,
                 "diff_id": layer.diff_id,
                 "size": layer.size,
@@ -189,10 +200,41 @@ def compare_document(report: SharingReport, *, os_by_ref: dict[str, OsInfo] | No
 
 
 def vm_document(
-    estimates: Sequence[VmEstimate], fleet: FleetEstimate | None, params: VmParameters
+        "uncompressed_unknown": list(report.uncompressed_unknown),
+    estimates: Sequence[VmEstimate],
+    fleet: FleetEstimate | None,
+    params: VmParameters,
+    *,
+    bases: Sequence[str] = (),
+    unknown: Sequence[tuple[Image, OsInfo, str]] = (),
+    artifacts: Sequence[Image] = (),
 ) -> dict[str, Any]:
-    """The ``vm`` JSON document (schema_version 1): each image as a VM, the fleet, and the parameters used."""
-    families = sorted({e.profile.family for e in estimates})
+    """The ``vm`` JSON document (schema_version 1): each image as a VM, the fleet, and the parameters used.
+
+    ``bases`` (aligned with ``estimates``) says how each container size was obtained (``exact`` or ``cheap``);
+    ``unknown`` lists images whose uncompressed size is unknown or ambiguous (no VM figures, left out of the
+    fleet, which then says ``complete: false``), each with why; ``artifacts`` are described, never modelled."""
+    families = sorted({e.profile.family for e in estimates} | {params.profile(i.family).family for _, i, _ in unknown})
+    basis = list(bases) + ["cheap"] * (len(estimates) - len(bases))
+    left_out = [img.reference for img, _, _ in unknown]
+#: what an artifact's blobs are, for every report that lists one (``vm``, ``compare``)
+ARTIFACT_NOTE = "an artifact's blobs are not filesystem layers: compressed sizes counted, uncompressed not applicable"
+
+
+def artifact_entry(image: Image) -> dict[str, Any]:
+    """An OCI artifact (SBOM, signature …) as ``vm`` and ``compare`` list it: what it is and what can be counted."""
+    return {
+        "reference": image.reference,
+        "digest": image.digest,
+        "artifact_type": image.artifact_type or image.config_descriptor.media_type,
+        "subject": image.subject.digest if image.subject else None,
+        "blobs": len(image.layers),
+        "compressed_size": image.compressed_size,
+        "uncompressed_size": None,
+        "note": ARTIFACT_NOTE,
+    }
+
+
     return {
         "schema_version": SCHEMA_VERSION,
         "images": [
@@ -207,6 +249,7 @@ def vm_document(
                 "payload_size": e.payload,
                 "vm_os_size": int(e.profile.vm_os.central),
                 "vm_used_size": e.vm_used,
+                "container_size_basis": basis[n],
                 "vm_used_low": e.vm_used_low,
                 "vm_used_high": e.vm_used_high,
                 "vm_download_size": e.vm_download,
@@ -214,9 +257,31 @@ def vm_document(
                 "vm_download_high": e.vm_download_high,
                 "vm_disk_size": e.vm_disk,
             }
-            for e in estimates
+            for n, e in enumerate(estimates)
         ],
-        "fleet": None if fleet is None else fleet.to_json(),
+        "unknown_images": [
+            {
+                "reference": img.reference,
+                "digest": img.digest,
+                "platform": img.platform.to_json() if img.platform else None,
+                "os": info.to_json(),
+                "family": params.profile(info.family).family,
+                "container_size": None,
+                "container_size_basis": "unknown",
+                "compressed_size": img.compressed_size,
+                "note": note,
+            }
+            for img, info, note in unknown
+        ],
+        "artifacts": [artifact_entry(img) for img in artifacts],
+        "fleet": None
+        if fleet is None
+        else fleet.to_json()
+        | {
+            "complete": not left_out,
+            "left_out": left_out,
+            "container_size_basis": "exact" if basis and all(b == "exact" for b in basis) else "cheap",
+        },
         "parameters": {
             "origin": params.origin,
             "download_ratio": dataclasses.asdict(params.download_ratio),

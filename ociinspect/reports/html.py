@@ -145,6 +145,22 @@ def compare_html(doc: dict[str, Any]) -> str:
             ],
         ),
     ]
+    if doc.get("uncompressed_unknown"):
+        parts.append(
+            "<p><b>Unpacked totals unknown ('?'):</b> "
+            + "; ".join(
+                f"{esc(i['reference'])}: {esc(i['uncompressed_note'])}"
+                for i in imgs
+                if i.get("kind") != "artifact" and i.get("uncompressed_note")
+            )
+            + "</p>"
+        )
+    for i in imgs:
+        if i.get("kind") == "artifact":
+            parts.append(
+                f'<p class="muted">{esc(i["reference"])}: an artifact ({esc(i["artifact_type"])}): its blobs '
+                "are counted compressed; unpacked sizes not applicable.</p>"
+            )
     if doc["bases"]:
         parts.append("<h2>Common bases</h2><ul>")
         for g in doc["bases"]:
@@ -174,6 +190,11 @@ def vm_html(doc: dict[str, Any]) -> str:
     """The ``vm`` report: container vs VM per image and for the fleet, with the model's parameters."""
     imgs, f = doc["images"], doc["fleet"]
     parts = []
+    if f and not f.get("complete", True):
+        parts.append(
+            f"<p><b>Partial fleet totals:</b> they leave out {len(f['left_out'])} image(s) whose uncompressed size "
+            f"is unknown ({esc(', '.join(f['left_out']))}): rerun with --exact.</p>"
+        )
     if f:
         ratio = "n/a" if f["ratio"] is None else f"{f['ratio']:,.1f}×"
         parts.append(
@@ -233,9 +254,38 @@ def vm_html(doc: dict[str, Any]) -> str:
                     human_size(i["vm_disk_size"]),
                 )
                 for i in imgs
+            ]
+            + [
+                (
+                    i["reference"],
+                    i["os"]["pretty_name"] or i["os"]["id"] or "none",
+                    i["family"],
+                    "? (unknown)",
+                    *["?"] * 4,
+                )
+                for i in doc.get("unknown_images", ())
             ],
         )
     )
+    for i in doc.get("unknown_images", ()):
+        parts.append(f'<p class="muted">{esc(i["reference"])}: no VM figures: {esc(i["note"])}</p>')
+    if doc.get("artifacts"):
+        parts.append("<h2>Artifacts (not modelled)</h2>")
+        parts.append(
+            html_table(
+                ["artifact", "type", "blobs", "compressed", "uncompressed"],
+                [
+                    (
+                        a["reference"],
+                        a["artifact_type"],
+                        a["blobs"],
+                        human_size(a["compressed_size"]),
+                        "not applicable",
+                    )
+                    for a in doc["artifacts"]
+                ],
+            )
+        )
     p = doc["parameters"]
     parts.append("<h2>Model and sources</h2>")
     parts.append(
@@ -250,13 +300,3 @@ def vm_html(doc: dict[str, Any]) -> str:
         )
     parts.append("</ul>")
     return page("ociinspect vm", "\n".join(parts))
-            ]
-            + [
-                (
-                    i["reference"],
-                    i["os"]["pretty_name"] or i["os"]["id"] or "none",
-                    i["family"],
-                    "? (unknown)",
-                    *["?"] * 4,
-                )
-                for i in doc.get("unknown_images", ())

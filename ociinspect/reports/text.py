@@ -83,6 +83,8 @@ def inspect_text(doc: dict[str, Any], *, markdown: bool = False) -> str:
             (
                 "Index",
                 f"{doc['index_digest']} ({len(doc['platforms'])} platforms: {', '.join(doc['platforms'])})",
+    if unc is None and doc["is_artifact"]:  # even --exact cannot: an artifact's blobs are not tar layers
+        unc_text = "not applicable (an artifact: its blobs are not filesystem layers; compressed sizes counted)"
             )
         )
     summary += [
@@ -167,10 +169,16 @@ def compare_text(doc: dict[str, Any], *, markdown: bool = False) -> str:
             human_size(i["total_size"]),
             human_size(i["shared_size"]),
             human_size(i["unique_size"]),
-            human_size(i["uncompressed_total_size"]),
-            human_size(i["uncompressed_shared_size"]),
-            human_size(i["uncompressed_unique_size"]),
-            (i["os"] or {}).get("pretty_name") or (i["os"] or {}).get("id") or "-",
+            *(
+                ("n/a",) * 3
+                if i.get("kind") == "artifact"
+                else (
+                    human_size(i["uncompressed_total_size"]),
+                    human_size(i["uncompressed_shared_size"]),
+                    human_size(i["uncompressed_unique_size"]),
+                )
+            ),
+            "artifact" if i.get("kind") == "artifact" else (i["os"] or {}).get("pretty_name") or (i["os"] or {}).get("id") or "-",
             i["base"] or "-",
         )
         for i in doc["images"]
@@ -213,6 +221,19 @@ def compare_text(doc: dict[str, Any], *, markdown: bool = False) -> str:
                 else ""
             )
             out.append(
+    elif doc.get("uncompressed_unknown"):
+        out.append(
+            f"Unpacked totals unknown ('?'): {len(doc['uncompressed_unknown'])} image(s) have layers whose "
+            "uncompressed size is unknown or ambiguous: rerun with --exact."
+        )
+    for i in doc["images"]:
+        if i.get("kind") == "artifact":
+            out.append(
+                f"  {i['reference']}: an artifact ({i['artifact_type']}): its blobs are counted compressed; "
+                "unpacked sizes not applicable (not filesystem layers)"
+            )
+        elif i.get("uncompressed_note"):
+            out.append(f"  ? {i['reference']}: {i['uncompressed_note']}")
                 f"  {len(g['images'])} images share base {g['label']} ({g['layers']} layer{'s' if g['layers'] != 1 else ''}, "
                 f"{human_size(g['size'])}): {human_size(g['saved_size'])} saved{unc} [{g['source']}]"
             )
@@ -264,6 +285,15 @@ def vm_text(doc: dict[str, Any], *, markdown: bool = False) -> str:
             f"{human_size(i['vm_used_size'])} [{human_size(i['vm_used_low'])}–{human_size(i['vm_used_high'])}]",
             human_size(i["vm_download_size"]),
             human_size(i["vm_disk_size"]),
+def _basis_text(basis: str | None) -> str:
+    """How a container size was obtained, for the vm report's per-image lines."""
+    if basis == "exact":
+        return "; container size exact (streamed)"
+    if basis == "cheap":
+        return "; container size from gzip trailers / zstd headers (--exact streams)"
+    return ""
+
+
             _ratio(i["vm_used_size"] / i["container_size"] if i["container_size"] else None),
         )
         for i in doc["images"]
@@ -278,6 +308,10 @@ def vm_text(doc: dict[str, Any], *, markdown: bool = False) -> str:
             markdown,
         )
     )
+    rows += [  # no VM figures: the container size is unknown or ambiguous (the note below says why)
+        (i["reference"], f"{i['os']['pretty_name'] or i['os']['id'] or 'none'} → {i['family']}", *["?"] * 5)
+        for i in doc.get("unknown_images", ())
+    ]
     f = doc["fleet"]
     if f:
         out.append("")
@@ -288,9 +322,21 @@ def vm_text(doc: dict[str, Any], *, markdown: bool = False) -> str:
             f"{human_size(f['vms_used_size'])} used [{human_size(f['vms_used_low'])}–{human_size(f['vms_used_high'])}], "
             f"{human_size(f['vms_disk_size'])} provisioned."
         )
+    for i in doc.get("unknown_images", ()):
+        out.append(f"  ? {i['reference']}: no VM figures: {i['note']}")
+    for a in doc.get("artifacts", ()):
+        out.append(
+            f"  {a['reference']}: an artifact ({a['artifact_type']}), not a container image: no VM figures; "
+            f"{a['blobs']} blob(s), {human_size(a['compressed_size'])} compressed; uncompressed not applicable"
+        )
         out.append(
             f"Ratio: {_ratio(f['ratio'])} used [{_ratio(f['ratio_low'])}–{_ratio(f['ratio_high'])}], "
             f"{_ratio(f['disk_ratio'])} provisioned."
+        if not f.get("complete", True):
+            out.append(
+                f"Fleet totals are PARTIAL: they leave out {len(f['left_out'])} image(s) whose size is unknown "
+                f"({', '.join(f['left_out'])}): rerun with --exact."
+            )
         )
     p = doc["parameters"]
     out.append("")
@@ -308,10 +354,7 @@ def vm_text(doc: dict[str, Any], *, markdown: bool = False) -> str:
             f"  {name}: {fam['label']}; VM OS {human_size(fam['vm_os']['central'])} "
             f"[{human_size(fam['vm_os']['low'])}–{human_size(fam['vm_os']['high'])}], disk {human_size(fam['disk'])} "
             f"({fam['disk_source']}); confidence {fam['confidence']}; {fam['derivation']}"
-    rows += [  # no VM figures: the container size is unknown or ambiguous (the note below says why)
-        (i["reference"], f"{i['os']['pretty_name'] or i['os']['id'] or 'none'} → {i['family']}", *["?"] * 5)
-        for i in doc.get("unknown_images", ())
-    ]
+            + _basis_text(i.get("container_size_basis"))
         )
         if fam["components"]:
             parts = ", ".join(f"{k.replace('_', ' ')} {human_size(v)}" for k, v in fam["components"].items())
