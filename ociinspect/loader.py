@@ -38,6 +38,7 @@ from ociinspect.model import (
     host_platform,
 )
 from ociinspect.nesting import MAX_INDEX_DEPTH, IndexChain
+from ociinspect.sizes import SizeFacts
 from ociinspect.sources.base import Source, parse_json
 
 __all__ = [
@@ -68,6 +69,7 @@ class LoadOptions:
     platform: Platform | None = None
     sizes: sizes.SizeMode = "cheap"
     max_uncompressed: int | None = None
+    size_store: SizeFacts | None = None  # remembered verified sizes (None: no store)
     max_index_depth: int = MAX_INDEX_DEPTH
     workers: int = 8
 
@@ -403,7 +405,12 @@ def _estimate_all(
 ) -> list[SizeEstimate]:
     def one(i: int) -> SizeEstimate:
         return sizes.estimate(
-            source, layers[i], diff_id=diff_ids[i], mode=options.sizes, max_output=options.max_uncompressed
+            source,
+            layers[i],
+            diff_id=diff_ids[i],
+            mode=options.sizes,
+            max_output=options.max_uncompressed,
+            store=options.size_store,
         )
 
     if len(layers) <= 1 or options.sizes == "none" or options.workers <= 1:

@@ -1,28 +1,37 @@
 """Uncompressed layer sizes at the lowest cost, each with how it was obtained (see ``docs/sizes.md``).
 
+The rule: a figure is exact or says it is not known.  A cheap figure that the evidence does not pin down is
+``unknown`` — with the candidate sizes listed when the evidence leaves a few (``ambiguous``) — never a guess.
+
 =========== ============================================================== ===============================
 source      how                                                            cost
 =========== ============================================================== ===============================
 ``exact``   plain tar: the blob size is the tar size                       nothing
-``trailer`` gzip: ISIZE from the last 8 bytes (one Range read), mod 2^32,  1 request, 8 bytes
-            resolved with the compressed size
-``header``  zstd: Frame_Content_Size from the first frame header           1 request, 18 bytes
+``store``   an earlier verified stream of content with the same diff_id    one local SQLite read
+``trailer`` gzip: every size ISIZE + k·2^32 that one member of that        2 requests: 8 bytes (trailer)
+            compressed size can hold, decided with the inflated head       and ≤ 64 KiB (head); one
+            (tar headers, compression ratio, member boundary)              request when the blob ≤ 64 KiB
+``header``  zstd: Frame_Content_Size from the first frame header, if       1 request, 18 bytes
+            plausible for the compressed size
 ``streamed`` inflate and count every byte (digest and diff_id verified)     the whole blob
-``unknown`` none of the above was possible or trustworthy                  —
+``unknown`` none of the above was possible or trustworthy (``candidates``  —
+            lists the sizes left when several fit)
 =========== ============================================================== ===============================
 
-A trailer or header value is distrusted (and the layer streamed when that is cheap — at most
-:data:`CHEAP_STREAM_BYTES` compressed — or with ``exact=True``; reported ``unknown`` otherwise) when it cannot be
-the size of a single gzip member / zstd frame of that compressed size, when it is not a whole number of 512-byte
-tar blocks (so it describes only the last of several members), or when annotations say the blob is eStargz or
-zstd:chunked (several members/frames by design).
+An untrusted cheap figure is replaced by streaming when that is cheap (at most :data:`CHEAP_STREAM_BYTES`
+compressed, :data:`CHEAP_STREAM_MAX_OUTPUT` inflated) or with ``mode="exact"``; otherwise it is ``unknown``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
-from typing import Literal
+import re
+import tarfile
+import zlib
+from io import BytesIO
+from typing import Literal, Protocol
 
 from ociinspect import compression, mediatypes
 from ociinspect.errors import DigestMismatch, LimitExceeded, RangeNotSupported
@@ -32,11 +41,20 @@ from ociinspect.sources.base import Source
 __all__ = [
     "CHEAP_STREAM_BYTES",
     "CHEAP_STREAM_MAX_OUTPUT",
+    "HEAD_BYTES",
+    "HEAD_MAX_OUTPUT",
+    "GzipHead",
+    "SizeFacts",
     "SizeMode",
+    "decide_gzip",
     "estimate",
+    "gzip_candidates",
+    "read_gzip_head",
     "resolve_isize",
     "stream_size",
+    "trailer_doubt",
     "zstd_content_size",
+    "zstd_max_content_size",
 ]
 
 log = logging.getLogger(__name__)
@@ -49,44 +67,252 @@ CHEAP_STREAM_BYTES = 1024 * 1024
 #: Past it the size is ``unknown``: a 1 MiB zstd bomb inflates to 32 GiB, and a cheap ``inspect`` must not spend
 #: minutes of CPU on each such layer.
 CHEAP_STREAM_MAX_OUTPUT = 256 * 1024 * 1024
+#: Compressed bytes read from the start of a gzip layer as evidence (one Range read).
+HEAD_BYTES = 64 * 1024
+#: The head is inflated to at most this many bytes (64 KiB of compressed zeros would give 64 MiB).
+HEAD_MAX_OUTPUT = 16 * 1024 * 1024
+
 _DEFLATE_MAX_RATIO = 1032  # deflate cannot expand 1 byte into more than ~1032 (RFC 1951 max match length)
 _GZIP_MIN_OVERHEAD = 18  # 10-byte header + 8-byte trailer
 _GZIP_HEADER_SLACK = 1024  # optional FNAME/FCOMMENT/FEXTRA fields we allow for without reading the header
-_PLAUSIBLE_RATIO = 20  # a second 2^32 candidate below this compression ratio makes the figure ambiguous
+# A stored deflate block adds 5 bytes; zlib writes them of ~16 KiB, Go's compress/gzip of 16–64 KiB.  Allowing
+# blocks as small as 1 KiB keeps the true size of incompressible content inside the candidate range.
+_MIN_STORED_BLOCK = 1024
+_MAX_CANDIDATES = 16  # listed at most (a hostile descriptor size could make billions)
+# The smallest candidate is accepted when the head's ratio explains it and the next one would need a ratio
+# both above this floor and above _RATIO_SLACK times the head's.
+_RATIO_FLOOR = 20
+_RATIO_SLACK = 4
 _2_32 = 1 << 32
 # every tar stream is a whole number of 512-byte blocks; a size that is not cannot be the layer's
 _TAR_BLOCK = 512
+# zstd (RFC 8878 §3.1.1.2): a block regenerates at most Block_Maximum_Size = 128 KiB, and the cheapest block is
+# an RLE block — a 3-byte header plus one byte — so a frame cannot expand past 128 KiB per 4 compressed bytes.
+_ZSTD_MAX_BLOCK = 128 * 1024
+_ZSTD_MIN_BLOCK_BYTES = 4
+_ZSTD_MIN_FRAME_HEADER = 6  # magic (4) + frame header descriptor (1) + smallest window/FCS field (1)
 _MULTI_MEMBER_ANNOTATIONS = (
     "containerd.io/snapshot/stargz/toc.digest",
     "io.containers.estargz.uncompressed-size",
     "io.github.containers.zstd-chunked.manifest-checksum",
     "io.github.containers.zstd-chunked.manifest-position",
 )
+_SHA256 = re.compile(r"sha256:[0-9a-f]{64}\Z")
+
+
+class SizeFacts(Protocol):
+    """Where verified sizes are remembered (implemented by :class:`ociinspect.store.Store`)."""
+
+    def get_uncompressed_size(self, diff_id: str) -> int | None: ...
+
+    def put_uncompressed_size(self, diff_id: str, size: int) -> None: ...
+
+
+# ------------------------------------------------------------------------------------------------- gzip
+
+
+def _bounds(compressed: int) -> tuple[int, int]:
+    """The uncompressed sizes one gzip member of ``compressed`` bytes can hold: ``[lower, upper]``."""
+    payload = compressed - _GZIP_MIN_OVERHEAD - _GZIP_HEADER_SLACK
+    lower = max(0, payload * (_MIN_STORED_BLOCK - 5) // _MIN_STORED_BLOCK)
+    return lower, compressed * _DEFLATE_MAX_RATIO + 1024
+
+
+def gzip_candidates(isize: int, compressed: int, *, floor: int = 0) -> tuple[int, ...]:
+    """Every size ``isize + k·2^32`` (at least ``floor``) that one gzip member of ``compressed`` bytes can hold,
+    smallest first, at most 16.  Cost: arithmetic only."""
+    lower, upper = _bounds(compressed)
+    lower = max(lower, floor)
+    out: list[int] = []
+    k = max(0, (lower - isize + _2_32 - 1) // _2_32)
+    while isize + k * _2_32 <= upper and len(out) < _MAX_CANDIDATES:
+        out.append(isize + k * _2_32)
+        k += 1
+    return tuple(out)
 
 
 def resolve_isize(isize: int, compressed: int) -> tuple[int | None, str | None]:
-    """Turn a gzip ISIZE (true size mod 2^32) into a size, using the compressed size to pick the wrap count.
+    """The trailer alone: the smallest size consistent with ISIZE and the compressed size, and a note.
 
-    Returns ``(size, note)``; ``size`` is ``None`` when no candidate is consistent with a single gzip member
-    of ``compressed`` bytes (multi-member gzip, or a corrupt trailer).  Cost: arithmetic only.
+    ``size`` is ``None`` when no candidate fits one gzip member of ``compressed`` bytes (multi-member gzip, or a
+    corrupt trailer).  The note says when more than one candidate fits — :func:`estimate` then decides with the
+    blob's head (:func:`decide_gzip`) instead of taking the smallest.  Cost: arithmetic only.
     """
-    payload = compressed - _GZIP_MIN_OVERHEAD - _GZIP_HEADER_SLACK
-    lower = max(0, payload * 65535 // 65540)  # stored blocks add 5 bytes per 65535
-    upper = compressed * _DEFLATE_MAX_RATIO + 1024
-    candidates: list[int] = []
-    k = max(0, (lower - isize + _2_32 - 1) // _2_32)
-    while isize + k * _2_32 <= upper and len(candidates) < 2:
-        candidates.append(isize + k * _2_32)
-        k += 1
+    candidates = gzip_candidates(isize, compressed)
     if not candidates:
         return None, "gzip trailer is inconsistent with the compressed size (multi-member gzip?)"
     size = candidates[0]
     note = None
     if size >= _2_32:
         note = "≥ 4 GiB: gzip ISIZE is mod 2^32, wrap count chosen from the compressed size"
-    if len(candidates) > 1 and candidates[1] <= compressed * _PLAUSIBLE_RATIO:
+    if len(candidates) > 1:
         note = (note + "; " if note else "") + f"ambiguous (could be {candidates[1]}): confirm with --exact"
     return size, note
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class GzipHead:
+    """What inflating the first bytes of a gzip blob shows (see :func:`read_gzip_head`).
+
+    ``consumed``: compressed bytes inflated; ``inflated``: bytes they gave (capped at :data:`HEAD_MAX_OUTPUT`);
+    ``more_members``: the first member ended inside the head and non-padding data follows it;
+    ``tar_min``: a lower bound on the tar size from the tar headers wholly inside the inflated bytes;
+    ``whole``: the head was the whole blob, and ``inflated`` is the exact size of all its members;
+    ``error``: the head could not be inflated (a corrupt blob).
+    """
+
+    consumed: int
+    inflated: int
+    more_members: bool = False
+    tar_min: int = 0
+    whole: bool = False
+    error: str | None = None
+
+    @property
+    def ratio(self) -> float:
+        """Uncompressed / compressed bytes of the head (0 when nothing was consumed)."""
+        return self.inflated / self.consumed if self.consumed else 0.0
+
+
+def _tar_lower_bound(data: bytes) -> int:
+    """The smallest size a tar stream starting with ``data`` can have: the end of the data of the last entry
+    whose header lies wholly inside ``data`` (a header declaring a 4.5 GiB file proves the tar is that large).
+    Cost: parses the headers only."""
+    bound = 0
+    try:
+        with tarfile.open(fileobj=BytesIO(data), mode="r:") as tf:
+            while True:
+                member = tf.next()
+                if member is None:
+                    break
+                end = member.offset_data + -(-max(member.size, 0) // _TAR_BLOCK) * _TAR_BLOCK
+                bound = max(bound, end)
+    except (tarfile.TarError, ValueError, OverflowError, EOFError, UnicodeError, OSError):
+        pass  # the head ends inside a header, or is not a tar: what was read so far stands
+    return bound
+
+
+def read_gzip_head(data: bytes, *, whole: bool) -> GzipHead:
+    """Inflate the first bytes of a gzip blob (``whole``: they are the entire blob) with a bounded output.
+
+    A whole blob is inflated member after member to its exact size (≤ 64 KiB in gives ≤ 64 MiB out); otherwise
+    only the first member, up to :data:`HEAD_MAX_OUTPUT` bytes.  Cost: CPU only, ≤ 16 MiB (64 MiB whole) of output.
+    """
+    out = BytesIO()
+    consumed = 0
+    total = 0
+    members = 0
+    buf = data
+    cap = _DEFLATE_MAX_RATIO * len(data) + 1024 if whole else HEAD_MAX_OUTPUT
+    try:
+        while buf:
+            d = zlib.decompressobj(31)
+            piece = d.decompress(buf, max(1, cap - total))
+            total += len(piece)
+            if out.tell() < HEAD_MAX_OUTPUT:
+                out.write(piece[: HEAD_MAX_OUTPUT - out.tell()])
+            if not d.eof:
+                consumed += len(buf) - len(d.unconsumed_tail)
+                if whole and not d.unconsumed_tail:
+                    return GzipHead(consumed, total, error="truncated gzip stream")
+                break
+            members += 1
+            consumed += len(buf) - len(d.unused_data)
+            buf = d.unused_data
+            if not buf.strip(b"\0"):
+                buf = b""  # trailing zero padding after the last member is tolerated
+            elif not whole:
+                return GzipHead(consumed, total, more_members=True, tar_min=_tar_lower_bound(out.getvalue()))
+    except zlib.error as exc:
+        return GzipHead(consumed, total, error=f"corrupt gzip stream ({exc})")
+    return GzipHead(
+        consumed,
+        total,
+        more_members=members > 1,
+        tar_min=_tar_lower_bound(out.getvalue()),
+        whole=whole and not buf,
+    )
+
+
+def _ratio(n: float) -> str:
+    return f"{n:.0f}:1" if n >= 10 else f"{n:.1f}:1"
+
+
+def trailer_doubt(isize: int, compressed: int) -> str | None:
+    """Why the trailer alone cannot be the layer's size (``None``: it may be).  Cost: arithmetic only."""
+    if isize % _TAR_BLOCK:
+        return "gzip trailer is not a whole tar (multi-member gzip?)"
+    if not gzip_candidates(isize, compressed):
+        return "gzip trailer is inconsistent with the compressed size (multi-member gzip?)"
+    return None
+
+
+def decide_gzip(isize: int, compressed: int, head: GzipHead) -> tuple[SizeEstimate | None, str]:
+    """Decide a gzip layer's size from its trailer (``isize``), compressed size and inflated head.
+
+    Returns ``(estimate, why)``: an exact ``trailer`` figure, an ``ambiguous`` unknown listing the candidates, or
+    ``None`` when the trailer cannot describe the whole blob (multi-member or corrupt: stream it or say unknown,
+    for the reason ``why``).  The rule (docs/sizes.md): the candidates are the sizes one member can hold, less
+    those below the tar headers' bound; one left is the size; of several, the smallest is taken only when the
+    head's ratio r explains it (≤ 4·max(r, 1)) and the next would need a ratio above max(4·r, 20).
+    Cost: arithmetic only.
+    """
+    why = trailer_doubt(isize, compressed)
+    if why:
+        return None, why
+    if head.error:
+        return None, head.error
+    if head.more_members:
+        return None, "multi-member gzip: the trailer describes the last member only"
+    physical = gzip_candidates(isize, compressed)
+    if head.whole:
+        if head.inflated in physical:
+            return SizeEstimate(head.inflated, "trailer"), ""
+        return None, "gzip trailer disagrees with the inflated blob (corrupt?)"
+    left = gzip_candidates(isize, compressed, floor=head.tar_min)
+    if not left:
+        return None, "gzip trailer is smaller than the tar headers declare (multi-member gzip?)"
+    r = head.ratio
+    explained = _RATIO_SLACK * max(r, 1.0) * compressed
+    c0 = left[0]
+    wrapped = "≥ 4 GiB: gzip ISIZE is mod 2^32"
+    if len(left) == 1:
+        if c0 < _2_32:
+            return SizeEstimate(c0, "trailer"), ""
+        if len(physical) > 1:
+            return SizeEstimate(
+                c0, "trailer", f"{wrapped}; the tar headers in the head rule out the smaller sizes"
+            ), ""
+        if c0 <= explained:
+            return SizeEstimate(
+                c0, "trailer", f"{wrapped}; the only size one member of this size can hold"
+            ), ""
+        return None, (
+            f"the only size the gzip trailer allows ({c0}) needs a ratio of {_ratio(c0 / compressed)}, "
+            f"but the head compresses {_ratio(r)}"
+        )
+    c1 = left[1]
+    if c0 <= explained and c1 > max(_RATIO_SLACK * r, _RATIO_FLOOR) * compressed:
+        note = None
+        if c0 >= _2_32:
+            note = (
+                f"{wrapped}; the head compresses {_ratio(r)}, the next size ({c1}) would need "
+                f"{_ratio(c1 / compressed)}"
+            )
+        return SizeEstimate(c0, "trailer", note), ""
+    shown = ", ".join(str(c) for c in left[:4]) + (", …" if len(left) > 4 else "")
+    return (
+        SizeEstimate(
+            None,
+            "unknown",
+            f"ambiguous: the gzip trailer fits {shown} bytes (head compresses {_ratio(r)}); confirm with --exact",
+            left,
+        ),
+        "",
+    )
+
+
+# ------------------------------------------------------------------------------------------------- zstd
 
 
 def zstd_content_size(head: bytes) -> int | None:
@@ -103,11 +329,26 @@ def zstd_content_size(head: bytes) -> int | None:
     return value + 256 if width == 2 else value
 
 
+def zstd_max_content_size(compressed: int) -> int:
+    """The most a zstd frame of ``compressed`` bytes can regenerate: 128 KiB per 4-byte RLE block (RFC 8878).
+    Cost: arithmetic only."""
+    return max(0, compressed - _ZSTD_MIN_FRAME_HEADER) // _ZSTD_MIN_BLOCK_BYTES * _ZSTD_MAX_BLOCK
+
+
+# ------------------------------------------------------------------------------------------------- streaming
+
+
 def stream_size(
-    source: Source, layer: Descriptor, *, diff_id: str | None, max_output: int | None = None
+    source: Source,
+    layer: Descriptor,
+    *,
+    diff_id: str | None,
+    max_output: int | None = None,
+    store: SizeFacts | None = None,
 ) -> int:
     """Stream a layer, verify its digest (and ``diff_id`` when given) and return its uncompressed size.
 
+    The size is remembered in ``store`` under the sha256 of the uncompressed content (the diff_id).
     Cost: downloads/reads the whole blob and inflates it; memory is one chunk.
     """
     what = f"layer {layer.digest}"
@@ -117,25 +358,51 @@ def stream_size(
         for piece in compression.decompress(chunks, what=what, max_output=max_output):
             total += len(piece)
             h.update(piece)
-    if diff_id and diff_id.startswith("sha256:") and f"sha256:{h.hexdigest()}" != diff_id:
+    computed = f"sha256:{h.hexdigest()}"
+    if diff_id and diff_id.startswith("sha256:") and computed != diff_id:
         raise DigestMismatch(
-            f"{what}: uncompressed content is sha256:{h.hexdigest()}, but the config's diff_id is {diff_id}",
+            f"{what}: uncompressed content is {computed}, but the config's diff_id is {diff_id}",
             hint="the image is corrupt or its config does not belong to these layers",
         )
+    if store is not None:
+        store.put_uncompressed_size(computed, total)
     return total
 
 
+def _remembered(store: SizeFacts | None, diff_id: str | None, why: str) -> SizeEstimate | None:
+    """The size ``store`` remembers for ``diff_id`` (cost: one local read), as a ``store`` figure."""
+    if store is None or not diff_id or not _SHA256.match(diff_id):
+        return None
+    known = store.get_uncompressed_size(diff_id)
+    if known is None:
+        return None
+    return SizeEstimate(
+        known, "store", f"{why}; size from the store (an earlier verified stream of this diff_id)"
+    )
+
+
 def _untrusted(
-    source: Source, layer: Descriptor, diff_id: str | None, mode: SizeMode, why: str, max_output: int | None
+    source: Source,
+    layer: Descriptor,
+    diff_id: str | None,
+    mode: SizeMode,
+    why: str,
+    max_output: int | None,
+    store: SizeFacts | None,
 ) -> SizeEstimate:
     if mode == "exact":
         return SizeEstimate(
-            stream_size(source, layer, diff_id=diff_id, max_output=max_output), "streamed", why
+            stream_size(source, layer, diff_id=diff_id, max_output=max_output, store=store), "streamed", why
         )
+    remembered = _remembered(store, diff_id, why) if mode == "cheap" else None
+    if remembered is not None:
+        return remembered
     if mode == "cheap" and layer.size <= CHEAP_STREAM_BYTES:
         cap = CHEAP_STREAM_MAX_OUTPUT if max_output is None else min(max_output, CHEAP_STREAM_MAX_OUTPUT)
         try:
-            return SizeEstimate(stream_size(source, layer, diff_id=diff_id, max_output=cap), "streamed", why)
+            return SizeEstimate(
+                stream_size(source, layer, diff_id=diff_id, max_output=cap, store=store), "streamed", why
+            )
         except LimitExceeded:
             if cap != CHEAP_STREAM_MAX_OUTPUT:
                 raise  # the caller's own cap
@@ -145,6 +412,36 @@ def _untrusted(
     return SizeEstimate(None, "unknown", f"{why}; use --exact to stream it")
 
 
+def _gzip(
+    source: Source,
+    layer: Descriptor,
+    diff_id: str | None,
+    mode: SizeMode,
+    max_output: int | None,
+    store: SizeFacts | None,
+) -> SizeEstimate:
+    size = layer.size
+    if size < _GZIP_MIN_OVERHEAD:
+        return _untrusted(source, layer, diff_id, mode, "blob too small to be gzip", max_output, store)
+    if size <= HEAD_BYTES:
+        data = source.blob_range(layer.digest, 0, size - 1)
+        tail, head = data[-8:], read_gzip_head(data, whole=True)
+    else:
+        tail = source.blob_range(layer.digest, size - 8, size - 1)
+        why = trailer_doubt(int.from_bytes(tail[4:8], "little"), size) if len(tail) == 8 else None
+        if why:  # no need for the head
+            return _untrusted(source, layer, diff_id, mode, why, max_output, store)
+        head = read_gzip_head(source.blob_range(layer.digest, 0, HEAD_BYTES - 1), whole=False)
+    if len(tail) != 8:
+        return _untrusted(source, layer, diff_id, mode, "short read of the gzip trailer", max_output, store)
+    result, why = decide_gzip(int.from_bytes(tail[4:8], "little"), size, head)
+    if result is None:
+        return _untrusted(source, layer, diff_id, mode, why, max_output, store)
+    if result.ambiguous:
+        return _remembered(store, diff_id, "gzip trailer ambiguous") or result
+    return result
+
+
 def estimate(
     source: Source,
     layer: Descriptor,
@@ -152,46 +449,62 @@ def estimate(
     diff_id: str | None = None,
     mode: SizeMode = "cheap",
     max_output: int | None = None,
+    store: SizeFacts | None = None,
 ) -> SizeEstimate:
     """The uncompressed size of ``layer`` by the cheapest trustworthy method (see the module table).
 
     ``mode="exact"`` always streams (and verifies digest and diff_id); ``"none"`` makes no request at all.
+    ``store``: streamed sizes are remembered by diff_id, and a remembered size stands in (source ``store``) where
+    the cheap evidence is inconclusive — before streaming or saying unknown.  It is not consulted first, so an
+    ordinary layer's figure says ``trailer``/``header`` whatever the machine streamed before.
     """
     kind = mediatypes.compression_of(layer.media_type)
     if not mediatypes.is_layer(layer.media_type):
         return SizeEstimate(None, "unknown", "not a filesystem layer")
     if mode == "exact":
-        return SizeEstimate(stream_size(source, layer, diff_id=diff_id, max_output=max_output), "streamed")
+        return SizeEstimate(
+            stream_size(source, layer, diff_id=diff_id, max_output=max_output, store=store), "streamed"
+        )
     if kind == "none":
         return SizeEstimate(layer.size, "exact")
     if mode == "none":
         return SizeEstimate(None, "unknown", "size lookups disabled")
     if any(k in layer.annotations for k in _MULTI_MEMBER_ANNOTATIONS):
         return _untrusted(
-            source, layer, diff_id, mode, "eStargz/zstd:chunked layer (many members)", max_output
+            source, layer, diff_id, mode, "eStargz/zstd:chunked layer (many members)", max_output, store
         )
     try:
         if kind == "gzip":
-            if layer.size < _GZIP_MIN_OVERHEAD:
-                return _untrusted(source, layer, diff_id, mode, "blob too small to be gzip", max_output)
-            tail = source.blob_range(layer.digest, layer.size - 8, layer.size - 1)
-            size, note = resolve_isize(int.from_bytes(tail[4:8], "little"), layer.size)
-            if size is not None and size % _TAR_BLOCK:
-                size, note = None, "gzip trailer is not a whole tar (multi-member gzip?)"
-            if size is None:
-                return _untrusted(source, layer, diff_id, mode, note or "untrusted trailer", max_output)
-            return SizeEstimate(size, "trailer", note)
+            return _gzip(source, layer, diff_id, mode, max_output, store)
         if kind == "zstd":
             fcs = zstd_content_size(source.blob_range(layer.digest, 0, min(layer.size, 18) - 1))
             if fcs is None:
                 return _untrusted(
-                    source, layer, diff_id, mode, "zstd frame header has no content size", max_output
+                    source, layer, diff_id, mode, "zstd frame header has no content size", max_output, store
+                )
+            if fcs > zstd_max_content_size(layer.size):
+                return _untrusted(
+                    source,
+                    layer,
+                    diff_id,
+                    mode,
+                    f"zstd frame header claims {fcs} bytes, more than {layer.size} compressed bytes can hold",
+                    max_output,
+                    store,
                 )
             if fcs % _TAR_BLOCK or fcs + 64 < layer.size - layer.size // 1000:
                 return _untrusted(
-                    source, layer, diff_id, mode, "zstd header inconsistent (several frames?)", max_output
+                    source,
+                    layer,
+                    diff_id,
+                    mode,
+                    "zstd header inconsistent (several frames?)",
+                    max_output,
+                    store,
                 )
             return SizeEstimate(fcs, "header")
     except RangeNotSupported:
-        return _untrusted(source, layer, diff_id, mode, "the registry refused a Range request", max_output)
+        return _untrusted(
+            source, layer, diff_id, mode, "the registry refused a Range request", max_output, store
+        )
     return SizeEstimate(None, "unknown", f"unknown layer compression ({layer.media_type})")

@@ -11,7 +11,8 @@ when ``XDG_CACHE_HOME`` is unset); ``--cache-dir`` picks another directory, ``--
 * WAL journal (readers never block the writer), one connection per thread, ``busy_timeout`` 10 s.
 * Layer entries are stored compactly: one row per layer, entries as zlib-compressed JSON arrays
   (about 15–25 bytes per entry).  A ``facts`` table holds other small digest-keyed facts as text
-  (:meth:`Store.get_fact` / :meth:`Store.put_fact`, e.g. the OS files of a base layer).
+  (:meth:`Store.get_fact` / :meth:`Store.put_fact`, e.g. the OS files of a base layer, and the uncompressed
+  size of every layer content streamed once, keyed by its diff_id: :meth:`Store.get_uncompressed_size`).
 * Only digests, paths and sizes are stored: never references, registry names or credentials.
 """
 
@@ -36,6 +37,7 @@ __all__ = ["MIGRATIONS", "SCHEMA_VERSION", "STORE_FILE", "Store", "default_cache
 log = logging.getLogger(__name__)
 
 STORE_FILE = "store.sqlite3"
+_SIZE_FACT = "usize:"  # + diff_id (sha256 of the uncompressed layer) -> its size in bytes
 
 #: ``(version, statements)``: applied in order to bring a store from ``version - 1`` to ``version``.
 MIGRATIONS: list[tuple[int, tuple[str, ...]]] = [
@@ -275,6 +277,8 @@ class Store:
                 )
             except sqlite3.Error as exc:
                 log.warning("store: could not save the index of %s (%s)", scan.digest, exc)
+        if scan.index_source == "stream" and scan.diff_id and scan.uncompressed_size is not None:
+            self.put_uncompressed_size(scan.diff_id, scan.uncompressed_size)  # hashed while streaming: a fact
 
     def get_fact(self, key: str) -> str | None:
         """A small immutable fact stored under ``key`` (e.g. ``osfiles:<layer digest>``), or ``None``.
@@ -299,6 +303,21 @@ class Store:
                 )
             except sqlite3.Error as exc:
                 log.warning("store: could not save fact %s (%s)", key, exc)
+
+    def get_uncompressed_size(self, diff_id: str) -> int | None:
+        """The uncompressed size of the content whose sha256 is ``diff_id``, as counted by an earlier verified
+        stream (``inspect --exact``, a small layer streamed by ``inspect``, ``waste``/``files``), else ``None``.
+        Cost: one indexed read."""
+        value = self.get_fact(_SIZE_FACT + diff_id)
+        if value is None or not value.isascii() or not value.isdigit():
+            return None  # a damaged fact is no fact
+        return int(value)
+
+    def put_uncompressed_size(self, diff_id: str, size: int) -> None:
+        """Remember that the content whose sha256 is ``diff_id`` is ``size`` bytes long; call only with a digest
+        computed over the whole content.  Cost: one write.  Never raises for cache trouble."""
+        if diff_id.startswith("sha256:") and size >= 0:
+            self.put_fact(_SIZE_FACT + diff_id, str(size))
 
     def forget(self, digest: str) -> None:
         """Delete every cached index of ``digest``."""

@@ -201,7 +201,7 @@ def image_options(func: F) -> F:
 
         store = Store()  # immutable, digest-keyed facts (base-OS files of layers); opened on first use
         session.os_cache = (store.get_fact, store.put_fact)
-        options = LoadOptions(platform=platform)
+        options = LoadOptions(platform=platform, size_store=store)  # remembered sizes: docs/sizes.md
         try:
             return func(*args, read=ReadContext(session, options, all_platforms), **kwargs)
         finally:

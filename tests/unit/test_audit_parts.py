@@ -291,7 +291,7 @@ def _run_info(run_id: int = 1) -> RunInfo:
 def sample_data(run_id: int = 1) -> RunData:
     """base (layer B 1000) tagged base:1; app1 = B + A1 (100), tagged app:1 and app:latest; app2 = B + A2 (200)
     in repo other (old); an index in repo multi with amd64 (B + A3 300) and arm64 (B2 400); a broken tag."""
-    manifests = {
+    manifests: dict[str, tuple[str, int, str, str | None, str | None]] = {
         D("base"): (OCI_M, 10, "image", None, None),
         D("app1"): (OCI_M, 11, "image", None, None),
         D("app2"): (OCI_M, 12, "image", None, None),
@@ -316,12 +316,12 @@ def sample_data(run_id: int = 1) -> RunData:
             ("manifest", 1, D("arm"), OCI_M, 15, "linux/arm64/v8", "image"),
         ],
     }
-    blobs = {
+    blobs: dict[str, tuple[int, int | None, str]] = {
         D(n): (s, s * 3, "trailer")
         for n, s in (("B", 1000), ("A1", 100), ("A2", 200), ("A3", 300), ("B2", 400))
     }
     recent, old = "2026-11-01T00:00:00Z", "2020-01-01T00:00:00Z"
-    configs = {
+    configs: dict[str, tuple[str | None, str | None, str | None, str | None, tuple[str, ...]]] = {
         D("cbase"): (recent, "linux", "amd64", None, (D("uB"),)),
         D("capp1"): (recent, "linux", "amd64", None, (D("uB"), D("uA1"))),
         D("capp2"): (old, "linux", "amd64", None, (D("uB"), D("uA2"))),
@@ -336,7 +336,9 @@ def sample_data(run_id: int = 1) -> RunData:
         ("multi", "1", "done", D("idx"), None, None),
         ("broken", "1", "error", None, "DigestMismatch", "bad"),
     ]
-    repos = {n: ("done", None, None, None) for n in ("base", "app", "other", "multi", "broken")}
+    repos: dict[str, tuple[str, int | None, str | None, str | None]] = {
+        n: ("done", None, None, None) for n in ("base", "app", "other", "multi", "broken")
+    }
     os_fact = {
         "id": "debian",
         "version_id": "12",

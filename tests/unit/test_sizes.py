@@ -8,6 +8,7 @@ import hashlib
 import io
 import os
 import random
+import tarfile
 from collections.abc import Iterator
 
 import pytest
@@ -17,7 +18,7 @@ from ociinspect import digest as dg
 from ociinspect import mediatypes as mt
 from ociinspect import sizes
 from ociinspect.errors import DigestMismatch, LimitExceeded, RangeNotSupported
-from ociinspect.model import Descriptor, RawManifest, frozen_map
+from ociinspect.model import Descriptor, RawManifest, SizeEstimate, frozen_map
 from ociinspect.reference import parse_reference
 
 
@@ -88,13 +89,16 @@ def test_plain_tar_is_exact_without_reading() -> None:
 
 
 @pytest.mark.parametrize("n", [0, 512, 10240, 70144, 300032])
-def test_gzip_trailer_reads_8_bytes(n: int) -> None:
+def test_gzip_trailer_reads_trailer_and_head(n: int) -> None:
+    # cost: one Range read of the whole blob when it is ≤ 64 KiB, else the 8-byte trailer and the 64 KiB head
+    # (the head is what tells one member from several, and the true size from its 2^32 aliases)
     raw = payload(n)
     desc, blobs = layer(gzip.compress(raw, mtime=0), mt.OCI_LAYER_GZIP)
     src = MemorySource(blobs)
     est = sizes.estimate(src, desc)
     assert (est.value, est.source, est.note) == (n, "trailer", None)
-    assert src.range_bytes == 8 and src.streamed_bytes == 0
+    expected = desc.size if desc.size <= sizes.HEAD_BYTES else 8 + sizes.HEAD_BYTES
+    assert src.range_bytes == expected and src.streamed_bytes == 0
 
 
 def test_zstd_header() -> None:
@@ -247,3 +251,143 @@ def test_zstd_header_parsing_variants() -> None:
         assert sizes.zstd_content_size(head) == n
     real = zstandard.ZstdCompressor(write_content_size=True).compress(os.urandom(300))
     assert sizes.zstd_content_size(real[:18]) == 300
+
+
+# ----------------------------------------------------------------------------------- issue 10 §1, issue 15
+
+
+def tar_of(*files: tuple[str, bytes]) -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tf:
+        for name, data in files:
+            info = tarfile.TarInfo(name)
+            info.size, info.mtime = len(data), 0
+            tf.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+def test_incompressible_layer_over_4_mib_is_its_true_size_not_plus_4_gib() -> None:
+    # defect 1: zlib stores incompressible data in ~16 KiB blocks (5 bytes each), so the blob is larger than the
+    # tar; the old lower bound (one 5-byte header per 64 KiB) rejected the true size and reported it + 2^32
+    raw = random.Random(5).randbytes(5 * 2**20)  # the content of a tar of wheels, JARs, media
+    data = gzip.compress(raw, compresslevel=6, mtime=0)
+    assert len(data) > len(raw)
+    desc, blobs = layer(data, mt.OCI_LAYER_GZIP)
+    est = sizes.estimate(MemorySource(blobs), desc)
+    assert (est.value, est.source) == (len(raw), "trailer")
+
+
+def head(ratio: float, *, tar_min: int = 0, more: bool = False) -> sizes.GzipHead:
+    return sizes.GzipHead(consumed=65536, inflated=int(65536 * ratio), more_members=more, tar_min=tar_min)
+
+
+GIB = 2**30
+
+
+@pytest.mark.parametrize(
+    ("true", "compressed", "evidence", "expected"),
+    [
+        # incompressible 100 MiB through Go's writer: stored blocks, the head compresses 1:1
+        (100 * 2**20, 100 * 2**20 + 100 * 2**20 // 16384 * 5 + 18, head(1.0), "exact"),
+        # an ordinary 300 MiB layer compressing 3:1
+        (300 * 2**20, 100 * 2**20, head(3.0), "exact"),
+        # defect 3: 4.5 GiB of zeros at 1028:1 (zlib -9, igzip -1); the file's tar header inside the head rules
+        # out 0.5 GiB, and 8.5 GiB cannot fit in the compressed size
+        (9 * GIB // 2 + 2048, (9 * GIB // 2) // 1028, head(1028.0, tar_min=9 * GIB // 2 + 1024), "exact"),
+        # ... at 229:1 (zlib -1): 0.5 GiB is ruled out, but 4.5 and 8.5 GiB remain (8.5 GiB would need 377:1)
+        (9 * GIB // 2 + 2048, (9 * GIB // 2) // 229, head(229.0, tar_min=9 * GIB // 2 + 1024), "ambiguous"),
+        # ... the same without the header in the head (other files first): not 0.5 GiB, ambiguous
+        (9 * GIB // 2 + 2048, (9 * GIB // 2) // 200, head(3.0), "ambiguous"),
+        # ... nor when the head is zeros too (its ratio explains 0.5 GiB and 4.5 GiB alike)
+        (9 * GIB // 2 + 2048, (9 * GIB // 2) // 200, head(1000.0), "ambiguous"),
+        # a 1.5 GiB layer at 3:1: 5.8 GiB (11.6:1) is as plausible as 1.5 GiB from a trailer and a head
+        (3 * GIB // 2, GIB // 2, head(3.0), "ambiguous"),
+        # defect 2: several members (one per 8 MiB) found in the head: the trailer is the last member's only
+        (80 * 2**20, 27 * 2**20, head(3.0, more=True), "untrusted"),
+    ],
+)
+def test_gzip_decision_from_trailer_and_head(
+    true: int, compressed: int, evidence: sizes.GzipHead, expected: str
+) -> None:
+    est, why = sizes.decide_gzip(true % 2**32, compressed, evidence)
+    if expected == "exact":
+        assert est is not None and (est.value, est.source) == (true, "trailer"), why
+    elif expected == "ambiguous":
+        assert est is not None and est.value is None and est.source == "unknown" and est.ambiguous
+        assert true in est.candidates and list(est.candidates) == sorted(est.candidates)
+        assert (est.note or "").startswith("ambiguous") and "--exact" in (est.note or "")
+    else:
+        assert est is None and "multi-member" in why
+
+
+def test_multi_member_of_whole_tar_blocks_with_a_plausible_last_member_is_not_trusted() -> None:
+    # defect 2 in small: members of 8 KiB (whole tar blocks), the last one alone fits the compressed size
+    raw = tar_of(("a", random.Random(2).randbytes(200_000)), ("z", b"\0" * 300_000))
+    data = b"".join(gzip.compress(raw[i : i + 8192], mtime=0) for i in range(0, len(raw), 8192))
+    desc, blobs = layer(data, mt.OCI_LAYER_GZIP)
+    est = sizes.estimate(MemorySource(blobs), desc)
+    assert (est.value, est.source) == (len(raw), "streamed")
+    assert "multi-member" in (est.note or "")
+
+
+def test_zstd_claimed_content_size_must_fit_the_compressed_size() -> None:
+    # issue 15: a frame header claiming 2^60 bytes on a 2 MiB blob is not believed (RLE blocks give at most
+    # 128 KiB per 4 bytes); the blob is too large to stream cheaply, so the size is unknown with a note
+    fhd = (3 << 6) | (1 << 5)
+    data = zstandard.FRAME_HEADER + bytes([fhd]) + (2**60).to_bytes(8, "little") + b"\0" * (2 * 2**20)
+    desc, blobs = layer(data, mt.OCI_LAYER_ZSTD)
+    est = sizes.estimate(MemorySource(blobs), desc)
+    assert (est.value, est.source) == (None, "unknown")
+    assert "claims" in (est.note or "") and "--exact" in (est.note or "")
+    assert sizes.zstd_max_content_size(2 * 2**20) < 2**60
+    # a real frame of zeros at zstd's best ratio is still believed
+    zeros = zstandard.ZstdCompressor(level=19, write_content_size=True).compress(b"\0" * (64 * 2**20))
+    assert sizes.zstd_max_content_size(len(zeros)) >= 64 * 2**20
+
+
+class FakeStore:
+    def __init__(self, known: dict[str, int] | None = None) -> None:
+        self.known = dict(known or {})
+
+    def get_uncompressed_size(self, diff_id: str) -> int | None:
+        return self.known.get(diff_id)
+
+    def put_uncompressed_size(self, diff_id: str, size: int) -> None:
+        self.known[diff_id] = size
+
+
+def test_store_remembers_streamed_sizes_and_answers_when_cheap_evidence_fails(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    raw = payload(50000)
+    cctx = zstandard.ZstdCompressor(write_content_size=False)  # what skopeo and buildkit write
+    buf = io.BytesIO()
+    with cctx.stream_writer(buf, closefd=False) as w:
+        w.write(raw)
+    data = buf.getvalue()
+    diff_id = "sha256:" + hashlib.sha256(raw).hexdigest()
+    desc, blobs = layer(data, mt.OCI_LAYER_ZSTD)
+    store = FakeStore()
+    exact = sizes.estimate(MemorySource(blobs), desc, diff_id=diff_id, mode="exact", store=store)
+    assert exact.value == 50000 and store.known == {diff_id: 50000}
+    monkeypatch.setattr(sizes, "CHEAP_STREAM_BYTES", 10)  # too large to stream: only the store knows
+    src = MemorySource(blobs)
+    est = sizes.estimate(src, desc, diff_id=diff_id, store=store)
+    assert (est.value, est.source) == (50000, "store") and "store" in (est.note or "")
+    assert src.streamed_bytes == 0
+    # the same content recompressed as gzip, ambiguous from its trailer, is known too
+    amb = SizeEstimate(None, "unknown", "ambiguous", (1, 2))
+    monkeypatch.setattr(sizes, "decide_gzip", lambda *a: (amb, ""))
+    gz_desc, gz_blobs = layer(gzip.compress(raw, mtime=0), mt.OCI_LAYER_GZIP)
+    est = sizes.estimate(MemorySource(gz_blobs), gz_desc, diff_id=diff_id, store=store)
+    assert (est.value, est.source) == (50000, "store")
+    # without a store: unknown, never a guess
+    assert sizes.estimate(MemorySource(blobs), desc, diff_id=diff_id).source == "unknown"
+
+
+def test_store_is_not_consulted_before_a_trustworthy_trailer() -> None:
+    raw = payload(10240)
+    desc, blobs = layer(gzip.compress(raw, mtime=0), mt.OCI_LAYER_GZIP)
+    diff_id = "sha256:" + hashlib.sha256(raw).hexdigest()
+    est = sizes.estimate(MemorySource(blobs), desc, diff_id=diff_id, store=FakeStore({diff_id: 1}))
+    assert (est.value, est.source) == (10240, "trailer")
