@@ -169,7 +169,28 @@ def test_list_tags(seeded_registry: Any, anon: RegistryClient) -> None:
 
 
 def test_ping(seeded_registry: Any, anon: RegistryClient) -> None:
-    anon.ping(seeded_registry.host)
+    seen: list[tuple[str, str, int, str | None]] = []
+    anon.add_observer(
+        lambda method, url, r: seen.append(
+            (method, url, r.status_code, r.headers.get("Docker-Distribution-Api-Version"))
+        )
+    )
+    before = _count(seeded_registry, path="/v2/")
+    assert anon.ping(seeded_registry.host) is None
+    # one anonymous GET /v2/, answered 200 by a registry that speaks the v2 API
+    assert seen == [("GET", f"{seeded_registry.url}/v2/", 200, "registry/2.0")]
+    assert _count(seeded_registry, path="/v2/") == before + 1
+    assert [(e.method, e.uri, e.status) for e in seeded_registry.access_log()][-1] == ("GET", "/v2/", 200)
+
+
+def test_ping_of_a_server_that_is_not_a_registry(fault_proxy: Any) -> None:
+    fault_proxy.rules.add(
+        Respond(404, {"Content-Type": "text/html"}, b"<h1>nope</h1>"), path="/v2/", times=None
+    )
+    with RegistryClient(fault_proxy.settings) as client, pytest.raises(errors.RegistryError) as info:
+        client.ping(fault_proxy.host)
+    assert info.value.status == 404 and f"contacting registry {fault_proxy.host}" in str(info.value)
+    assert info.value.hint
 
 
 def test_many_threads_share_one_client(seeded_registry: Any, anon: RegistryClient) -> None:

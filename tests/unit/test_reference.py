@@ -43,17 +43,94 @@ def test_docker_references(
     )
 
 
-def test_str_round_trips() -> None:
-    for text in [
+#: text -> (transport, registry, repository, tag, digest, path, archive_name, archive_index) and its canonical str.
+#: Docker Hub rules: no host -> registry-1.docker.io, one-part names get library/, docker.io and index.docker.io
+#: are the Hub; a missing tag stays None (the registry source then asks for "latest").
+KNOWN = [
+    (
+        "alpine",
+        ("docker", DOCKER_HUB, "library/alpine", None, None, None, None, None),
+        f"docker://{DOCKER_HUB}/library/alpine",
+    ),
+    (
+        "alpine:3.20",
+        ("docker", DOCKER_HUB, "library/alpine", "3.20", None, None, None, None),
+        f"docker://{DOCKER_HUB}/library/alpine:3.20",
+    ),
+    (
+        "docker.io/library/alpine:latest",
+        ("docker", DOCKER_HUB, "library/alpine", "latest", None, None, None, None),
+        f"docker://{DOCKER_HUB}/library/alpine:latest",
+    ),
+    (
+        "alpine@" + D,
+        ("docker", DOCKER_HUB, "library/alpine", None, D, None, None, None),
+        f"docker://{DOCKER_HUB}/library/alpine@{D}",
+    ),
+    (
+        "user/app",
+        ("docker", DOCKER_HUB, "user/app", None, None, None, None, None),
+        f"docker://{DOCKER_HUB}/user/app",
+    ),
+    (
+        "index.docker.io/user/app:v1",
+        ("docker", DOCKER_HUB, "user/app", "v1", None, None, None, None),
+        f"docker://{DOCKER_HUB}/user/app:v1",
+    ),
+    (
+        "localhost:5000/x",
+        ("docker", "localhost:5000", "x", None, None, None, None, None),
+        "docker://localhost:5000/x",
+    ),
+    ("localhost/x", ("docker", "localhost", "x", None, None, None, None, None), "docker://localhost/x"),
+    (
         "docker://ghcr.io/o/r:v1@" + D,
-        "oci:/x/y:latest",
-        "oci:dir@" + D,
+        ("docker", "ghcr.io", "o/r", "v1", D, None, None, None),
+        f"docker://ghcr.io/o/r:v1@{D}",
+    ),
+    ("oci:/x/y:latest", ("oci", None, None, "latest", None, "/x/y", None, None), "oci:/x/y:latest"),
+    ("oci:path:tag", ("oci", None, None, "tag", None, "path", None, None), "oci:path:tag"),
+    ("oci:dir@" + D, ("oci", None, None, None, D, "dir", None, None), f"oci:dir@{D}"),
+    ("oci:dir", ("oci", None, None, None, None, "dir", None, None), "oci:dir"),
+    (
         "docker-archive:f.tar:repo/x:1",
+        ("docker-archive", None, None, "1", None, "f.tar", "repo/x", None),
+        "docker-archive:f.tar:repo/x:1",
+    ),
+    (
         "docker-archive:f.tar:@2",
+        ("docker-archive", None, None, None, None, "f.tar", None, 2),
+        "docker-archive:f.tar:@2",
+    ),
+    (
+        "docker-archive:f.tar",
+        ("docker-archive", None, None, None, None, "f.tar", None, None),
+        "docker-archive:f.tar",
+    ),
+    (
         "oci-archive:a.tar:t",
-    ]:
-        assert str(parse_reference(str(parse_reference(text)))) == str(parse_reference(text))
-    assert str(parse_reference("alpine")) == "docker://registry-1.docker.io/library/alpine"
+        ("oci-archive", None, None, "t", None, "a.tar", None, None),
+        "oci-archive:a.tar:t",
+    ),
+]
+
+
+@pytest.mark.parametrize(("text", "fields", "canonical"), KNOWN, ids=[k[0][:40] for k in KNOWN])
+def test_known_references_parse_and_round_trip(text: str, fields: tuple[object, ...], canonical: str) -> None:
+    ref = parse_reference(text)
+    assert (
+        ref.transport,
+        ref.registry,
+        ref.repository,
+        ref.tag,
+        ref.digest,
+        ref.path,
+        ref.archive_name,
+        ref.archive_index,
+    ) == fields
+    assert str(ref) == canonical
+    assert parse_reference(str(ref)) == ref  # the printed form means the same reference
+    assert str(parse_reference(str(parse_reference(text)))) == str(parse_reference(text))
 
 
 @pytest.mark.parametrize(
