@@ -84,11 +84,6 @@ def inspect_document(
                 "uncompressed_size": layer.uncompressed.value,
                 "uncompressed_size_source": layer.uncompressed.source,
                 "uncompressed_size_note": layer.uncompressed.note,
-                **(
-                    {"uncompressed_size_candidates": list(layer.uncompressed.candidates)}
-                    if layer.uncompressed.ambiguous
-                    else {}
-                ),
                 "diff_id": layer.diff_id,
                 "created_by": layer.history.created_by if layer.history else None,
                 "created": layer.history.created if layer.history else None,
@@ -153,14 +148,14 @@ def compare_document(report: SharingReport, *, os_by_ref: dict[str, OsInfo] | No
                 "layer_count": s.layer_count,
                 "base": s.base,
                 "os": os_by_ref[s.reference].to_json() if s.reference in os_by_ref else None,
+                "kind": s.kind,
+                "artifact_type": s.artifact_type,
+                "uncompressed_note": s.uncompressed_note,
             }
             for s in report.images
         ],
         "layers": [
             {
-                "kind": s.kind,
-                "artifact_type": s.artifact_type,
-                "uncompressed_note": s.uncompressed_note,
                 "digest": layer.digest,
                 "diff_id": layer.diff_id,
                 "size": layer.size,
@@ -200,28 +195,11 @@ def compare_document(report: SharingReport, *, os_by_ref: dict[str, OsInfo] | No
         "logical_size": report.logical_size,
         "uncompressed_deduplicated_size": report.uncompressed_deduplicated_size,
         "uncompressed_logical_size": report.uncompressed_logical_size,
+        "uncompressed_unknown": list(report.uncompressed_unknown),
         "errors": [],
     }
 
 
-def vm_document(
-        "uncompressed_unknown": list(report.uncompressed_unknown),
-    estimates: Sequence[VmEstimate],
-    fleet: FleetEstimate | None,
-    params: VmParameters,
-    *,
-    bases: Sequence[str] = (),
-    unknown: Sequence[tuple[Image, OsInfo, str]] = (),
-    artifacts: Sequence[Image] = (),
-) -> dict[str, Any]:
-    """The ``vm`` JSON document (schema_version 1): each image as a VM, the fleet, and the parameters used.
-
-    ``bases`` (aligned with ``estimates``) says how each container size was obtained (``exact`` or ``cheap``);
-    ``unknown`` lists images whose uncompressed size is unknown or ambiguous (no VM figures, left out of the
-    fleet, which then says ``complete: false``), each with why; ``artifacts`` are described, never modelled."""
-    families = sorted({e.profile.family for e in estimates} | {params.profile(i.family).family for _, i, _ in unknown})
-    basis = list(bases) + ["cheap"] * (len(estimates) - len(bases))
-    left_out = [img.reference for img, _, _ in unknown]
 #: what an artifact's blobs are, for every report that lists one (``vm``, ``compare``)
 ARTIFACT_NOTE = "an artifact's blobs are not filesystem layers: compressed sizes counted, uncompressed not applicable"
 
@@ -240,6 +218,23 @@ def artifact_entry(image: Image) -> dict[str, Any]:
     }
 
 
+def vm_document(
+    estimates: Sequence[VmEstimate],
+    fleet: FleetEstimate | None,
+    params: VmParameters,
+    *,
+    bases: Sequence[str] = (),
+    unknown: Sequence[tuple[Image, OsInfo, str]] = (),
+    artifacts: Sequence[Image] = (),
+) -> dict[str, Any]:
+    """The ``vm`` JSON document (schema_version 1): each image as a VM, the fleet, and the parameters used.
+
+    ``bases`` (aligned with ``estimates``) says how each container size was obtained (``exact`` or ``cheap``);
+    ``unknown`` lists images whose uncompressed size is unknown or ambiguous (no VM figures, left out of the
+    fleet, which then says ``complete: false``), each with why; ``artifacts`` are described, never modelled."""
+    families = sorted({e.profile.family for e in estimates} | {params.profile(i.family).family for _, i, _ in unknown})
+    basis = list(bases) + ["cheap"] * (len(estimates) - len(bases))
+    left_out = [img.reference for img, _, _ in unknown]
     return {
         "schema_version": SCHEMA_VERSION,
         "images": [
@@ -249,12 +244,12 @@ def artifact_entry(image: Image) -> dict[str, Any]:
                 "family": e.profile.family,
                 "family_label": e.profile.label,
                 "container_size": e.container_size,
+                "container_size_basis": basis[n],
                 "base_size": e.base_size,
                 "base_size_source": e.base_size_source,
                 "payload_size": e.payload,
                 "vm_os_size": int(e.profile.vm_os.central),
                 "vm_used_size": e.vm_used,
-                "container_size_basis": basis[n],
                 "vm_used_low": e.vm_used_low,
                 "vm_used_high": e.vm_used_high,
                 "vm_download_size": e.vm_download,

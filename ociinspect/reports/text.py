@@ -5,7 +5,7 @@ Sizes use IEC units (KiB, MiB, GiB: powers of 1024) everywhere, as the header of
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from ociinspect.textsafe import markdown_cell, markdown_text
@@ -25,16 +25,6 @@ def human_size(n: int | None) -> str:
             return f"{int(value)} {unit}" if unit == "B" else f"{value:.1f} {unit}"
         value /= 1024
     raise AssertionError("unreachable")
-
-
-def _layer_size(layer: Mapping[str, Any]) -> str:
-    """``"1.5 MiB (trailer)"``; an ambiguous figure lists its candidates: ``"unknown (ambiguous: 0.5 GiB or
-    4.5 GiB)"``."""
-    candidates = layer.get("uncompressed_size_candidates") or ()
-    if candidates:
-        shown = [human_size(c) for c in candidates[:4]] + (["…"] if len(candidates) > 4 else [])
-        return f"unknown (ambiguous: {', '.join(shown[:-1])} or {shown[-1]})" if len(shown) > 1 else "unknown"
-    return human_size(layer["uncompressed_size"]) + f" ({layer['uncompressed_size_source']})"
 
 
 def text_table(rows: Sequence[Sequence[Any]], headers: Sequence[str], markdown: bool) -> str:
@@ -83,6 +73,8 @@ def inspect_text(doc: dict[str, Any], *, markdown: bool = False) -> str:
     unc_text = (
         human_size(unc) if unc is not None else f"≥ {human_size(sum(known))} (some layers unknown: --exact)"
     )
+    if unc is None and doc["is_artifact"]:  # even --exact cannot: an artifact's blobs are not tar layers
+        unc_text = "not applicable (an artifact: its blobs are not filesystem layers; compressed sizes counted)"
     summary = [
         ("Reference", doc["reference"]),
         ("Digest", doc["digest"]),
@@ -93,8 +85,6 @@ def inspect_text(doc: dict[str, Any], *, markdown: bool = False) -> str:
             (
                 "Index",
                 f"{doc['index_digest']} ({len(doc['platforms'])} platforms: {', '.join(doc['platforms'])})",
-    if unc is None and doc["is_artifact"]:  # even --exact cannot: an artifact's blobs are not tar layers
-        unc_text = "not applicable (an artifact: its blobs are not filesystem layers; compressed sizes counted)"
             )
         )
     summary += [
@@ -134,7 +124,7 @@ def inspect_text(doc: dict[str, Any], *, markdown: bool = False) -> str:
             _short(layer["digest"]),
             layer["media_type"].rsplit("/", 1)[-1],
             human_size(layer["size"]),
-            _layer_size(layer),
+            human_size(layer["uncompressed_size"]) + f" ({layer['uncompressed_size_source']})",
             _one_line(layer["created_by"]),
         )
         for layer in doc["layers"]
@@ -221,16 +211,6 @@ def compare_text(doc: dict[str, Any], *, markdown: bool = False) -> str:
             f"Unpacked, by content: {human_size(doc['uncompressed_deduplicated_size'])} instead of "
             f"{human_size(doc['uncompressed_logical_size'])}."
         )
-    if doc["bases"]:
-        out.append("")
-        out.append("Common bases:")
-        for g in doc["bases"]:
-            unc = (
-                f", {human_size(g['uncompressed_saved_size'])} unpacked"
-                if g["uncompressed_saved_size"] is not None
-                else ""
-            )
-            out.append(
     elif doc.get("uncompressed_unknown"):
         out.append(
             f"Unpacked totals unknown ('?'): {len(doc['uncompressed_unknown'])} image(s) have layers whose "
@@ -244,6 +224,16 @@ def compare_text(doc: dict[str, Any], *, markdown: bool = False) -> str:
             )
         elif i.get("uncompressed_note"):
             out.append(f"  ? {i['reference']}: {i['uncompressed_note']}")
+    if doc["bases"]:
+        out.append("")
+        out.append("Common bases:")
+        for g in doc["bases"]:
+            unc = (
+                f", {human_size(g['uncompressed_saved_size'])} unpacked"
+                if g["uncompressed_saved_size"] is not None
+                else ""
+            )
+            out.append(
                 f"  {len(g['images'])} images share base {g['label']} ({g['layers']} layer{'s' if g['layers'] != 1 else ''}, "
                 f"{human_size(g['size'])}): {human_size(g['saved_size'])} saved{unc} [{g['source']}]"
             )
@@ -285,6 +275,15 @@ def compare_text(doc: dict[str, Any], *, markdown: bool = False) -> str:
     return "\n".join(out)
 
 
+def _basis_text(basis: str | None) -> str:
+    """How a container size was obtained, for the vm report's per-image lines."""
+    if basis == "exact":
+        return "; container size exact (streamed)"
+    if basis == "cheap":
+        return "; container size from gzip trailers / zstd headers (--exact streams)"
+    return ""
+
+
 def vm_text(doc: dict[str, Any], *, markdown: bool = False) -> str:
     """Each image as a VM, the fleet comparison, and the parameters with their sources."""
     rows = [
@@ -295,18 +294,13 @@ def vm_text(doc: dict[str, Any], *, markdown: bool = False) -> str:
             f"{human_size(i['vm_used_size'])} [{human_size(i['vm_used_low'])}–{human_size(i['vm_used_high'])}]",
             human_size(i["vm_download_size"]),
             human_size(i["vm_disk_size"]),
-def _basis_text(basis: str | None) -> str:
-    """How a container size was obtained, for the vm report's per-image lines."""
-    if basis == "exact":
-        return "; container size exact (streamed)"
-    if basis == "cheap":
-        return "; container size from gzip trailers / zstd headers (--exact streams)"
-    return ""
-
-
             _ratio(i["vm_used_size"] / i["container_size"] if i["container_size"] else None),
         )
         for i in doc["images"]
+    ]
+    rows += [  # no VM figures: the container size is unknown or ambiguous (the note below says why)
+        (i["reference"], f"{i['os']['pretty_name'] or i['os']['id'] or 'none'} → {i['family']}", *["?"] * 5)
+        for i in doc.get("unknown_images", ())
     ]
     out = []
     if markdown:
@@ -318,20 +312,6 @@ def _basis_text(basis: str | None) -> str:
             markdown,
         )
     )
-    rows += [  # no VM figures: the container size is unknown or ambiguous (the note below says why)
-        (i["reference"], f"{i['os']['pretty_name'] or i['os']['id'] or 'none'} → {i['family']}", *["?"] * 5)
-        for i in doc.get("unknown_images", ())
-    ]
-    f = doc["fleet"]
-    if f:
-        out.append("")
-        out.append(
-            f"Fleet: {f['containers']} containers ({f['replicas']} × {len(doc['images'])} image(s)) store "
-            f"{human_size(f['containers_size'])} (layers once: {human_size(f['unique_layers_size'])}"
-            f" + writable {human_size(f['writable_size'])}); as {f['containers']} VMs: "
-            f"{human_size(f['vms_used_size'])} used [{human_size(f['vms_used_low'])}–{human_size(f['vms_used_high'])}], "
-            f"{human_size(f['vms_disk_size'])} provisioned."
-        )
     for i in doc.get("unknown_images", ()):
         out.append(f"  ? {i['reference']}: no VM figures: {i['note']}")
     for a in doc.get("artifacts", ()):
@@ -339,14 +319,24 @@ def _basis_text(basis: str | None) -> str:
             f"  {a['reference']}: an artifact ({a['artifact_type']}), not a container image: no VM figures; "
             f"{a['blobs']} blob(s), {human_size(a['compressed_size'])} compressed; uncompressed not applicable"
         )
-        out.append(
-            f"Ratio: {_ratio(f['ratio'])} used [{_ratio(f['ratio_low'])}–{_ratio(f['ratio_high'])}], "
-            f"{_ratio(f['disk_ratio'])} provisioned."
+    f = doc["fleet"]
+    if f:
+        out.append("")
         if not f.get("complete", True):
             out.append(
                 f"Fleet totals are PARTIAL: they leave out {len(f['left_out'])} image(s) whose size is unknown "
                 f"({', '.join(f['left_out'])}): rerun with --exact."
             )
+        out.append(
+            f"Fleet: {f['containers']} containers ({f['replicas']} × {len(doc['images'])} image(s)) store "
+            f"{human_size(f['containers_size'])} (layers once: {human_size(f['unique_layers_size'])}"
+            f" + writable {human_size(f['writable_size'])}); as {f['containers']} VMs: "
+            f"{human_size(f['vms_used_size'])} used [{human_size(f['vms_used_low'])}–{human_size(f['vms_used_high'])}], "
+            f"{human_size(f['vms_disk_size'])} provisioned."
+        )
+        out.append(
+            f"Ratio: {_ratio(f['ratio'])} used [{_ratio(f['ratio_low'])}–{_ratio(f['ratio_high'])}], "
+            f"{_ratio(f['disk_ratio'])} provisioned."
         )
     p = doc["parameters"]
     out.append("")
@@ -358,13 +348,13 @@ def _basis_text(basis: str | None) -> str:
     for i in doc["images"]:
         out.append(
             f"  {i['reference']}: base {human_size(i['base_size'])} ({i['base_size_source']}); os: {i['os']['evidence']}"
+            + _basis_text(i.get("container_size_basis"))
         )
     for name, fam in p["families"].items():
         out.append(
             f"  {name}: {fam['label']}; VM OS {human_size(fam['vm_os']['central'])} "
             f"[{human_size(fam['vm_os']['low'])}–{human_size(fam['vm_os']['high'])}], disk {human_size(fam['disk'])} "
             f"({fam['disk_source']}); confidence {fam['confidence']}; {fam['derivation']}"
-            + _basis_text(i.get("container_size_basis"))
         )
         if fam["components"]:
             parts = ", ".join(f"{k.replace('_', ' ')} {human_size(v)}" for k, v in fam["components"].items())
