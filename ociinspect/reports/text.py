@@ -28,8 +28,14 @@ def human_size(n: int | None) -> str:
 
 
 def text_table(rows: Sequence[Sequence[Any]], headers: Sequence[str], markdown: bool) -> str:
+    """A plain-text table, or a GitHub Markdown table whose every cell and header went through
+    :func:`~ociinspect.textsafe.markdown_cell` (tabulate does not escape ``|``, ``<``, ``>``).  Every table and
+    Markdown renderer uses this one function."""
     from tabulate import tabulate  # imported here: ~25 ms we only pay when printing a table
 
+    if markdown:
+        rows = [[None if c is None else markdown_cell(c) for c in row] for row in rows]
+        headers = [markdown_cell(h) for h in headers]
     return tabulate(rows, headers=headers, tablefmt="github" if markdown else "simple", disable_numparse=True)
 
 
@@ -38,14 +44,7 @@ def _short(digest: str | None) -> str:
 
 
 def _argv(value: list[str] | None) -> str:
-    """A plain-text table, or a GitHub Markdown table whose every cell and header went through
-    :func:`~ociinspect.textsafe.markdown_cell` (tabulate does not escape ``|``, ``<``, ``>``).  Every table and
-    Markdown renderer uses this one function."""
     return " ".join(value) if value else "-"
-
-    if markdown:
-        rows = [[None if c is None else markdown_cell(c) for c in row] for row in rows]
-        headers = [markdown_cell(h) for h in headers]
 
 def _platform(p: dict[str, Any] | None) -> str:
     if not p:
