@@ -84,6 +84,11 @@ def inspect_document(
                 "uncompressed_size": layer.uncompressed.value,
                 "uncompressed_size_source": layer.uncompressed.source,
                 "uncompressed_size_note": layer.uncompressed.note,
+                **(
+                    {"uncompressed_size_candidates": list(layer.uncompressed.candidates)}
+                    if layer.uncompressed.ambiguous
+                    else {}
+                ),
                 "diff_id": layer.diff_id,
                 "created_by": layer.history.created_by if layer.history else None,
                 "created": layer.history.created if layer.history else None,

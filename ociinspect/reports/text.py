@@ -5,7 +5,7 @@ Sizes use IEC units (KiB, MiB, GiB: powers of 1024) everywhere, as the header of
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ociinspect.textsafe import markdown_cell, markdown_text
@@ -25,6 +25,16 @@ def human_size(n: int | None) -> str:
             return f"{int(value)} {unit}" if unit == "B" else f"{value:.1f} {unit}"
         value /= 1024
     raise AssertionError("unreachable")
+
+
+def _layer_size(layer: Mapping[str, Any]) -> str:
+    """``"1.5 MiB (trailer)"``; an ambiguous figure lists its candidates: ``"unknown (ambiguous: 0.5 GiB or
+    4.5 GiB)"``."""
+    candidates = layer.get("uncompressed_size_candidates") or ()
+    if candidates:
+        shown = [human_size(c) for c in candidates[:4]] + (["…"] if len(candidates) > 4 else [])
+        return f"unknown (ambiguous: {', '.join(shown[:-1])} or {shown[-1]})" if len(shown) > 1 else "unknown"
+    return human_size(layer["uncompressed_size"]) + f" ({layer['uncompressed_size_source']})"
 
 
 def text_table(rows: Sequence[Sequence[Any]], headers: Sequence[str], markdown: bool) -> str:
@@ -123,7 +133,7 @@ def inspect_text(doc: dict[str, Any], *, markdown: bool = False) -> str:
             _short(layer["digest"]),
             layer["media_type"].rsplit("/", 1)[-1],
             human_size(layer["size"]),
-            human_size(layer["uncompressed_size"]) + f" ({layer['uncompressed_size_source']})",
+            _layer_size(layer),
             _one_line(layer["created_by"]),
         )
         for layer in doc["layers"]
