@@ -3,6 +3,8 @@ published digests and sizes; every broken one gives a typed error."""
 
 from __future__ import annotations
 
+import zlib
+
 import pytest
 
 from ociinspect import mediatypes as mt
@@ -107,8 +109,19 @@ def test_ggcr_layout_index_one_image_without_digest() -> None:
 def test_ggcr_layout_index_media_type() -> None:
     root = corpus_path(*GGCR_LAYOUT, "test_index_media_type")
     img = load(f"oci:{root}@sha256:b544f71ecd82372bc9a3c0dbef378abfd2734fe437df81ff6e242a0d720d8e3e")
-    assert img.layers[0].media_type == "application/tar+gzip"
-    assert img.layers[0].uncompressed.source in ("trailer", "streamed")
+    (layer,) = img.layers
+    assert layer.media_type == "application/tar+gzip"
+    # The one right size source, derived from the blob: one plain gzip member, nothing after it and no eStargz
+    # TOC annotation, so the size is the trailer's ISIZE (a Range read of 4 bytes), equal to the tar's length.
+    blob = corpus_path(
+        *GGCR_LAYOUT, "test_index_media_type", "blobs", "sha256", layer.digest[7:]
+    ).read_bytes()
+    member = zlib.decompressobj(wbits=31)
+    tar = member.decompress(blob)
+    assert blob[:2] == b"\x1f\x8b" and member.eof and member.unused_data == b""
+    assert not any("stargz" in key or "estargz" in key for key in layer.descriptor.annotations)
+    assert layer.uncompressed.source == "trailer"
+    assert layer.uncompressed.value == len(tar) == int.from_bytes(blob[-4:], "little") == 10240
 
 
 def test_ggcr_tarball_test_image_1() -> None:
