@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import logging
 import re
+import traceback
 
 __all__ = [
     "MAX_UINT_DIGITS",
@@ -45,9 +46,7 @@ _ASCII_SPACE = " \t\r\n"
 
 def is_uint(text: str | None, *, max_digits: int = MAX_UINT_DIGITS) -> bool:
     """True when ``text`` is 1..``max_digits`` ASCII digits (no sign, no space, no ``_``, no other script)."""
-    return (
-        text is not None and 0 < len(text) <= max_digits and text.isascii() and text.isdigit()
-    )
+    return text is not None and 0 < len(text) <= max_digits and text.isascii() and text.isdigit()
 
 
 def parse_uint(text: str | None, *, max_digits: int = MAX_UINT_DIGITS) -> int | None:
@@ -167,12 +166,33 @@ class SafeFormatter(logging.Formatter):
             record.asctime = self.formatTime(record, self.datefmt)
         out = _safe(self.formatMessage(record))
         tails: list[str] = []
-        if record.exc_info:
-            tails.append(self.formatException(record.exc_info))
+        if record.exc_info and record.exc_info[1] is not None:
+            tails.append(
+                "\n".join(_exception_lines(traceback.TracebackException.from_exception(record.exc_info[1])))
+            )
         elif record.exc_text:
-            tails.append(record.exc_text)
+            tails.append(_safe(record.exc_text))  # cached by another formatter: one escaped line
         if record.stack_info:
-            tails.append(self.formatStack(record.stack_info))
+            tails.append("\n".join(_safe(line) for line in self.formatStack(record.stack_info).split("\n")))
         for tail in tails:
-            out += "\n" + "\n".join(_safe(line) for line in tail.rstrip("\n").split("\n"))
+            out += "\n" + tail
         return out
+
+
+def _exception_lines(te: traceback.TracebackException) -> list[str]:
+    """A traceback whose frame lines keep their layout and whose exception text (message and notes, which may
+    quote hostile values) is one escaped line: a newline in a message cannot forge a log line."""
+    lines: list[str] = []
+    if te.__cause__ is not None:
+        lines += [*_exception_lines(te.__cause__), "", _CAUSE, ""]
+    elif te.__context__ is not None and not te.__suppress_context__:
+        lines += [*_exception_lines(te.__context__), "", _CONTEXT, ""]
+    if te.stack:
+        lines.append("Traceback (most recent call last):")
+        lines += [_safe(line) for line in "".join(te.stack.format()).rstrip("\n").split("\n")]
+    lines.append(_safe("".join(te.format_exception_only()).rstrip("\n")))
+    return lines
+
+
+_CAUSE = "The above exception was the direct cause of the following exception:"
+_CONTEXT = "During handling of the above exception, another exception occurred:"

@@ -83,7 +83,8 @@ SMALL_BLOB = 64 * 1024
 _BASE_NAME = "org.opencontainers.image.base.name"
 _BASE_DIGEST = "org.opencontainers.image.base.digest"
 _ROOT = IndexChain()  # a tag's manifest: no index entered yet
-_RATELIMIT_RE = re.compile(r"^\s*(\d{1,18})\s*(?:;\s*w\s*=\s*(\d{1,18}))?", re.ASCII)  # ASCII digits only
+# ASCII digits only ("١٠" or "1_0" is no number), each ending at ";", "," or the end
+_RATELIMIT_RE = re.compile(r"^\s*(\d{1,18})\s*(?:;\s*w\s*=\s*(\d{1,18})\s*)?(?=[;,]|$)", re.ASCII)
 
 
 # ------------------------------------------------------------------------------------------------ values
