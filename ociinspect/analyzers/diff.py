@@ -175,23 +175,27 @@ def diff_layers(
 # ------------------------------------------------------------------------------------ what to read
 
 
-def _footprint(layers: Sequence[Sequence[Entry]]) -> tuple[set[str], list[tuple[str, bool]], list[str]]:
+def _footprint(layers: Sequence[Sequence[Entry]]) -> tuple[set[str], list[tuple[str, bool]], bool]:
     """A suffix's effect on whatever lies below it: the paths it defines (its own final tree), the regions it
-    removes for sure (``(root, inclusive)``: a whiteout removes its target and below, an opaque marker what is
-    below its directory) and the non-directories it writes (which remove what is below only if a directory
-    was there)."""
+    removes (``(root, inclusive)``: a whiteout removes its target and below; an opaque marker, and a
+    non-directory written over what may be a directory, remove what is below), and whether a layer names a path
+    twice (then the rule gives up: the prefix is needed)."""
     defined = {f.path for f in flatten(layers)}
     removed: list[tuple[str, bool]] = []
-    conditional: list[str] = []
+    twice = False
     for entries in layers:
+        seen: set[str] = set()
         for e in entries:
             if e.whiteout == "whiteout":
                 removed.append((e.target, True))
             elif e.whiteout == "opaque":
                 removed.append((e.target, False))
-            elif not e.whiteout and not e.is_dir:
-                conditional.append(e.path)
-    return defined, removed, conditional
+            elif not e.whiteout:
+                twice = twice or e.path in seen
+                seen.add(e.path)
+                if not e.is_dir:
+                    removed.append((e.path, False))
+    return defined, removed, twice
 
 
 def _under(path: str, root: str, inclusive: bool) -> bool:
@@ -221,23 +225,23 @@ def prefix_needed(suffix_a: Sequence[LayerScan], suffix_b: Sequence[LayerScan]) 
     shared prefix's scans must be read (once, from the layer cache when it holds them).
 
     False when every path that one suffix defines or removes has a fate fixed by the other suffix too (defined
-    there, or inside a region it removes with a whiteout or opaque marker) — then both images show the prefix
-    through the same holes and the prefix cannot change the result.  Cost: O(entries × removal roots) over
+    there, or inside a region it removes: below a whiteout, an opaque marker or a non-directory it writes) —
+    then both images show the prefix through the same holes and the prefix cannot change the result.  Assumes
+    a well-formed prefix (nothing below a non-directory); a suffix layer naming one path twice makes it True.  Cost: O(entries × removal roots) over
     the suffixes' entries, no I/O.
     """
     if not suffix_a and not suffix_b:
         return False
     fa = _footprint([s.entries for s in suffix_a])
     fb = _footprint([s.entries for s in suffix_b])
-    for (defined, removed, conditional), (o_defined, o_removed, _) in ((fa, fb), (fb, fa)):
+    if fa[2] or fb[2]:
+        return True
+    for (defined, removed, _), (o_defined, o_removed, _) in ((fa, fb), (fb, fa)):
         for path in defined:
             if path not in o_defined and not _covered(path, o_removed):
                 return True
         for root, incl in removed:
             if not _region_covered(root, incl, o_removed):
-                return True
-        for path in conditional:  # what a non-directory hides below it must be hidden on the other side too
-            if not _region_covered(path, False, o_removed):
                 return True
     return False
 
