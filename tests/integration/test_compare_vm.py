@@ -221,3 +221,87 @@ def test_html_report_renders_in_headless_chromium(
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 10_000  # a real picture, not a blank page
     if (keep := Path("/tmp/ociinspect-screens")).is_dir():  # for a human to look at
         shutil.copy(shot, keep / shot.name)
+
+
+# ------------------------------------------------------------------------------ issue 10 §3
+
+
+@pytest.fixture
+def no_cheap_streaming(monkeypatch: pytest.MonkeyPatch, fixture_images: Any) -> None:
+    """The multimember fixture's layer as the cheap methods see a hostile layer: ambiguous (two candidate
+    sizes), as sizes.py reports e.g. a wrapped gzip trailer; ``--exact`` still streams it."""
+    from ociinspect import sizes
+    from ociinspect.model import SizeEstimate
+
+    (layer,) = fixture_images.expected["multimember"].layers
+    real = sizes.estimate
+
+    def estimate(source: Any, desc: Any, **kw: Any) -> SizeEstimate:
+        if desc.digest == layer.digest and kw.get("mode") != "exact":
+            return SizeEstimate(None, "unknown", "ambiguous", candidates=(layer.uncompressed_size, 2**32))
+        return real(source, desc, **kw)
+
+    monkeypatch.setattr(sizes, "estimate", estimate)
+
+
+def test_vm_with_unknown_sizes_analyses_the_rest_and_exits_4(
+    capsys: pytest.CaptureFixture[str], fixture_images: Any, no_cheap_streaming: None
+) -> None:
+    refs = [f"oci:{fixture_images['app1']}:latest", f"oci:{fixture_images['multimember']}:latest"]
+    code, doc, err = run_json(capsys, "vm", *refs)
+    assert code == 4 and "--vm-profile" not in err and "no VM figures" in err and "--exact" in err
+    assert [i["reference"] for i in doc["images"]] == [refs[0]]
+    (unknown,) = doc["unknown_images"]
+    assert unknown["reference"] == refs[1] and "layer(s) 0" in unknown["note"]
+    assert doc["fleet"]["complete"] is False and doc["fleet"]["left_out"] == [refs[1]]
+    code, doc, _ = run_json(capsys, "vm", "--exact", *refs)
+    assert code == 0 and not doc["unknown_images"] and doc["fleet"]["complete"] is True
+    assert {i["container_size_basis"] for i in doc["images"]} == {"exact"}
+    facts = fixture_images.expected["multimember"]
+    assert doc["images"][1]["container_size"] == sum(lf.uncompressed_size for lf in facts.layers)
+    for fmt in ("table", "markdown", "html"):
+        assert main(["vm", *refs, "-f", fmt]) == 4
+        out = capsys.readouterr().out
+        assert ("PARTIAL" in out or "Partial fleet" in out) and refs[1] in out
+
+
+def test_compare_marks_unknown_totals_and_exact_settles_them(
+    capsys: pytest.CaptureFixture[str], fixture_images: Any, no_cheap_streaming: None
+) -> None:
+    refs = [f"oci:{fixture_images['app1']}:latest", f"oci:{fixture_images['multimember']}:latest"]
+    code, doc, _ = run_json(capsys, "compare", *refs)
+    assert code == 0 and doc["uncompressed_logical_size"] is None and doc["uncompressed_unknown"] == [refs[1]]
+    assert "--exact" in doc["images"][1]["uncompressed_note"]
+    assert main(["compare", *refs]) == 0
+    assert "Unpacked totals unknown" in capsys.readouterr().out
+    code, doc, _ = run_json(capsys, "compare", "--exact", *refs)
+    assert code == 0 and doc["uncompressed_unknown"] == [] and doc["uncompressed_logical_size"] is not None
+
+
+@pytest.mark.parametrize("where", ["registry", "layout"])
+def test_artifacts_are_described_not_modelled(
+    where: str, capsys: pytest.CaptureFixture[str], seeded_registry: Any, fixture_images: Any
+) -> None:
+    """fixtures/artifact (an SBOM pushed by oras-py to the real registry, and the local layout): vm, compare
+    and inspect call it an artifact, read none of its blobs for an OS, and --exact says what it counts."""
+    art = (
+        f"docker://{seeded_registry.host}/fixtures/artifact:latest"
+        if where == "registry"
+        else f"oci:{fixture_images['artifact']}:latest"
+    )
+    app = f"oci:{fixture_images['app1']}:latest"
+    facts = fixture_images.expected["artifact"]
+    code, doc, _ = run_json(capsys, "vm", "--exact", app, art)
+    assert code == 0 and [i["reference"] for i in doc["images"]] == [app]
+    (a,) = doc["artifacts"]
+    assert a["artifact_type"] == facts.artifact_type and a["uncompressed_size"] is None
+    assert a["compressed_size"] == sum(lf.size for lf in facts.layers) and "not applicable" in a["note"]
+    code, doc, _ = run_json(capsys, "compare", "--exact", app, art)
+    assert code == 0
+    row = doc["images"][1]
+    assert row["kind"] == "artifact" and row["uncompressed_total_size"] is None
+    assert row["os"]["evidence"] == "an artifact, not a container image: no OS detection"
+    assert doc["uncompressed_unknown"] == [] and doc["uncompressed_logical_size"] is not None
+    assert main(["inspect", "--exact", art]) == 0
+    out = capsys.readouterr().out
+    assert "Uncompressed:  not applicable" in out and "no OS detection" in out

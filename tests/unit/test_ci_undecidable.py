@@ -12,7 +12,7 @@ from typing import Any
 import jsonschema
 import xmlschema
 
-from ociinspect.checks import Facts, Policy, RuleConfig, evaluate, exit_code
+from ociinspect.checks import Facts, Policy, RuleConfig, Severity, evaluate, exit_code
 from ociinspect.model import SizeEstimate
 from ociinspect.reports.ci import (
     check_document,
@@ -28,7 +28,7 @@ from tests.unit.test_checks import AMBIGUOUS, image, with_sizes
 SCHEMAS = Path(__file__).resolve().parents[1] / "data" / "schemas"
 
 
-def make_doc(severity: str = "error") -> dict[str, Any]:
+def make_doc(severity: Severity = "error") -> dict[str, Any]:
     policy = Policy().merged(
         [
             RuleConfig("max-compressed-size", 10_000),  # 30: pass

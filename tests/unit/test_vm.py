@@ -179,3 +179,92 @@ def test_parse_os_release_quoting() -> None:
         'NAME="Debian GNU/Linux"\nVERSION_ID=\'12\'\n# comment\nBROKEN\nPRETTY_NAME="A \\"quoted\\" name"\n'
     )
     assert fields == {"NAME": "Debian GNU/Linux", "VERSION_ID": "12", "PRETTY_NAME": 'A "quoted" name'}
+
+
+# ------------------------------------------------------------------------------ issue 10 §3: unknown sizes, artifacts
+
+
+def _container(ref: str, *sizes: SizeEstimate) -> Image:
+    import dataclasses
+
+    from ociinspect.model import ImageConfig
+
+    img = image(ref, *((f"sha256:{ref[-1] * 63}{i}", 3 * MB) for i in range(len(sizes))))
+    layers = tuple(dataclasses.replace(lyr, uncompressed=s) for lyr, s in zip(img.layers, sizes, strict=True))
+    return dataclasses.replace(img, config=ImageConfig(os="linux"), layers=layers)
+
+
+AMBIGUOUS = SizeEstimate(None, "unknown", "ambiguous: gzip trailer", candidates=(100 * MB, 100 * MB + 2**32))
+
+
+def test_unknown_and_ambiguous_sizes_give_no_vm_figures_and_say_why() -> None:
+    from ociinspect.analyzers.vm import estimate_for, size_basis, unknown_sizes
+
+    p = load_parameters()
+    known = _container("oci:/x:a", SizeEstimate(50 * MB, "trailer"), SizeEstimate(5 * MB, "streamed"))
+    ambiguous = _container("oci:/x:b", SizeEstimate(50 * MB, "trailer"), AMBIGUOUS)
+    unknown = _container("oci:/x:c", SizeEstimate(None, "unknown", "zstd frame header has no content size"))
+    exact = _container("oci:/x:d", SizeEstimate(5 * MB, "streamed"), SizeEstimate(7 * MB, "exact"))
+    assert unknown_sizes(known) is None and size_basis(known) == "cheap" and size_basis(exact) == "exact"
+    assert estimate_for(ambiguous, UBUNTU, p) is None and size_basis(ambiguous) == "unknown"
+    why = unknown_sizes(ambiguous) or ""
+    assert f"layer(s) 1 (ambiguous: {100 * MB} or {100 * MB + 2**32} bytes)" in why and "--exact" in why
+    assert "zstd frame header has no content size" in (unknown_sizes(unknown) or "")
+
+
+def test_vm_document_and_text_mark_unknown_images_partial_fleet_and_artifacts() -> None:
+    from ociinspect.analyzers.vm import estimate_for
+    from ociinspect.reports.data import vm_document
+    from ociinspect.reports.text import vm_text
+
+    p = load_parameters()
+    known = _container("oci:/x:a", SizeEstimate(300 * MB, "trailer"))
+    ambiguous = _container("oci:/x:b", AMBIGUOUS)
+    artifact = image("oci:/x:sbom", ("sha256:" + "9" * 64, 3000))  # config None: an artifact
+    est = estimate_for(known, UBUNTU, p)
+    assert est is not None and artifact.is_artifact and estimate_for(artifact, UBUNTU, p) is None
+    fleet = estimate_fleet([known], [est], p, replicas=2)
+    doc = vm_document(
+        [est],
+        fleet,
+        p,
+        bases=["cheap"],
+        unknown=[(ambiguous, UBUNTU, "why: rerun with --exact")],
+        artifacts=[artifact],
+    )
+    assert doc["images"][0]["container_size_basis"] == "cheap"
+    (u,) = doc["unknown_images"]
+    assert (u["reference"], u["container_size"], u["container_size_basis"]) == ("oci:/x:b", None, "unknown")
+    assert doc["fleet"]["complete"] is False and doc["fleet"]["left_out"] == ["oci:/x:b"]
+    assert doc["fleet"]["containers"] == 2  # the unknown image is not counted as if it weighed 0
+    (a,) = doc["artifacts"]
+    assert a["uncompressed_size"] is None and a["compressed_size"] == 1000 and "not applicable" in a["note"]
+    text = vm_text(doc)
+    assert "Fleet totals are PARTIAL" in text and "oci:/x:b: no VM figures: why: rerun with --exact" in text
+    assert "oci:/x:sbom: an artifact" in text and "uncompressed not applicable" in text
+    complete = vm_document([est], fleet, p)
+    assert complete["fleet"]["complete"] is True and "PARTIAL" not in vm_text(complete)
+
+
+@pytest.mark.parametrize(
+    ("content", "match"),
+    [
+        ("[global]\nheadrom = 0.5\n", r"line 2: unknown key global\.headrom"),
+        ("[globals]\nheadroom = 0.5\n", r"line 1: unknown table globals"),
+        ("[families.debian]\ndisk_gb = 8\n", r"line 2: unknown key families\.debian\.disk_gb"),
+        (
+            "[families.debian.vm_os_gb]\nlow = 1\ncentral = 2\nhigh = 3\nmid = 2\n",
+            r"line 5: unknown key .*\.mid",
+        ),
+    ],
+)
+def test_unknown_profile_keys_are_errors_with_line_and_did_you_mean(
+    tmp_path: Path, content: str, match: str
+) -> None:
+    path = tmp_path / "p.toml"
+    path.write_text(content)
+    with pytest.raises(PolicyError, match=match) as info:
+        load_parameters(str(path))
+    assert info.value.exit_code == 2 and info.value.hint
+    if "headrom" in content or "globals" in content or "disk_gb" in content:
+        assert "did you mean" in info.value.hint
