@@ -6,6 +6,7 @@ import contextlib
 import gzip
 import hashlib
 import io
+import itertools
 import os
 import random
 import tarfile
@@ -320,10 +321,18 @@ def test_gzip_decision_from_trailer_and_head(
         assert est is None and "multi-member" in why
 
 
-def test_multi_member_of_whole_tar_blocks_with_a_plausible_last_member_is_not_trusted() -> None:
-    # defect 2 in small: members of 8 KiB (whole tar blocks), the last one alone fits the compressed size
-    raw = tar_of(("a", random.Random(2).randbytes(200_000)), ("z", b"\0" * 300_000))
-    data = b"".join(gzip.compress(raw[i : i + 8192], mtime=0) for i in range(0, len(raw), 8192))
+@pytest.mark.parametrize("members", [(32768,) * 16, (32768, 40960, 8 * 2**20)])
+def test_multi_member_of_whole_tar_blocks_with_a_plausible_last_member_is_not_trusted(
+    members: tuple[int, ...],
+) -> None:
+    # defect 2: members holding whole tar blocks, the last one alone fits the compressed size (its ISIZE is a
+    # whole tar, and at least the blob's size), so the trailer alone would give the last member's size; the
+    # head shows the first member ending with more data after it (the whole blob, or the 64 KiB head)
+    raw = tar_of(("a", random.Random(2).randbytes(70_000)), ("z", b"\0" * 9 * 2**20))
+    cuts = [sum(members[:i]) for i in range(len(members))] + [len(raw)]
+    data = b"".join(gzip.compress(raw[a:b], mtime=0) for a, b in itertools.pairwise(cuts))
+    isize = int.from_bytes(data[-4:], "little")
+    assert isize % 512 == 0 and sizes.resolve_isize(isize, len(data))[0] == isize != len(raw)  # the trap
     desc, blobs = layer(data, mt.OCI_LAYER_GZIP)
     est = sizes.estimate(MemorySource(blobs), desc)
     assert (est.value, est.source) == (len(raw), "streamed")
