@@ -18,6 +18,7 @@ import enum
 __all__ = [
     "AuthError",
     "ConnectionFailed",
+    "DeadlineExceeded",
     "DigestMismatch",
     "ExitCode",
     "InvalidImage",
@@ -164,6 +165,11 @@ class TLSFailure(RegistryError):
 
 class Timeout(RegistryError):
     """No answer (or no bytes) within the configured timeout."""
+
+
+class DeadlineExceeded(Timeout):
+    """The command's total deadline (``--deadline``) passed while a request, a retry pause or a body was in
+    flight (exit 3; 4 when other references of the same command were read)."""
 
 
 class PartialFailure(OciInspectError):

@@ -39,13 +39,24 @@ class LoadResult:
 
 
 class Session:
-    """Shared state for reading images: registry settings, credentials and the (lazy) registry client."""
+    """Shared state for reading images: registry settings, credentials and the (lazy) registry client.
+
+    ``deadline`` (seconds, from now) bounds everything this session does over the network, retries, token
+    requests and downloads included (:class:`~ociinspect.errors.DeadlineExceeded` once passed); it replaces any
+    deadline in ``settings``.
+    """
 
     def __init__(
         self,
         settings: RegistrySettings | None = None,
         credentials: CredentialResolver | None = None,
+        *,
+        deadline: float | None = None,
     ) -> None:
+        if deadline is not None:
+            from ociinspect.registry import Deadline, RegistrySettings
+
+            settings = dataclasses.replace(settings or RegistrySettings(), deadline=Deadline.after(deadline))
         self._settings = settings
         self._credentials = credentials
         self._client: RegistryClient | None = None

@@ -36,6 +36,35 @@ __all__ = [
 
 F = TypeVar("F", bound=Callable[..., Any])
 
+#: ``--deadline`` when not given, in seconds, by command (None: no limit).  10 minutes covers a large image's
+#: manifests, configs and Range reads many times over on a slow link; ``waste`` and ``files`` stream whole
+#: layers (1 GiB at 2 MB/s is ~9 minutes), hence 30 minutes; an ``audit scan`` of a large registry runs for
+#: hours and is resumable, so it has none unless asked.
+DEFAULT_DEADLINES: dict[str, float | None] = {
+    "inspect": 600.0,
+    "check": 600.0,
+    "compare": 600.0,
+    "vm": 600.0,
+    "waste": 1800.0,
+    "files": 1800.0,
+    "audit": None,
+}
+_FALLBACK_DEADLINE = 600.0
+
+
+def _default_deadline() -> float | None:
+    """The default deadline of the running command (by its top-level name, e.g. ``audit`` for ``audit scan``)."""
+    ctx = click.get_current_context(silent=True)
+    names: list[str] = []
+    while ctx is not None:
+        if ctx.info_name:
+            names.append(ctx.info_name)
+        ctx = ctx.parent
+    for name in reversed(names):
+        if name in DEFAULT_DEADLINES:
+            return DEFAULT_DEADLINES[name]
+    return _FALLBACK_DEADLINE
+
 
 def report_error(error: OciInspectError) -> None:
     """One line on stderr (what was being done, why it failed), plus the hint line when there is one.
@@ -118,6 +147,14 @@ def registry_options(func: F) -> F:
         help="Seconds to wait for a registry to answer or send bytes.",
     )
     @click.option(
+        "--deadline",
+        "deadline_text",
+        metavar="DURATION",
+        help="Total time for the whole command, retries, redirects, tokens and downloads included "
+        "(e.g. 90s, 5m, 1h30m; 0 or none: no limit).  Default: 10m for inspect, check, compare and vm; "
+        "30m for waste and files; none for audit.  On expiry: exit 3 (4 if other images were read).",
+    )
+    @click.option(
         "--retries",
         type=click.IntRange(0, 10),
         default=3,
@@ -135,9 +172,19 @@ def registry_options(func: F) -> F:
         password_argv: str | None,
         timeout: float,
         retries: int,
+        deadline_text: str | None,
         **kwargs: Any,
     ) -> Any:
-        from ociinspect.registry import HostSettings, RegistrySettings
+        from ociinspect.registry import Deadline, HostSettings, RegistrySettings, parse_duration
+
+        if deadline_text is None:
+            seconds = _default_deadline()
+        else:
+            try:
+                seconds = parse_duration(deadline_text)
+            except ValueError as exc:
+                raise UsageError(f"--deadline: {exc}") from None
+        deadline = Deadline.after(seconds) if seconds is not None else None
 
         if password_argv is not None:
             raise UsageError(
@@ -159,6 +206,7 @@ def registry_options(func: F) -> F:
             read_timeout=timeout,
             connect_timeout=min(timeout, 10.0),
             retries=retries,
+            deadline=deadline,
         )
         return func(*args, registry_access=RegistryAccess(settings, username, secret), **kwargs)
 

@@ -11,7 +11,6 @@ import contextlib
 import json
 import logging
 import re
-import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from types import TracebackType
@@ -223,7 +222,7 @@ class RegistryClient:
                     raise
                 delay = self.settings.backoff * (2**attempt)
                 log.debug("%s: the body broke off, retry %d in %.2f s", what, attempt + 1, delay)
-                time.sleep(delay)
+                self._transport.pause(delay, what=what, doing="retrying after the body broke off")
                 attempt += 1
 
     def _read_json(self, response: requests.Response, *, what: str) -> dict[str, Any]:

@@ -7,12 +7,20 @@ Everything that touches sockets lives here, so third-party exceptions are transl
 timeouts are not retried: they would fail the same way again and a CLI user should hear it at once.
 
 Redirects are followed here, not by ``requests``: ``Authorization`` goes only to the origin (scheme, host,
-port) of the first URL, so a blob redirected to a CDN never sees a registry token.  Cookies are never stored
-or sent, and ``~/.netrc`` is never consulted.
+port) of the first URL, so a blob redirected to a CDN never sees a registry token; a request that carries a body
+(the identity-token POST) never follows a redirect to another origin at all.  Cookies are never stored or sent,
+and ``~/.netrc`` is never consulted.
+
+A total :class:`~ociinspect.registry.deadline.Deadline` (``RegistrySettings.deadline``) bounds everything the
+transport does: each socket timeout is at most the time remaining, retry pauses end before it, bodies check it
+between reads, and a watchdog timer shuts down every socket the transport opened when it passes (a server that
+drips one byte per second defeats a per-read timeout, not a shutdown).  Then the caller gets
+:class:`~ociinspect.errors.DeadlineExceeded` naming what was in flight.
 """
 
 from __future__ import annotations
 
+import contextlib
 import email.utils
 import http.client
 import http.cookiejar
@@ -26,18 +34,25 @@ import socket
 import threading
 import time
 import warnings
+import weakref
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
+from typing import Any
 from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 
 import requests
 import urllib3.exceptions
 from requests.adapters import HTTPAdapter
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 from ociinspect import errors
+from ociinspect.registry.deadline import Deadline
+from ociinspect.textsafe import parse_uint
 
 __all__ = [
+    "Deadline",
     "HostSettings",
     "RegistrySettings",
     "Transport",
@@ -47,8 +62,6 @@ __all__ = [
     "read_body",
     "redact_url",
 ]
-from ociinspect.registry.deadline import Deadline
-from ociinspect.textsafe import parse_uint
 
 log = logging.getLogger("ociinspect.registry")
 
@@ -109,7 +122,9 @@ class HostSettings:
 
 @dataclass(frozen=True)
 class RegistrySettings:
-    """Transport settings: per-host TLS, timeouts (seconds), retry policy.  Immutable; share freely."""
+    """Transport settings: per-host TLS, timeouts (seconds), retry policy, and the total ``deadline`` (None:
+    no limit).  Immutable; share freely — but a deadline is a fixed point in time: make new settings (with
+    :func:`dataclasses.replace`) for each command or run."""
 
     default: HostSettings = HostSettings()
     hosts: Mapping[str, HostSettings] = field(default_factory=lambda: MappingProxyType({}), hash=False)
@@ -119,6 +134,7 @@ class RegistrySettings:
     max_retry_after: float = 30.0
     backoff: float = 0.5
     user_agent: str = field(default_factory=_default_user_agent)
+    deadline: Deadline | None = None
 
     def __post_init__(self) -> None:
         if self.connect_timeout <= 0 or self.read_timeout <= 0:
@@ -277,8 +293,74 @@ class _NoNetrc(requests.auth.AuthBase):
         return r
 
 
+class _SocketTracker:
+    """The sockets a transport opened (weakly held), so that the deadline watchdog can shut them all down."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._sockets: weakref.WeakSet[socket.socket] = weakref.WeakSet()
+        self.closed = False
+
+    def add(self, sock: socket.socket) -> None:
+        with self._lock:
+            self._sockets.add(sock)
+            closed = self.closed
+        if closed:
+            _shutdown(sock)
+
+    def shutdown_all(self) -> None:
+        with self._lock:
+            self.closed = True
+            sockets = list(self._sockets)
+        for sock in sockets:
+            _shutdown(sock)
+
+
+def _shutdown(sock: socket.socket) -> None:
+    """Wake any thread blocked reading ``sock``: shutdown(2) on the descriptor (TLS included: the base
+    class method is called, so the TLS layer just sees the connection end)."""
+    with contextlib.suppress(OSError):
+        socket.socket.shutdown(sock, socket.SHUT_RDWR)
+
+
+class _TrackingAdapter(HTTPAdapter):
+    """An adapter whose connections register their TCP socket with a :class:`_SocketTracker` on connect."""
+
+    def __init__(self, tracker: _SocketTracker, **kwargs: Any) -> None:
+        self._tracker = tracker
+        super().__init__(**kwargs)
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        tracker = self._tracker
+
+        class Conn(HTTPConnection):
+            def _new_conn(self) -> socket.socket:
+                sock = super()._new_conn()
+                tracker.add(sock)
+                return sock
+
+        class TLSConn(HTTPSConnection):
+            def _new_conn(self) -> socket.socket:
+                sock = super()._new_conn()
+                tracker.add(sock)
+                return sock
+
+        class Pool(HTTPConnectionPool):
+            ConnectionCls = Conn
+
+        class TLSPool(HTTPSConnectionPool):
+            ConnectionCls = TLSConn
+
+        self.poolmanager.pool_classes_by_scheme = {"http": Pool, "https": TLSPool}
+
+
 class Transport:
-    """One pooled ``requests.Session`` plus the policies above.  Thread-safe; :meth:`close` when done."""
+    """One pooled ``requests.Session`` plus the policies above.  Thread-safe; :meth:`close` when done.
+
+    With ``settings.deadline``, a daemon timer thread waits for it and then shuts down every socket this
+    transport opened; :meth:`close` cancels it.
+    """
 
     def __init__(self, settings: RegistrySettings) -> None:
         self.settings = settings
@@ -291,10 +373,18 @@ class Transport:
         # request: with trust_env, requests scans all of os.environ twice per request (~40 % of its CPU when an
         # audit sends thousands of small requests).  ~/.netrc stays ignored (see _NoNetrc).
         session.trust_env = False
-        adapter = HTTPAdapter(pool_connections=16, pool_maxsize=32, max_retries=0)
+        self._tracker = _SocketTracker()
+        adapter = _TrackingAdapter(self._tracker, pool_connections=16, pool_maxsize=32, max_retries=0)
         session.mount("http://", adapter)
         session.mount("https://", adapter)
         self._session = session
+        self.deadline = settings.deadline
+        self._watchdog: threading.Timer | None = None
+        if self.deadline is not None:
+            self._watchdog = threading.Timer(max(0.0, self.deadline.remaining()), self._tracker.shutdown_all)
+            self._watchdog.name = "ociinspect-deadline"
+            self._watchdog.daemon = True
+            self._watchdog.start()
         self._lock = threading.Lock()
         self._plain_loopback: set[str] = set()
         #: called with (method, url, response) after every HTTP round trip (retries, redirects and token
@@ -306,8 +396,33 @@ class Transport:
         self._env_ca = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or None
 
     def close(self) -> None:
-        """Close pooled connections (no requests)."""
+        """Close pooled connections (no requests) and stop the deadline watchdog."""
+        if self._watchdog is not None:
+            self._watchdog.cancel()
         self._session.close()
+
+    def expired(self) -> bool:
+        """True once the deadline has passed (or the watchdog fired).  Cost: one clock read."""
+        return self.deadline is not None and (self._tracker.closed or self.deadline.expired(slack=0.05))
+
+    def check_deadline(self, what: str, doing: str, *, url: str | None = None) -> None:
+        """Raise :class:`~ociinspect.errors.DeadlineExceeded` when the deadline has passed."""
+        if self.deadline is not None and self.expired():
+            raise self.deadline.error(what, doing, url=redact_url(url) if url else None)
+
+    def pause(self, delay: float, *, what: str, doing: str) -> None:
+        """Sleep ``delay`` seconds before a retry, or raise :class:`~ociinspect.errors.DeadlineExceeded` at
+        once when the deadline would pass during the pause (sleeping until then could not help)."""
+        if self.deadline is not None and delay >= self.deadline.remaining():
+            raise self.deadline.error(what, f"{doing}: the {delay:.1f} s pause would pass the deadline")
+        time.sleep(delay)
+
+    def timeouts(self) -> tuple[float, float]:
+        """``(connect, read)`` socket timeouts in seconds, each at most the time remaining."""
+        connect, read = self.settings.connect_timeout, self.settings.read_timeout
+        if self.deadline is None:
+            return connect, read
+        return self.deadline.cap(connect), self.deadline.cap(read)
 
     def url(self, host: str, path: str) -> str:
         """Absolute URL for ``path`` on ``host``: http:// for plain-http hosts, https:// otherwise."""
@@ -318,7 +433,8 @@ class Transport:
 
         A loopback host with default TLS settings is probed once, without credentials, with ``GET /v2/`` over
         plain HTTP (about 1 ms on loopback, instead of building a TLS context and failing a handshake): a
-        registry answer (200 or 401) means plain HTTP; anything else, HTTPS as usual.
+        registry answer (200 or 401), or a transient one (429, 502, 503, 504: a registry still starting, which
+        the request itself then retries), means plain HTTP; anything else, HTTPS as usual.
         """
         key = normalize_host(host)
         with self._lock:
@@ -344,16 +460,17 @@ class Transport:
 
     def _probe_plain(self, host: str) -> bool:
         """One credential-less ``GET http://host/v2/`` with short timeouts: does a registry answer plain HTTP?"""
+        connect, read = self.timeouts()
         try:
             response = self._session.get(
                 f"http://{host}/v2/",
-                timeout=(min(self.settings.connect_timeout, 2.0), 2.0),
+                timeout=(min(connect, 2.0), min(read, 2.0)),
                 allow_redirects=False,
             )
         except requests.RequestException:
             return False
         try:
-            return response.status_code in (200, 401)
+            return response.status_code in (200, 401) or response.status_code in RETRY_STATUSES
         finally:
             response.close()
 
@@ -374,9 +491,10 @@ class Transport:
         """Send one logical request; returns the final response with its body unread (``stream=True``).
 
         Cost: one HTTP round trip per redirect hop (≤ 5) and per retry (≤ ``settings.retries`` per hop).
-        ``authorization`` is sent only to the origin of ``url``.  Non-2xx answers are returned, not raised:
-        use :func:`error_from_response`.  Raises :class:`~ociinspect.errors.RegistryError` subclasses for
-        transport failures.
+        ``authorization`` is sent only to the origin of ``url``; a request with ``data`` (a form, e.g. the
+        identity-token POST) does not follow a redirect to another origin.  Non-2xx answers are returned, not
+        raised: use :func:`error_from_response`.  Raises :class:`~ociinspect.errors.RegistryError` subclasses
+        for transport failures, :class:`~ociinspect.errors.DeadlineExceeded` once the deadline has passed.
         """
         url = self._remembered_scheme(url)
         origin = _origin(url)
@@ -391,6 +509,14 @@ class Transport:
                 return response
             discard(response)
             target = urljoin(url, location)
+            if data is not None and _origin(target) != _origin(url):
+                raise errors.RegistryError(
+                    f"{what}: refusing to follow a redirect (HTTP {response.status_code}) to another host "
+                    f"({_host_of(target)}): the request carries a secret in its body",
+                    hint="the token service is misconfigured (or hostile); report it to the registry operator",
+                    status=response.status_code,
+                    url=redact_url(url),
+                )
             if urlsplit(target).scheme not in ("http", "https"):
                 raise errors.RegistryError(
                     f"{what}: redirect to an unsupported URL scheme",
@@ -430,20 +556,25 @@ class Transport:
             send_headers["Authorization"] = authorization
         attempt = 0
         while True:
+            waiting = f"waiting for response headers from {_host_of(url)}"
+            self.check_deadline(what, waiting, url=url)
             try:
                 response = self._send_once(method, url, send_headers, data)
             except requests.RequestException as exc:
+                if self.expired():
+                    raise self._deadline_error(what, waiting, url) from None
                 fallback = self._loopback_fallback(method, url, send_headers, data, exc)
                 if fallback is not None:
-                    return fallback
-                retryable = method in ("GET", "HEAD") and _is_retryable_connection_error(exc)
-                if retryable and attempt < self.settings.retries:
-                    delay = self.settings.backoff * (2**attempt)
-                    log.debug("%s: %s, retry %d in %.2f s", what, type(exc).__name__, attempt + 1, delay)
-                    time.sleep(delay)
-                    attempt += 1
-                    continue
-                raise map_exception(exc, what=what, url=url, settings=self.settings) from None
+                    response, url = fallback  # a registry still starting answers 503: retried below
+                else:
+                    retryable = method in ("GET", "HEAD") and _is_retryable_connection_error(exc)
+                    if retryable and attempt < self.settings.retries:
+                        delay = self.settings.backoff * (2**attempt)
+                        log.debug("%s: %s, retry %d in %.2f s", what, type(exc).__name__, attempt + 1, delay)
+                        self.pause(delay, what=what, doing=f"retrying after {type(exc).__name__}")
+                        attempt += 1
+                        continue
+                    raise map_exception(exc, what=what, url=url, settings=self.settings) from None
             if response.status_code in RETRY_STATUSES and attempt < self.settings.retries:
                 retry_after = _retry_after(response)
                 if retry_after is not None:
@@ -452,10 +583,14 @@ class Transport:
                     delay = self.settings.backoff * (2**attempt)
                 discard(response)
                 log.debug("%s: HTTP %d, retry %d in %.2f s", what, response.status_code, attempt + 1, delay)
-                time.sleep(delay)
+                self.pause(delay, what=what, doing=f"retrying after HTTP {response.status_code}")
                 attempt += 1
                 continue
             return response, url
+
+    def _deadline_error(self, what: str, doing: str, url: str) -> errors.DeadlineExceeded:
+        assert self.deadline is not None
+        return self.deadline.error(what, doing, url=redact_url(url))
 
     def _loopback_fallback(
         self,
@@ -515,7 +650,7 @@ class Transport:
                 proxies=proxies,
                 headers=dict(headers),
                 data=dict(data) if data is not None else None,
-                timeout=(self.settings.connect_timeout, self.settings.read_timeout),
+                timeout=self.timeouts(),
                 verify=verify,
                 allow_redirects=False,
                 stream=True,
@@ -548,13 +683,30 @@ def iter_body(
 
     A stall longer than ``settings.read_timeout`` seconds raises :class:`~ociinspect.errors.Timeout`; a
     reset or a body shorter than ``Content-Length`` raises :class:`~ociinspect.errors.ConnectionFailed`.
+    With ``settings.deadline``, the deadline is checked before every read and the socket's read timeout is
+    lowered to the time remaining; a read cut off by the transport's watchdog (or that passes the deadline)
+    raises :class:`~ociinspect.errors.DeadlineExceeded`.
     """
+    deadline = settings.deadline
     received = 0
+
+    def doing() -> str:
+        return f"reading the body from {_host_of(response.url)} after {received} bytes"
+
     try:
-        for chunk in response.raw.stream(chunk_size, decode_content=True):
+        stream = response.raw.stream(chunk_size, decode_content=True)
+        while True:
+            if deadline is not None:
+                deadline.check(what, doing(), url=redact_url(response.url))
+                _cap_read_timeout(response, deadline.cap(settings.read_timeout))
+            chunk = next(stream, None)
+            if chunk is None:
+                break
             received += len(chunk)
             yield chunk
     except (urllib3.exceptions.HTTPError, OSError) as exc:
+        if deadline is not None and deadline.expired(slack=0.05):
+            raise deadline.error(what, doing(), url=redact_url(response.url)) from None
         if any(isinstance(c, urllib3.exceptions.ReadTimeoutError | TimeoutError) for c in _causes(exc)):
             raise errors.Timeout(
                 f"{what}: {_host_of(response.url)} stopped sending after {received} bytes "
@@ -568,6 +720,15 @@ def iter_body(
             hint="the connection was reset or the body truncated; try again",
             url=redact_url(response.url),
         ) from None
+
+
+def _cap_read_timeout(response: requests.Response, seconds: float) -> None:
+    """Set the socket timeout of ``response``'s connection to ``seconds`` (best effort: when urllib3's
+    internals differ, the watchdog still ends the read at the deadline)."""
+    sock = getattr(getattr(response.raw, "_connection", None), "sock", None)
+    if isinstance(sock, socket.socket):
+        with contextlib.suppress(OSError):
+            sock.settimeout(seconds)
 
 
 def _bytes_read(response: requests.Response, yielded: int) -> int:

@@ -498,3 +498,25 @@ def test_unusable_realm_is_auth_error() -> None:
         assert len(server.requests) == 1
     finally:
         server.close()
+
+
+@pytest.mark.parametrize("status", [301, 302, 303, 307, 308])
+def test_identity_token_post_never_follows_a_redirect_to_another_origin(status: int) -> None:
+    """307/308 keep the body: the refresh token would reach the other host.  No redirect to another origin
+    is followed for a request with a body; the other host never receives anything."""
+    elsewhere = FakeServer(lambda req: (200, {"Content-Type": "application/json"}, b'{"token": "stolen"}'))
+    realm = FakeServer(lambda req: (status, {"Location": f"http://127.0.0.1:{elsewhere.port}/token"}, b""))
+    challenge = f'Bearer realm="http://localhost:{realm.port}/token",service="svc"'
+    registry = FakeServer(lambda req: (401, {"WWW-Authenticate": challenge}, b""))
+    host = f"127.0.0.1:{registry.port}"
+    try:
+        client = client_for(host, Credentials(identity_token="refresh-secret"))
+        with client, pytest.raises(errors.RegistryError, match="refusing to follow a redirect") as info:
+            client.get_manifest(host, "team/a", "latest")
+        assert f"HTTP {status}" in str(info.value) and "refresh-secret" not in str(info.value)
+        assert elsewhere.requests == []  # neither the body nor the request ever reached the other origin
+        (post,) = realm.requests
+        assert post.method == "POST" and b"refresh-secret" in post.body
+    finally:
+        for server in (elsewhere, realm, registry):
+            server.close()

@@ -88,10 +88,12 @@ def test_public_api_is_sorted_and_importable() -> None:
         "BlobInfo",
         "CredentialResolver",
         "Credentials",
+        "Deadline",
         "FetchedManifest",
         "HostSettings",
         "RegistryClient",
         "RegistrySettings",
+        "parse_duration",
     }
     assert all(getattr(registry, name) is not None for name in registry.__all__)
 
@@ -584,3 +586,13 @@ def test_plain_http_server_with_tls_required_hints_plain_http(
         client.get_manifest(server.host, "a/b", "latest")
     assert info.value.hint is not None and "--plain-http" in info.value.hint
     assert server.requests == []
+
+
+def test_first_requests_to_a_starting_loopback_registry_are_retried(serve: Callable[..., FakeServer]) -> None:
+    """No --plain-http: the loopback probe and the first request meet 503 (a registry still starting, common
+    in CI) and are retried like every other request."""
+    server = serve(scripted(Reply(503), Reply(503), manifest_reply()))
+    with RegistryClient(RegistrySettings(backoff=0.01)) as client:
+        fetched = client.get_manifest(server.host, "team/app", "latest")
+    assert fetched.digest == MANIFEST_DIGEST
+    assert len(server.requests) == 3  # the probe (503), the request (503), its retry (200)
