@@ -33,6 +33,7 @@ __all__ = [
     "is_uint",
     "markdown_cell",
     "markdown_code",
+    "markdown_prose",
     "markdown_text",
     "parse_uint",
     "redact_secrets",
@@ -103,6 +104,14 @@ def markdown_cell(value: object) -> str:
     """One table cell (GitHub "pipe" tables): :func:`markdown_text`.  ``tabulate``'s ``github``/``pipe`` formats
     do not escape, so every Markdown table renderer passes every cell and header through this."""
     return markdown_text(value)
+
+
+def markdown_prose(text: str) -> str:
+    """A whole Markdown document made safe: every line that is not a table row (rows start with ``|`` and had
+    each cell escaped by :func:`markdown_cell`) goes through :func:`markdown_text`, so a reference or note in a
+    heading or paragraph cannot open an HTML tag or start a table.  Our own Markdown syntax (``#``, ``-``,
+    ``**``, backticks) is untouched.  Renderers build plain lines, then call this once.  Cost: linear."""
+    return "\n".join(line if line.startswith("|") else markdown_text(line) for line in text.split("\n"))
 
 
 def markdown_code(value: object) -> str:

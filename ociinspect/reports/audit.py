@@ -15,8 +15,8 @@ from typing import Any
 
 from ociinspect.reports import register
 from ociinspect.reports.html import SHARED, UNIQUE, bar_chart, esc, html_table, legend, page, stacked_bars
-from ociinspect.reports.text import human_size, text_table
-from ociinspect.textsafe import csv_cell, markdown_text
+from ociinspect.reports.text import human_size, join_lines, text_table
+from ociinspect.textsafe import csv_cell
 
 __all__ = ["CSV_COLUMNS", "audit_csv", "audit_html", "audit_text", "diff_text", "runs_text"]
 
@@ -156,17 +156,13 @@ def _summary(doc: dict[str, Any]) -> list[tuple[str, str]]:
     return lines
 
 
-def _md(text: str, markdown: bool) -> str:
-    return markdown_text(text) if markdown else text
-
-
 def audit_text(doc: dict[str, Any], *, markdown: bool = False) -> str:
     """The audit report as text tables (or GitHub Markdown)."""
     top = int(doc.get("top", 20))
     out: list[str] = []
     if markdown:
-        out.append(f"## Registry audit: {markdown_text(doc['registry'])}\n")
-        out += [f"- **{k}:** {markdown_text(v)}" for k, v in _summary(doc)]
+        out.append(f"## Registry audit: {doc['registry']}\n")
+        out += [f"- **{k}:** {v}" for k, v in _summary(doc)]
     else:
         width = max(len(k) for k, _ in _summary(doc))
         out += [f"{k + ':':<{width + 2}}{v}" for k, v in _summary(doc)]
@@ -239,7 +235,7 @@ def audit_text(doc: dict[str, Any], *, markdown: bool = False) -> str:
             for e in _cap(doc["errors"], top)
         ],
     )
-    return "\n".join(out)
+    return join_lines(out, markdown)
 
 
 def audit_csv(doc: dict[str, Any]) -> str:
@@ -424,8 +420,7 @@ def diff_text(doc: dict[str, Any], *, markdown: bool = False) -> str:
     """``audit diff`` as text: growth, then tags added/removed/moved and repositories that changed."""
     a, b = doc["from"], doc["to"]
     out = [
-        f"{'## ' if markdown else ''}Audit diff: run {a['id']} ({_md(a['label'], markdown)}) → "
-        f"run {b['id']} ({_md(b['label'], markdown)})",
+        f"{'## ' if markdown else ''}Audit diff: run {a['id']} ({a['label']}) → run {b['id']} ({b['label']})",
         "",
     ]
     rows = []
@@ -473,7 +468,7 @@ def diff_text(doc: dict[str, Any], *, markdown: bool = False) -> str:
             )
         )
     out.append("\nSizes in IEC units (1 MiB = 1024² bytes).")
-    return "\n".join(out)
+    return join_lines(out, markdown)
 
 
 register("audit", "table", audit_text)

@@ -8,9 +8,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from ociinspect.textsafe import markdown_cell, markdown_text
+from ociinspect.textsafe import markdown_cell, markdown_prose
 
-__all__ = ["compare_text", "human_size", "inspect_text", "text_table", "vm_text"]
+__all__ = ["compare_text", "human_size", "inspect_text", "join_lines", "text_table", "vm_text"]
 
 _UNITS = ("B", "KiB", "MiB", "GiB", "TiB", "PiB")
 
@@ -49,12 +49,20 @@ def text_table(rows: Sequence[Sequence[Any]], headers: Sequence[str], markdown: 
     return tabulate(rows, headers=headers, tablefmt="github" if markdown else "simple", disable_numparse=True)
 
 
+def join_lines(lines: Sequence[str], markdown: bool) -> str:
+    """The output lines as one text; Markdown goes through :func:`~ociinspect.textsafe.markdown_prose` once
+    (headings, notes and paragraphs escaped; table rows were escaped cell by cell)."""
+    text = "\n".join(lines)
+    return markdown_prose(text) if markdown else text
+
+
 def _short(digest: str | None) -> str:
     return digest.split(":", 1)[-1][:12] if digest else "-"
 
 
 def _argv(value: list[str] | None) -> str:
     return " ".join(value) if value else "-"
+
 
 def _platform(p: dict[str, Any] | None) -> str:
     if not p:
@@ -140,7 +148,7 @@ def inspect_text(doc: dict[str, Any], *, markdown: bool = False) -> str:
     ]
     out = []
     if markdown:
-        out.append(f"### {markdown_text(doc['reference'])}\n")
+        out.append(f"### {doc['reference']}\n")
         out.append(text_table(summary, ["", ""], True))
     else:
         width = max(len(k) for k, _ in summary)
@@ -159,10 +167,10 @@ def inspect_text(doc: dict[str, Any], *, markdown: bool = False) -> str:
     notes += doc["warnings"]
     if notes:
         out.append("")
-        out.extend(f"note: {markdown_text(n) if markdown else n}" for n in notes)
+        out.extend(f"note: {n}" for n in notes)
     out.append("")
     out.append("Sizes in IEC units (1 KiB = 1024 bytes).")
-    return "\n".join(out)
+    return join_lines(out, markdown)
 
 
 def _ratio(value: float | None) -> str:
@@ -281,7 +289,7 @@ def compare_text(doc: dict[str, Any], *, markdown: bool = False) -> str:
     out.append(
         "Sizes in IEC units; compressed sizes count blobs by digest, unpacked sizes count content by diff_id."
     )
-    return "\n".join(out)
+    return join_lines(out, markdown)
 
 
 def _basis_text(basis: str | None) -> str:
@@ -372,4 +380,4 @@ def vm_text(doc: dict[str, Any], *, markdown: bool = False) -> str:
             out.append(f"    source: {src}")
     out.append("")
     out.append("Sizes in IEC units (1 GiB = 1024³ bytes); VM figures are estimates with the stated ranges.")
-    return "\n".join(out)
+    return join_lines(out, markdown)

@@ -15,9 +15,8 @@ from typing import Any
 from ociinspect.analyzers.waste import WasteReport, dive_file_lists, flatten, layer_changes
 from ociinspect.model import Image
 from ociinspect.reports import register
-from ociinspect.reports.text import human_size, text_table
+from ociinspect.reports.text import human_size, join_lines, text_table
 from ociinspect.scan import Entry, LayerScan
-from ociinspect.textsafe import markdown_text
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -303,7 +302,7 @@ def waste_text(doc: dict[str, Any], *, markdown: bool = False) -> str:
         ),
         ("Final filesystem", f"{_bytes(doc['final_size_bytes'])} in {doc['final_files']} files"),
     ]
-    out = [f"### {markdown_text(doc['reference'])}", ""] if markdown else []
+    out = [f"### {doc['reference']}", ""] if markdown else []
     out += _summary(pairs, markdown)
     out.append("")
     layer_rows = [
@@ -365,13 +364,13 @@ def waste_text(doc: dict[str, Any], *, markdown: bool = False) -> str:
     notes = [f"dive: {n}" for n in doc["dive_notes"]] + doc["warnings"]
     if notes:
         out.append("")
-        out.extend(f"note: {markdown_text(n) if markdown else n}" for n in notes)
+        out.extend(f"note: {n}" for n in notes)
     out.append("")
     out.append(
         "Efficiency, wasted bytes and user wasted percent use dive's definitions (docs/waste.md). "
         "Sizes in IEC units (1 KiB = 1024 bytes)."
     )
-    return "\n".join(out)
+    return join_lines(out, markdown)
 
 
 def files_text(doc: dict[str, Any], *, markdown: bool = False) -> str:
@@ -390,7 +389,7 @@ def files_text(doc: dict[str, Any], *, markdown: bool = False) -> str:
         )
     if doc["path_filter"]:
         title += f" (matching {doc['path_filter']})"
-    out = [("### " + markdown_text(title) if markdown else title), ""]
+    out = [("### " if markdown else "") + title, ""]
     with_change = doc["view"] == "layer"
     rows = []
     for r in doc["files"]:
@@ -404,7 +403,7 @@ def files_text(doc: dict[str, Any], *, markdown: bool = False) -> str:
         out.append(f"({doc['matched_files'] - len(doc['files'])} more: raise --top, or --top 0 for all)")
     out.append("")
     out.append("Sizes in IEC units (1 KiB = 1024 bytes).")
-    return "\n".join(out)
+    return join_lines(out, markdown)
 
 
 register("waste", "table", waste_text)
