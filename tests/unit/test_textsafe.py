@@ -280,3 +280,54 @@ def test_audit_database_messages_never_show_the_password(tmp_path: Path, target:
     from ociinspect.audit.db import _redact
 
     assert "hunter2" not in _redact(target)
+
+
+# ------------------------------------------------------------------ the audit report: every format at once
+
+HOSTILE_NAME = "team/app|<b>x</b>\x1b[31m\u202e=cmd"
+
+
+def _hostile_audit_doc() -> dict[str, object]:
+    from test_audit_parts import NOW, sample_data
+
+    from ociinspect.audit.report import build_report
+    from ociinspect.vmprofiles import load_parameters
+
+    doc = build_report(sample_data(), now=NOW, vm_params=load_parameters())
+    doc["registry"] = "reg|<i>\x1b]0;t\x07"
+    for r in doc["repos"]:
+        r["name"] = "=" + HOSTILE_NAME + r["name"]
+    for e in doc["errors"]:
+        e["repository"], e["tag"], e["message"] = HOSTILE_NAME, "v|<1>", "bad | <script>\x1b[2J\nFORGED"
+    for s in doc["stale_tags"]:
+        s["repository"], s["tag"] = HOSTILE_NAME, "t|<2>\u200b"
+    return doc
+
+
+def test_audit_report_markdown_table_html_and_csv_with_hostile_names() -> None:
+    doc = _hostile_audit_doc()
+    md = render("audit", "markdown", [doc])
+    tables = [b for b in md.split("\n\n") if b.startswith("|")]
+    assert tables and all(len({unescaped_pipes(row) for row in t.splitlines()}) == 1 for t in tables), tables
+    assert "<b>" not in md and "<script>" not in md and "<i>" not in md and not RAW_CONTROL.search(md)
+    assert not any(line.startswith("FORGED") for line in md.splitlines())
+    table = render("audit", "table", [doc])
+    assert not RAW_CONTROL.search(table) and "\\x1b" in table
+    page = render("audit", "html", [doc])
+    assert not RAW_CONTROL.search(page) and "<b>x" not in page and "\\x1b" in page
+    rows = list(csv.reader(io.StringIO(render("audit", "csv", [doc]))))
+    assert {len(r) for r in rows} == {len(rows[0])}
+    assert all(r[0].startswith("'=") for r in rows[1:]) and not RAW_CONTROL.search(str(rows))
+
+
+def test_audit_runs_and_diff_markdown_with_hostile_labels() -> None:
+    label = "nightly|<b>\x1b[1m"
+    run = {
+        "id": 1, "label": label, "registry": "reg|<x>", "prefix": "p|q", "status": "complete", "shards": 1,
+        "shards_complete": 1, "repositories": 1, "tags": 1, "errors": 0, "requests": 3,
+        "started_at": 0.0, "finished_at": 1.0,
+    }  # fmt: skip
+    md = render("audit-runs", "markdown", [{"runs": [run]}])
+    lines = md.splitlines()
+    assert len({unescaped_pipes(line) for line in lines}) == 1 and "<b>" not in md and "<x>" not in md
+    assert not RAW_CONTROL.search(md)
