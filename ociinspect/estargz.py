@@ -55,9 +55,16 @@ UNCOMPRESSED_SIZE_ANNOTATION = "io.containers.estargz.uncompressed-size"
 TOC_TAR_NAME = "stargz.index.json"
 FOOTER_SIZE = 51
 LEGACY_FOOTER_SIZE = 47
-#: Caps on the TOC: compressed bytes read, and JSON bytes after inflating.
-MAX_TOC_COMPRESSED = 64 << 20
-MAX_TOC_JSON = 256 << 20
+#: Caps on the TOC, checked before a byte is allocated (compressed size claimed by the footer) and while
+#: inflating (stopped as soon as a cap is passed, before the digest is checked).  The absolute cap is the one
+#: containers/storage applies to eStargz and zstd:chunked TOCs (``maxTocSize = (1 << 20) * 150`` in
+#: pkg/chunked/compression_linux.go: "to prevent DoS attacks from layers that embed a very large TOC file");
+#: stargz-snapshotter itself documents no cap.  A real TOC is JSON with two sha256 hex digests per file and
+#: inflates about 3-6:1, so more than MAX_TOC_RATIO:1 (beyond the first MAX_TOC_FLOOR bytes) is a bomb.
+MAX_TOC_COMPRESSED = 150 << 20
+MAX_TOC_JSON = 150 << 20
+MAX_TOC_RATIO = 100
+MAX_TOC_FLOOR = 1 << 20
 
 _FOOTER_RE = re.compile(rb"^([0-9a-f]{16})STARGZ$")
 _TYPEFLAGS = {
@@ -103,12 +110,26 @@ def parse_footer(tail: bytes) -> tuple[int, int]:
     raise ValueError("no eStargz footer")
 
 
+def toc_inflate_cap(compressed: int) -> int:
+    """Most bytes a TOC member of ``compressed`` bytes may inflate to (see :data:`MAX_TOC_RATIO`)."""
+    return min(MAX_TOC_JSON, max(MAX_TOC_FLOOR, MAX_TOC_RATIO * compressed))
+
+
 def _toc_json(member: bytes, what: str) -> bytes:
-    """The JSON bytes inside the TOC's gzip member (a tar holding ``stargz.index.json``)."""
+    """The JSON bytes inside the TOC's gzip member (a tar holding ``stargz.index.json``).
+
+    Inflates at most :func:`toc_inflate_cap` bytes (memory: that much); beyond, :class:`TOCUnavailable`."""
     import io
     import tarfile
 
-    raw = b"".join(compression.decompress([member], what=f"{what}: eStargz TOC", max_output=MAX_TOC_JSON))
+    cap = toc_inflate_cap(len(member))
+    try:
+        raw = b"".join(compression.decompress([member], what=f"{what}: eStargz TOC", max_output=cap))
+    except LimitExceeded:
+        raise TOCUnavailable(
+            f"the eStargz TOC of {len(member)} compressed bytes inflates to more than {cap} bytes (a TOC "
+            f"bomb or a broken layer); its digest is not checked"
+        ) from None
     try:
         with tarfile.open(fileobj=io.BytesIO(raw), mode="r:") as tf:
             ti = tf.next()
@@ -195,9 +216,12 @@ def _int(value: Any, what: str, name: str) -> int:
 def scan_toc(source: Source, layer: Descriptor, *, what: str) -> LayerScan:
     """Index an eStargz layer from its TOC.
 
-    Cost: two Range reads — the last 51 bytes, then the TOC member (typically a few KiB to a few MiB); nothing
-    else of the layer is read.  Raises :class:`TOCUnavailable` when the source cannot serve ranges or the blob
-    has no footer (the caller then streams), :class:`DigestMismatch` when the TOC does not match the annotation.
+    Cost: two Range reads — the last 51 bytes, then the TOC member (typically a few KiB to a few MiB, at most
+    :data:`MAX_TOC_COMPRESSED`); nothing else of the layer is read; memory: the member plus at most
+    :func:`toc_inflate_cap` bytes inflated.  Raises :class:`TOCUnavailable` when the source cannot serve ranges,
+    the blob has no footer, or the footer or the TOC make an implausible claim (outside the blob, over a cap):
+    the caller then streams the layer, which verifies it.  :class:`DigestMismatch` when the TOC does not match
+    the annotation.
     """
     from ociinspect.scan import LayerScan
 
@@ -215,11 +239,11 @@ def scan_toc(source: Source, layer: Descriptor, *, what: str) -> LayerScan:
         raise TOCUnavailable("annotated as eStargz but has no eStargz footer") from None
     toc_end = size - footer_size  # exclusive
     if not 0 <= toc_offset < toc_end:
-        raise InvalidImage(f"{what}: eStargz footer points outside the blob (offset {toc_offset})")
+        raise TOCUnavailable(f"the eStargz footer points outside the blob (offset {toc_offset})")
     if toc_end - toc_offset > MAX_TOC_COMPRESSED:
-        raise LimitExceeded(
-            f"{what}: eStargz TOC of {toc_end - toc_offset} compressed bytes (over {MAX_TOC_COMPRESSED})",
-            hint="use --no-estargz to stream the layer instead",
+        raise TOCUnavailable(
+            f"the eStargz footer claims a TOC of {toc_end - toc_offset} compressed bytes (over the cap of "
+            f"{MAX_TOC_COMPRESSED})"
         )
     try:
         member = source.blob_range(layer.digest, toc_offset, toc_end - 1)
