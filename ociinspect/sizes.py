@@ -305,7 +305,8 @@ def decide_gzip(isize: int, compressed: int, head: GzipHead) -> tuple[SizeEstima
         SizeEstimate(
             None,
             "unknown",
-            f"ambiguous: the gzip trailer fits {shown} bytes (head compresses {_ratio(r)}); confirm with --exact",
+            f"ambiguous: as one gzip member it holds {shown} bytes (head compresses {_ratio(r)}); "
+            "confirm with --exact",
             left,
         ),
         "",
