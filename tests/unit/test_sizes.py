@@ -11,6 +11,7 @@ import os
 import random
 import tarfile
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 import zstandard
@@ -400,3 +401,18 @@ def test_store_is_not_consulted_before_a_trustworthy_trailer() -> None:
     diff_id = "sha256:" + hashlib.sha256(raw).hexdigest()
     est = sizes.estimate(MemorySource(blobs), desc, diff_id=diff_id, store=FakeStore({diff_id: 1}))
     assert (est.value, est.source) == (10240, "trailer")
+
+
+def test_store_keeps_sizes_of_scanned_and_streamed_layers(tmp_path: Any) -> None:
+    from ociinspect.scan import LayerScan
+    from ociinspect.store import Store
+
+    diff_id = "sha256:" + "a" * 64
+    with Store(tmp_path) as store:
+        assert store.get_uncompressed_size(diff_id) is None
+        store.put_scan(LayerScan("sha256:" + "b" * 64, (), "stream", False, diff_id, 12800))  # waste/files
+        assert store.get_uncompressed_size(diff_id) == 12800
+        store.put_scan(LayerScan("sha256:" + "c" * 64, (), "estargz-toc", False, "sha256:" + "d" * 64, 5))
+        assert store.get_uncompressed_size("sha256:" + "d" * 64) is None  # a TOC's claim is not a count
+        store.put_fact("usize:sha256:" + "e" * 64, "１２")  # a damaged fact (Unicode digits) is no fact
+        assert store.get_uncompressed_size("sha256:" + "e" * 64) is None
