@@ -36,7 +36,7 @@ from ociinspect import errors, mediatypes
 from ociinspect.registry import HostSettings, RegistrySettings
 from ociinspect.registry import transport as transport_module
 from ociinspect.session import Session
-from reliability.helpers import CliRun, assert_image, inspect_json, requests_to, restored
+from reliability.helpers import CliRun, assert_image, inspect_json, requests_to, restored, run_cli
 
 pytestmark = [pytest.mark.registry, pytest.mark.timeout(60)]
 
@@ -500,3 +500,31 @@ def test_check_fails_without_body_retries(fault_proxy: Any, monkeypatch: pytest.
     monkeypatch.setattr(RegistryClient, "_fetch", lambda self, what, send, read: read(send()))
     with pytest.raises(AssertionError):
         check_broken_body_retried(fault_proxy, MANIFEST, Reset(after=4))
+
+
+# ------------------------------------------------------------------------------- total deadline (issue 15)
+
+
+def test_deadline_ends_a_dripping_ref_and_the_other_is_read(fault_proxy: Any) -> None:
+    """Issue 15: base's manifest drips one byte every 0.5 s (each read within --timeout, so only the total
+    deadline can end it): that ref is DeadlineExceeded, app1 is read exactly, exit 4.  Bound check: the run ends
+    within the deadline plus a generous slack (without a deadline it would take minutes)."""
+    fault_proxy.rules.add(Drip(1, 0.5), method="GET", path="/fixtures/base/manifests/latest", times=None)
+    run = run_cli(
+        "inspect",
+        "--no-os",
+        "-f",
+        "json",
+        "--timeout",
+        "3",
+        "--deadline",
+        "4s",
+        fault_proxy.ref("fixtures/app1:latest"),
+        fault_proxy.ref("fixtures/base:latest"),
+    )
+    assert run.code == 4, run
+    good, bad = run.doc
+    assert_image(good, "app1")
+    assert bad["error"]["type"] == "DeadlineExceeded", run
+    assert "deadline 4s exceeded after" in run.err and "reading the body from" in run.err, run
+    assert run.seconds < 4 + 5, run

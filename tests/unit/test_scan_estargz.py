@@ -222,5 +222,5 @@ def test_implausible_footer_claims_fall_back_to_streaming(monkeypatch: pytest.Mo
     assert scan_layer(src, model_layer(0, outside)).index_source == "stream"
     monkeypatch.setattr(estargz_module, "MAX_TOC_COMPRESSED", 100)
     src = MemorySource([lb.blob])
-    scan = scan_layer(src, model_layer(0, lb))  # type: ignore[arg-type]
+    scan = scan_layer(src, model_layer(0, lb))
     assert scan.index_source == "stream" and len(src.ranges) == 1  # the footer only: the TOC was never read
