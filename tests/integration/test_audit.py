@@ -258,7 +258,11 @@ def test_each_digest_is_fetched_once(full_run: dict[str, Any]) -> None:
     gets = Counter(
         (e.uri, e.status == 206) for e in full_run["requests"] if e.method == "GET" and "sha256:" in e.uri
     )
-    assert gets and max(gets.values()) == 1  # a blob may be read twice: a Range read and a stream, not more
+    # a blob is read at most once whole (a stream, or a small blob) and, for a gzip layer's cheap size, by two
+    # Range reads (the 8-byte trailer and the 64 KiB head: docs/sizes.md) — never more, never twice per audit
+    ranged = [n for (_, partial), n in gets.items() if partial]
+    whole = [n for (_, partial), n in gets.items() if not partial]
+    assert gets and max(whole, default=1) == 1 and max(ranged, default=0) <= 2
     by_tag = Counter(e.uri for e in full_run["requests"] if "/manifests/" in e.uri and "sha256:" not in e.uri)
     assert max(by_tag.values()) == 1
 
