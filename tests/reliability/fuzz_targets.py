@@ -10,7 +10,10 @@ counts cases and outcomes per target.
 Targets: references (:func:`reference_case`), manifests and indexes — nesting, cycles, lies — through an
 in-memory :class:`FakeSource` (:func:`image_case`), configs (:func:`config_case`), docker-archive
 ``manifest.json`` and OCI layout ``index.json`` written to a tmp dir (:func:`archive_case`, :func:`layout_case`),
-tar headers (:func:`tar_case`), gzip/zstd streams (:func:`compression_case`).
+tar headers (:func:`tar_case`), gzip/zstd streams (:func:`compression_case`); hostile text — Unicode digits,
+format and control characters — in number headers (:func:`header_case`), in names and tags
+(:func:`hostile_references`), and in config values, file names and paths rendered by every output format
+(:func:`render_case`).
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import hashlib
 import io
 import json
 import os
+import re
 import shutil
 import signal
 import tarfile
@@ -34,16 +38,20 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import requests
 import zstandard
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 
 from ociinspect import compression, mediatypes, scan
 from ociinspect import digest as digests
+from ociinspect.audit import Pacer
+from ociinspect.checks import is_root_user
 from ociinspect.errors import LimitExceeded, NotFound, OciInspectError
 from ociinspect.loader import LoadOptions, load, load_all_platforms, parse_config
 from ociinspect.model import Image, RawManifest
 from ociinspect.reference import parse_reference
+from ociinspect.registry.transport import _retry_after, content_length
 from ociinspect.sources.local import open_local
 
 #: a case that runs longer than this (seconds) is a hang
@@ -935,3 +943,191 @@ def run_tar(args: tuple[bytes, list[bytes], bool, bool, int]) -> str:
 
 def run_compression(args: tuple[list[bytes], bytes | None, int | None]) -> str:
     return tally("gzip/zstd").run(lambda: compression_case(*args))
+
+
+# ------------------------------------------------- hostile text: digits, format and control characters
+
+#: characters that look like digits or are invisible, plus every character that has a meaning in our outputs
+HOSTILE_CHARS = (
+    "²³¹١٢٣٠۳१२０１９𝟙𝟘"  # Unicode digits: str.isdigit() is True, int() accepts some
+    "\u200b\u200c\u200d\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u2028\u2029\ufeff\u00ad"
+    "\x00\x01\x07\x08\t\n\r\x1b\x7f\x85\x9b"  # C0, DEL, C1 (NEL, CSI)
+    "|<>\\`*_[]&=+-@;, "  # Markdown, HTML, CSV and header syntax
+)
+hostile_texts = st.text(
+    alphabet=st.sampled_from(HOSTILE_CHARS) | st.sampled_from("0123456789") | st.characters(codec="utf-8"),
+    max_size=24,
+)
+# raw control or invisible format characters; newline and tab are layout in text outputs, checked separately
+RAW_CONTROL = re.compile(
+    "[\x00-\x08\x0b-\x1f\x7f-\x9f\u00ad\u200b-\u200f\u2028-\u202e\u2060-\u2064\u2066-\u206f\ufeff]"
+)
+
+
+def header_case(value: str) -> None:
+    """Number headers (Content-Length, Retry-After, RateLimit-*, Content-Range) read ASCII digits or nothing."""
+    response = requests.Response()
+    response.status_code = 200
+    response.headers.update(
+        {
+            "Content-Length": value,
+            "Retry-After": value,
+            "ratelimit-remaining": value,
+            "ratelimit-limit": value,
+        }
+    )
+    ascii_number = value.strip(" \t\r\n")
+    plain = ascii_number.isascii() and ascii_number.isdigit() and len(ascii_number) <= 20
+    length = content_length(response)
+    assert length == (int(ascii_number) if plain else None), (value, length)
+    delay = _retry_after(response)
+    assert delay is None or (
+        delay >= 0 and (plain or not any(c.isdigit() and not c.isascii() for c in value))
+    )
+    pacer = Pacer(0, concurrency=1, reserve=5, max_pause=30)
+    pacer.observe("GET", "u", response)
+    assert pacer.remaining is None or (isinstance(pacer.remaining, int) and value.lstrip(" \t")[:1].isascii())
+    assert is_root_user(value) in (True, False)
+
+
+@st.composite
+def hostile_headers(draw: st.DrawFn) -> str:
+    """Header values: ASCII numbers with hostile characters around or inside them, or hostile text."""
+    number = draw(st.sampled_from(["", "0", "12", "300", "9" * 21]))
+    text = draw(hostile_texts)
+    return draw(st.sampled_from([number + text, text + number, text, number, number[:1] + text + number[1:]]))
+
+
+@st.composite
+def hostile_references(draw: st.DrawFn) -> str:
+    """References whose names and tags carry hostile characters (a typed InvalidReference or a value)."""
+    name = draw(st.from_regex(r"[a-z]{1,6}", fullmatch=True))
+    inject = draw(hostile_texts)
+    where = draw(st.sampled_from(["name", "tag", "host", "archive"]))
+    if where == "name":
+        return f"docker://r.example/{name}{inject}:v1"
+    if where == "tag":
+        return f"docker://r.example/{name}:v{inject}"
+    if where == "host":
+        return f"docker://r{inject}.example/{name}"
+    return f"docker-archive:/tmp/{name}.tar:@{inject}"
+
+
+@dataclasses.dataclass
+class HostileImage:
+    """An image whose config values, file names and layout directory name are hostile text."""
+
+    user: str
+    env: list[str]
+    labels: dict[str, str]
+    history: list[str]
+    files: list[str]
+    directory: str
+
+
+_safe_names = hostile_texts.map(lambda s: s.replace("\x00", "").replace("/", "_").strip(" ") or "f")
+
+
+@st.composite
+def hostile_images(draw: st.DrawFn) -> HostileImage:
+    return HostileImage(
+        user=draw(hostile_texts),
+        env=[f"K={draw(hostile_texts)}" for _ in range(draw(st.integers(0, 2)))],
+        labels=draw(st.dictionaries(hostile_texts, hostile_texts, max_size=3)),
+        history=draw(st.lists(hostile_texts, min_size=1, max_size=2)),
+        files=draw(st.lists(_safe_names, min_size=1, max_size=3, unique=True)),
+        directory=draw(_safe_names).replace(":", "_").replace("@", "_")[:40] or "d",
+    )
+
+
+def _write_hostile_layout(case: HostileImage) -> str:
+    layer = io.BytesIO()
+    with tarfile.open(fileobj=layer, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for n, name in enumerate(case.files):
+            info = tarfile.TarInfo(f"app/{name}")
+            info.size, info.mtime = n + 1, 1_700_000_000
+            tar.addfile(info, io.BytesIO(b"x" * (n + 1)))
+    raw = layer.getvalue()
+    blob = gzip.compress(raw, mtime=0)
+    config = {
+        "architecture": "amd64",
+        "os": "linux",
+        "config": {"User": case.user, "Env": case.env, "Labels": case.labels},
+        "rootfs": {"type": "layers", "diff_ids": [_sha(raw)]},
+        "history": [{"created_by": h} for h in case.history],
+    }
+    root = workdir() / "hostile" / hashlib.sha256(repr(case).encode()).hexdigest()[:16] / case.directory
+    blobs = root / "blobs" / "sha256"
+    blobs.mkdir(parents=True, exist_ok=True)
+
+    def put(data: bytes) -> dict[str, Any]:
+        (blobs / _sha(data)[7:]).write_bytes(data)
+        return {"digest": _sha(data), "size": len(data)}
+
+    manifest = {
+        "schemaVersion": 2,
+        "mediaType": mediatypes.OCI_MANIFEST,
+        "config": {"mediaType": mediatypes.OCI_CONFIG, **put(json.dumps(config).encode())},
+        "layers": [{"mediaType": mediatypes.OCI_LAYER_GZIP, **put(blob)}],
+    }
+    top = {
+        "mediaType": mediatypes.OCI_MANIFEST,
+        **put(json.dumps(manifest).encode()),
+        "annotations": {"org.opencontainers.image.ref.name": "v1"},
+    }
+    (root / "oci-layout").write_text('{"imageLayoutVersion": "1.0.0"}')
+    (root / "index.json").write_text(json.dumps({"schemaVersion": 2, "manifests": [top]}))
+    return f"oci:{root}:v1"
+
+
+def _pipes(line: str) -> int:
+    return len(re.findall(r"(?<!\\)(?:\\\\)*\|", line))
+
+
+def assert_markdown_structure(out: str) -> None:
+    """Each Markdown table row has as many unescaped pipes as its delimiter row; no raw tag opener from data."""
+    lines = out.splitlines()
+    for n, line in enumerate(lines):
+        if re.fullmatch(r"\|[-|: ]+\|", line.strip()):
+            want = _pipes(line)
+            for row in lines[n + 1 :]:
+                if not row.startswith("|"):
+                    break
+                assert _pipes(row) == want, (line, row)
+    assert "<" not in re.sub(r"(`+).*?\1", "", out).replace("<details>", "").replace(
+        "</details>", ""
+    ).replace("<summary>", "").replace("</summary>", ""), out
+
+
+def render_case(case: HostileImage) -> None:
+    """inspect, waste and files (table, Markdown), compare (HTML) and check (Markdown) on a hostile image: a
+    typed outcome (never exit 70), no raw control character in any output, Markdown tables keep their shape."""
+    from reliability.helpers import run_cli
+
+    ref = _write_hostile_layout(case)
+    runs = [
+        (run_cli("inspect", "--no-os", ref), "table"),
+        (run_cli("inspect", "--no-os", ref, "-f", "markdown"), "markdown"),
+        (run_cli("waste", ref, "-f", "markdown"), "markdown"),
+        (run_cli("files", ref, "-f", "markdown"), "markdown"),
+        (run_cli("compare", ref, ref, "-f", "html"), "html"),
+        (
+            run_cli(
+                "check", "--no-policy", "--non-root-user", "--required-label", "x", ref, "-f", "markdown"
+            ),
+            "md",
+        ),
+    ]
+    for run, fmt in runs:
+        assert run.code in (0, 1, 2, 3, 4), run
+        assert not RAW_CONTROL.search(run.out) and not RAW_CONTROL.search(run.err), (fmt, run)
+        if fmt in ("markdown", "md") and run.code in (0, 1, 4):
+            assert_markdown_structure(run.out)
+
+
+def run_headers(value: str) -> str:
+    return tally("hostile headers").run(lambda: header_case(value))
+
+
+def run_render(case: HostileImage) -> str:
+    return tally("hostile renders").run(lambda: render_case(case))

@@ -52,3 +52,21 @@ def test_fuzz_tar_headers(args: Any) -> None:
 @given(ft.compression_inputs())
 def test_fuzz_gzip_zstd_streams(args: Any) -> None:
     ft.run_compression(args)
+
+
+@ft.short_settings(300)
+@given(ft.hostile_headers())
+def test_fuzz_number_headers_read_ascii_digits_only(value: str) -> None:
+    ft.run_headers(value)
+
+
+@ft.short_settings(200)
+@given(ft.hostile_references())
+def test_fuzz_references_with_hostile_names_and_tags(text: str) -> None:
+    ft.tally("hostile references").run(lambda: ft.reference_case(text))
+
+
+@ft.short_settings(60)
+@given(ft.hostile_images())
+def test_fuzz_hostile_config_values_and_paths_in_every_output(case: ft.HostileImage) -> None:
+    ft.run_render(case)
