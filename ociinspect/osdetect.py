@@ -15,7 +15,7 @@ import json
 import logging
 from collections.abc import Callable
 
-from ociinspect.errors import OciInspectError
+from ociinspect.errors import DeadlineExceeded, OciInspectError
 from ociinspect.model import Image
 from ociinspect.osinfo import DISTROLESS_MARKERS, OS_FILES, OsInfo, identify
 from ociinspect.scan import read_files
@@ -61,6 +61,8 @@ def detect_os(
     for index in range(min(MAX_LAYERS, len(image.layers))):
         try:
             files, present = _files_of_layer(source, image, index, cache)
+        except DeadlineExceeded:
+            raise  # the command's time is up: not a layer we may skip
         except OciInspectError as exc:
             log.info("reading OS files of layer %d failed: %s", index, exc)
             if found is None:

@@ -112,3 +112,25 @@ def test_only_usr_lib_os_release_reads_on_until_found(tmp_path: Path) -> None:
 def test_release_files(path: str, text: str, expected: tuple[str, str, str]) -> None:
     info = identify({path: text.encode()}, layer_index=0)
     assert (info.id, info.version_id, info.family) == expected
+
+
+class Expiring(Counting):
+    """A source whose blob reads fail as when the command's total deadline passes mid-read."""
+
+    @contextlib.contextmanager
+    def open_blob(self, digest: str, *, size: int | None) -> Iterator[Iterator[bytes]]:
+        from ociinspect.errors import DeadlineExceeded
+
+        raise DeadlineExceeded("reading a layer: deadline 1s exceeded after 1.0s")
+        yield iter(())  # pragma: no cover
+
+
+def test_deadline_during_os_detection_is_not_swallowed(tmp_path: Path) -> None:
+    """An unreadable base layer gives an "unknown OS" note, but a passed deadline must end the command."""
+    from ociinspect.errors import DeadlineExceeded
+
+    path = rootfs(tmp_path, "deb", [file_entry("etc/os-release", b'ID=debian\nVERSION_ID="12"\n')])
+    with Session() as s, s.source(f"oci:{path}:latest") as src:
+        img = s.load(f"oci:{path}:latest")
+        with pytest.raises(DeadlineExceeded):
+            detect_os(Expiring(src), img)  # type: ignore[arg-type]
