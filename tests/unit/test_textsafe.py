@@ -331,3 +331,20 @@ def test_audit_runs_and_diff_markdown_with_hostile_labels() -> None:
     lines = md.splitlines()
     assert len({unescaped_pipes(line) for line in lines}) == 1 and "<b>" not in md and "<x>" not in md
     assert not RAW_CONTROL.search(md)
+
+
+@pytest.mark.parametrize("value", ["²", "١٢٣", "1_000", "１０", "+5", "12\u200b"])
+def test_estargz_uncompressed_size_annotation_needs_ascii_digits(value: str) -> None:
+    """A hostile ``io.containers.estargz.uncompressed-size`` is "not known" — never a crash or a wrong size."""
+    import dataclasses
+
+    from waste_fixtures import MemorySource, estargz_layer, f, model_layer
+
+    from ociinspect.estargz import UNCOMPRESSED_SIZE_ANNOTATION
+    from ociinspect.scan import scan_layer
+
+    lb = estargz_layer([f("a", b"x" * 100)])
+    hostile = dataclasses.replace(lb, annotations={**lb.annotations, UNCOMPRESSED_SIZE_ANNOTATION: value})
+    assert scan_layer(MemorySource([lb.blob]), model_layer(0, hostile)).uncompressed_size is None
+    honest = dataclasses.replace(lb, annotations={**lb.annotations, UNCOMPRESSED_SIZE_ANNOTATION: "4096"})
+    assert scan_layer(MemorySource([lb.blob]), model_layer(0, honest)).uncompressed_size == 4096
