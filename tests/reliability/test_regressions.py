@@ -211,7 +211,9 @@ def test_control_characters_from_an_image_never_reach_the_terminal(tmp_path: Pat
         assert run.code == 0, run
         text = run.out + run.err
         assert not re.search("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202e]", text), repr(text)
-        assert "\\x1b]0;PWNED\\x07" in text and "sha256:fake" in text
+        # Markdown escapes the backslash of the \xNN form once more (it renders as \x1b): compare as rendered
+        shown = text.replace("\\\\", "\\") if fmt == "markdown" else text
+        assert "\\x1b]0;PWNED\\x07" in shown and "sha256:fake" in shown
         forged = [line for line in run.out.splitlines() if "sha256:fake" in line and "Digest" in line[:12]]
         assert not forged, forged  # the newline in the data did not start a line of its own
     run = run_cli("inspect", "--no-os", "-f", "json", f"docker-archive:{path}")
