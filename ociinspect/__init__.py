@@ -14,16 +14,15 @@ from __future__ import annotations
 
 import logging
 
-__version__ = "0.1.0"
+from ociinspect._version import __version__
+from ociinspect.errors import ExitCode, OciInspectError
+from ociinspect.image.loader import LoadOptions
+from ociinspect.model.image import Image, Layer, Platform, SizeEstimate
+from ociinspect.model.reference import Reference, parse_reference
+from ociinspect.session import LoadResult, Session
 
 logging.getLogger("ociinspect").addHandler(logging.NullHandler())
 logging.getLogger("oras").addHandler(logging.NullHandler())
-
-from ociinspect.errors import ExitCode, OciInspectError  # noqa: E402
-from ociinspect.loader import LoadOptions  # noqa: E402
-from ociinspect.model import Image, Layer, Platform, SizeEstimate  # noqa: E402
-from ociinspect.reference import Reference, parse_reference  # noqa: E402
-from ociinspect.session import LoadResult, Session  # noqa: E402
 
 __all__ = [
     "ExitCode",

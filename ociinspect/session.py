@@ -15,14 +15,14 @@ from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING
 
 from ociinspect.errors import OciInspectError
-from ociinspect.loader import LoadOptions, load, load_all_platforms
-from ociinspect.model import Image
-from ociinspect.osinfo import OsInfo
-from ociinspect.reference import Reference, parse_reference
+from ociinspect.image.loader import LoadOptions, load, load_all_platforms
+from ociinspect.model.image import Image
+from ociinspect.model.osinfo import OsInfo
+from ociinspect.model.reference import Reference, parse_reference
 from ociinspect.sources.base import Source
 
 if TYPE_CHECKING:
-    from ociinspect.osdetect import Cache
+    from ociinspect.content.osdetect import Cache
     from ociinspect.registry import CredentialResolver, RegistryClient, RegistrySettings
 
 __all__ = ["LoadResult", "Session"]
@@ -92,7 +92,7 @@ class Session:
             src.close()
 
     def load(self, reference: str | Reference, options: LoadOptions | None = None) -> Image:
-        """Load one image (one platform).  Cost: see :func:`ociinspect.loader.load`."""
+        """Load one image (one platform).  Cost: see :func:`ociinspect.image.loader.load`."""
         with self.source(reference) as src:
             try:
                 return load(src, options)
@@ -110,7 +110,7 @@ class Session:
     ) -> list[LoadResult]:
         """Load several references concurrently; results come back in input order, errors included.
 
-        ``with_os`` also finds each image's base OS (:func:`ociinspect.osdetect.detect_os`: a partial read of the
+        ``with_os`` also finds each image's base OS (:func:`ociinspect.content.osdetect.detect_os`: a partial read of the
         base layer, cached by layer digest).
         """
 
@@ -135,7 +135,7 @@ class Session:
             return list(pool.map(one, references))
 
     def _detect_os(self, source: Source, image: Image) -> OsInfo:
-        from ociinspect.osdetect import detect_os
+        from ociinspect.content.osdetect import detect_os
 
         return detect_os(source, image, cache=self.os_cache)
 

@@ -29,8 +29,8 @@ import zlib
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from ociinspect import __version__
-from ociinspect.scan import IndexSource, LayerScan, make_entry
+from ociinspect._version import __version__
+from ociinspect.model.entries import IndexSource, LayerScan, make_entry
 
 __all__ = ["MIGRATIONS", "SCHEMA_VERSION", "STORE_FILE", "Store", "default_cache_dir"]
 

@@ -47,8 +47,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ociinspect.analyzers.waste import flatten
-from ociinspect.model import HistoryEntry, Image, ImageConfig, Layer
-from ociinspect.scan import Entry, LayerScan
+from ociinspect.model.entries import Entry, LayerScan
+from ociinspect.model.image import HistoryEntry, Image, ImageConfig, Layer
 
 __all__ = [
     "SCHEMA_VERSION",

@@ -1,6 +1,6 @@
 """Shared and unique bytes across a set of images, common layer prefixes, and base-image attribution.
 
-Pure functions over :class:`~ociinspect.model.Image` values (no I/O).  Definitions (``docs/sharing.md``):
+Pure functions over :class:`~ociinspect.model.image.Image` values (no I/O).  Definitions (``docs/sharing.md``):
 
 * Compressed figures count **blobs by digest**, each once per image, as a registry stores them.  An image's
   ``total_size`` is the sum of its distinct layer blobs; ``shared_size`` the part whose blobs other images in the
@@ -25,7 +25,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 
 from ociinspect.analyzers.vm import unknown_sizes
-from ociinspect.model import Image, Layer
+from ociinspect.model.image import Image, Layer
 
 __all__ = ["BaseGroup", "ImageShare", "LayerUse", "PairOverlap", "SharingReport", "analyze", "common_prefix"]
 

@@ -1,7 +1,7 @@
 """The VM-image-size equivalent: what the same workload would weigh as VM images (``docs/vm-model.md``).
 
 Pure functions over sizes and :class:`~ociinspect.analyzers.vm.VmParameters` (loaded by
-:mod:`ociinspect.vmprofiles`).  Every result carries the parameters it used, so a report can explain itself.
+:mod:`ociinspect.analyzers.vm_profiles`).  Every result carries the parameters it used, so a report can explain itself.
 
 Model (per image, family ``f``)::
 
@@ -23,8 +23,8 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping, Sequence
 
-from ociinspect.model import Image
-from ociinspect.osinfo import OsInfo
+from ociinspect.model.image import Image
+from ociinspect.model.osinfo import OsInfo
 
 __all__ = [
     "FleetEstimate",

@@ -1,6 +1,6 @@
 """Wasted space in an image: dive's numbers, exactly, and a few of our own.  Pure functions, no I/O.
 
-Input: one entry list per layer, bottom layer first (:class:`~ociinspect.scan.Entry`, tar order).
+Input: one entry list per layer, bottom layer first (:class:`~ociinspect.content.scan.Entry`, tar order).
 
 **dive's definitions** (wagoodman/dive ``dive/filetree/efficiency.go`` and ``dive/image/image.go``, 0.13.1),
 reproduced node for node by :func:`dive_efficiency`:
@@ -39,7 +39,7 @@ import dataclasses
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
 
-from ociinspect.scan import WHITEOUT_PREFIX, Entry
+from ociinspect.model.entries import WHITEOUT_PREFIX, Entry
 
 __all__ = [
     "ANALYSIS_VERSION",

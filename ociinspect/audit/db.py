@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from ociinspect.errors import OciInspectError, UsageError
-from ociinspect.textsafe import REDACTED, redact_secrets
+from ociinspect.model.textsafe import REDACTED, redact_secrets
 
 __all__ = ["DB_FILE", "MIGRATIONS", "SCHEMA_VERSION", "AuditDB", "DatabaseError", "default_db_path"]
 
@@ -186,7 +186,7 @@ def is_postgres_url(target: str) -> bool:
 
 def _redact(target: str) -> str:
     """A database target without its password, in every form (``user:pass@``, ``?password=``, libpq
-    ``password=…``), for messages and reports: :func:`ociinspect.textsafe.redact_secrets`."""
+    ``password=…``), for messages and reports: :func:`ociinspect.model.textsafe.redact_secrets`."""
     return redact_secrets(target)
 
 

@@ -24,13 +24,13 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from ociinspect import mediatypes
 from ociinspect.analyzers.vm import VmParameters, estimate_fleet, estimate_for
 from ociinspect.audit.runs import RunData, RunInfo
 from ociinspect.errors import LimitExceeded
-from ociinspect.model import Descriptor, Image, ImageConfig, Layer, SizeEstimate, SizeSource
-from ociinspect.nesting import IndexChain
-from ociinspect.osinfo import OsInfo
+from ociinspect.image.nesting import IndexChain
+from ociinspect.model import mediatypes
+from ociinspect.model.image import Descriptor, Image, ImageConfig, Layer, SizeEstimate, SizeSource
+from ociinspect.model.osinfo import OsInfo
 
 __all__ = ["SCHEMA_VERSION", "build_diff", "build_report", "runs_document"]
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from ociinspect.audit.db import AuditDB
 from ociinspect.errors import UsageError
-from ociinspect.textsafe import parse_uint
+from ociinspect.model.textsafe import parse_uint
 
 __all__ = ["RunData", "RunInfo", "collect", "list_runs", "resolve_run"]
 

@@ -39,9 +39,11 @@ from typing import Any
 
 import requests
 
-from ociinspect import __version__, sizes
-from ociinspect import mediatypes as mt
+from ociinspect._version import __version__
 from ociinspect.audit.db import AuditDB, DatabaseError
+from ociinspect.content.osdetect import MAX_LAYERS as MAX_OS_LAYERS
+from ociinspect.content.osdetect import detect_os
+from ociinspect.content.scan import ScanCache, ScanOptions, read_files, scan_image
 from ociinspect.errors import (
     ConnectionFailed,
     DigestMismatch,
@@ -54,15 +56,20 @@ from ociinspect.errors import (
     Timeout,
     UsageError,
 )
-from ociinspect.loader import MAX_CONFIG_BYTES, index_entries, parse_config, parse_descriptor, parse_manifest
-from ociinspect.model import Descriptor, Image, ImageConfig, Layer, Platform, RawManifest, SizeEstimate
-from ociinspect.nesting import IndexChain, is_nesting_error
-from ociinspect.osdetect import MAX_LAYERS as MAX_OS_LAYERS
-from ociinspect.osdetect import detect_os
-from ociinspect.osinfo import DISTROLESS_MARKERS, OS_FILES, OsInfo
-from ociinspect.reference import Reference
+from ociinspect.image import sizes
+from ociinspect.image.loader import (
+    MAX_CONFIG_BYTES,
+    index_entries,
+    parse_config,
+    parse_descriptor,
+    parse_manifest,
+)
+from ociinspect.image.nesting import IndexChain, is_nesting_error
+from ociinspect.model import mediatypes as mt
+from ociinspect.model.image import Descriptor, Image, ImageConfig, Layer, Platform, RawManifest, SizeEstimate
+from ociinspect.model.osinfo import DISTROLESS_MARKERS, OS_FILES, OsInfo
+from ociinspect.model.reference import Reference
 from ociinspect.registry import RegistryClient
-from ociinspect.scan import ScanCache, ScanOptions, read_files, scan_image
 from ociinspect.sources.base import MAX_MANIFEST_BYTES
 
 __all__ = [
@@ -748,7 +755,7 @@ class Walker:
     ) -> None:
         """Make sure every fact under manifest ``digest`` is in the database (children, config, layers, OS,
         and with ``--deep`` the waste figures).  ``chain``: the indexes entered on the way from the tag (the one
-        nesting rule, :mod:`ociinspect.nesting`).
+        nesting rule, :mod:`ociinspect.image.nesting`).
 
         Cost: nothing when complete (database reads with ``--deep`` or under an index); else 1 GET for the
         manifest (unless ``fetched``) plus its missing facts.
@@ -1027,7 +1034,7 @@ class Walker:
         return bool(doc.get("files") or doc.get("present"))
 
     def _detect_os(self, source: _RepoSource, image: Image) -> OsInfo:
-        """The image's base OS, as :func:`ociinspect.osdetect.detect_os` finds it, with each layer read at most
+        """The image's base OS, as :func:`ociinspect.content.osdetect.detect_os` finds it, with each layer read at most
         once per audit even when many images share it (their OS files are facts of the layer)."""
         if image.config and image.config.os == "windows":
             return detect_os(source, image)

@@ -15,10 +15,10 @@ from collections.abc import Sequence
 
 import click
 
-from ociinspect import __version__
+from ociinspect._version import __version__
 from ociinspect.cli.options import report_error
 from ociinspect.errors import ExitCode, OciInspectError
-from ociinspect.textsafe import SafeFormatter, escape_controls, redact_secrets
+from ociinspect.model.textsafe import SafeFormatter, escape_controls, redact_secrets
 
 __all__ = ["cli", "main", "run"]
 

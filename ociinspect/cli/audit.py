@@ -29,7 +29,7 @@ from ociinspect.audit import (
 from ociinspect.cli import cli
 from ociinspect.cli.options import RegistryAccess, output_options, registry_options
 from ociinspect.errors import ExitCode, UsageError
-from ociinspect.reference import DOCKER_HUB
+from ociinspect.model.reference import DOCKER_HUB
 from ociinspect.reports import audit as _views  # noqa: F401  (registers the audit views)
 from ociinspect.reports import render
 
@@ -368,7 +368,7 @@ def report_cmd(
       ociinspect audit report nightly -f json | jq .deduplicated_size
       ociinspect audit report -f csv > repos.csv; ociinspect audit report -f html > audit.html
     """
-    from ociinspect.vmprofiles import load_parameters
+    from ociinspect.analyzers.vm_profiles import load_parameters
 
     params = load_parameters(vm_profile)
     with AuditDB(_existing(db_target)) as db:

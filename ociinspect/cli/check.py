@@ -11,17 +11,17 @@ from typing import Any, TypeVar
 
 import click
 
-from ociinspect.checks import RULES, Facts, ImageCheck, Policy, evaluate, exit_code
 from ociinspect.cli import cli
 from ociinspect.cli.options import ReadContext, image_options, report_error
 from ociinspect.cli.waste import ScanSettings, scan_options, scan_reference
 from ociinspect.errors import ExitCode, NotFound, OciInspectError, UsageError
-from ociinspect.loader import LoadOptions
-from ociinspect.model import Image
-from ociinspect.policy import LIST_FLAGS, load_policy, with_flags
+from ociinspect.image.loader import LoadOptions
+from ociinspect.model.entries import LayerScan
+from ociinspect.model.image import Image
+from ociinspect.policy.files import LIST_FLAGS, load_policy, with_flags
+from ociinspect.policy.rules import RULES, Facts, ImageCheck, Policy, evaluate, exit_code
 from ociinspect.reports import render
 from ociinspect.reports.ci import FORMATS, check_document
-from ociinspect.scan import LayerScan
 
 __all__ = ["check", "gather"]
 

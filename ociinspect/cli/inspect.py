@@ -8,11 +8,11 @@ import itertools
 import click
 
 from ociinspect.analyzers.vm import estimate_for
+from ociinspect.analyzers.vm_profiles import load_parameters
 from ociinspect.cli import cli
 from ociinspect.cli.options import ReadContext, exit_code, image_options, output_options, report_error
 from ociinspect.reports import render, safe_text
 from ociinspect.reports.data import error_document, inspect_document
-from ociinspect.vmprofiles import load_parameters
 
 
 @cli.command()

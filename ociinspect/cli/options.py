@@ -11,13 +11,13 @@ from typing import TYPE_CHECKING, Any, TypeVar, overload
 import click
 
 from ociinspect.errors import ExitCode, OciInspectError, UsageError
-from ociinspect.loader import LoadOptions
-from ociinspect.model import Platform
-from ociinspect.reference import parse_reference
+from ociinspect.image.loader import LoadOptions
+from ociinspect.model.image import Platform
+from ociinspect.model.reference import parse_reference
+from ociinspect.model.textsafe import redact_secrets
 from ociinspect.reports import FORMATS, formats_for, render, safe_text
 from ociinspect.reports.data import error_document
 from ociinspect.session import LoadResult, Session
-from ociinspect.textsafe import redact_secrets
 
 if TYPE_CHECKING:
     from ociinspect.registry import CredentialResolver, RegistrySettings

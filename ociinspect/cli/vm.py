@@ -7,14 +7,14 @@ import dataclasses
 import click
 
 from ociinspect.analyzers.vm import estimate_fleet, estimate_for, size_basis, unknown_sizes
+from ociinspect.analyzers.vm_profiles import load_parameters
 from ociinspect.cli import cli
 from ociinspect.cli.options import ReadContext, emit_results, image_options, load_for_command, output_options
 from ociinspect.errors import ExitCode
-from ociinspect.model import Image
-from ociinspect.osinfo import OsInfo
+from ociinspect.model.image import Image
+from ociinspect.model.osinfo import OsInfo
 from ociinspect.reports import safe_text
 from ociinspect.reports.data import vm_document
-from ociinspect.vmprofiles import load_parameters
 
 
 @cli.command()

@@ -18,13 +18,14 @@ import click
 from ociinspect.analyzers.waste import ANALYSIS_VERSION, analyze
 from ociinspect.cli import cli
 from ociinspect.cli.options import ReadContext, image_options, output_options, report_error
+from ociinspect.content.scan import DEFAULT_MAX_UNCOMPRESSED, ScanOptions, scan_image
 from ociinspect.errors import ExitCode, OciInspectError, UsageError
-from ociinspect.loader import load, load_all_platforms
-from ociinspect.model import Image
+from ociinspect.image.loader import load, load_all_platforms
+from ociinspect.model.entries import LayerScan
+from ociinspect.model.image import Image
 from ociinspect.reports import render, safe_text
 from ociinspect.reports.data import error_document
 from ociinspect.reports.waste import analysis_document, dive_export, waste_document
-from ociinspect.scan import DEFAULT_MAX_UNCOMPRESSED, LayerScan, ScanOptions, scan_image
 from ociinspect.store import Store
 
 __all__ = [

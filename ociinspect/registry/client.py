@@ -19,8 +19,9 @@ from urllib.parse import quote, urljoin
 
 import requests
 
-from ociinspect import digest as digests
-from ociinspect import errors, mediatypes
+from ociinspect import errors
+from ociinspect.model import digest as digests
+from ociinspect.model import mediatypes
 from ociinspect.registry.auth import AuthManager
 from ociinspect.registry.credentials import CredentialResolver
 from ociinspect.registry.transport import (

@@ -48,8 +48,8 @@ from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 from ociinspect import errors
+from ociinspect.model.textsafe import parse_uint
 from ociinspect.registry.deadline import Deadline
-from ociinspect.textsafe import parse_uint
 
 __all__ = [
     "Deadline",

@@ -12,8 +12,8 @@ import json
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from ociinspect.model.textsafe import escape_controls
 from ociinspect.reports import html, text
-from ociinspect.textsafe import escape_controls
 
 __all__ = ["FORMATS", "formats_for", "register", "render", "safe_text"]
 
@@ -49,7 +49,7 @@ def safe_text(text: str) -> str:
 
     Strings in images (labels, history, tags, file names, error messages quoting them) come from strangers: an
     ESC sequence must not drive the user's terminal (title, clipboard, hidden text) and a newline must not forge
-    an output line.  The one implementation is :func:`ociinspect.textsafe.escape_controls` (C0/C1 controls and
+    an output line.  The one implementation is :func:`ociinspect.model.textsafe.escape_controls` (C0/C1 controls and
     invisible Unicode format characters).  Cost: one regex pass.
     """
     return escape_controls(text)

@@ -13,10 +13,10 @@ import io
 from collections.abc import Sequence
 from typing import Any
 
+from ociinspect.model.textsafe import csv_cell
 from ociinspect.reports import register
 from ociinspect.reports.html import SHARED, UNIQUE, bar_chart, esc, html_table, legend, page, stacked_bars
 from ociinspect.reports.text import human_size, join_lines, text_table
-from ociinspect.textsafe import csv_cell
 
 __all__ = ["CSV_COLUMNS", "audit_csv", "audit_html", "audit_text", "diff_text", "runs_text"]
 

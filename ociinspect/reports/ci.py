@@ -25,12 +25,12 @@ import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 from typing import Any
 
-from ociinspect import __version__
-from ociinspect.checks import RULES, Finding, ImageCheck, Origin, Policy
+from ociinspect._version import __version__
 from ociinspect.errors import OciInspectError
+from ociinspect.model.textsafe import markdown_cell, markdown_code
+from ociinspect.policy.rules import RULES, Finding, ImageCheck, Origin, Policy
 from ociinspect.reports import register
 from ociinspect.reports.text import human_size
-from ociinspect.textsafe import markdown_cell, markdown_code
 
 __all__ = [
     "FORMATS",
@@ -477,7 +477,7 @@ def _fingerprint(*parts: str) -> str:
 
 def _stable(reference: str) -> str:
     """The image's name without tag or digest, so an issue keeps its fingerprint from one build to the next."""
-    from ociinspect.reference import parse_reference
+    from ociinspect.model.reference import parse_reference
 
     try:
         return parse_reference(reference).name or reference

@@ -13,8 +13,8 @@ from typing import Any
 from ociinspect.analyzers.sharing import SharingReport
 from ociinspect.analyzers.vm import FleetEstimate, VmEstimate, VmParameters
 from ociinspect.errors import OciInspectError
-from ociinspect.model import Image, IndexEntry
-from ociinspect.osinfo import OsInfo
+from ociinspect.model.image import Image, IndexEntry
+from ociinspect.model.osinfo import OsInfo
 
 __all__ = [
     "ARTIFACT_NOTE",

@@ -10,8 +10,8 @@ import html
 from collections.abc import Sequence
 from typing import Any
 
+from ociinspect.model.textsafe import escape_controls
 from ociinspect.reports.text import human_size
-from ociinspect.textsafe import escape_controls
 
 __all__ = ["bar_chart", "compare_html", "esc", "html_table", "legend", "page", "stacked_bars", "vm_html"]
 
@@ -29,7 +29,7 @@ SHARED, UNIQUE, CONTAINER, VM, RANGE = "#3b82c4", "#f2a541", "#3b82c4", "#c4473b
 
 def esc(value: object) -> str:
     """``value`` as inert HTML text with control and invisible format characters (ESC, U+009B, U+202E …) shown
-    as ``\\xNN``/``\\uNNNN`` (:func:`~ociinspect.textsafe.escape_controls`): a page saved and later ``cat``-ed,
+    as ``\\xNN``/``\\uNNNN`` (:func:`~ociinspect.model.textsafe.escape_controls`): a page saved and later ``cat``-ed,
     or a label that reorders text in the browser, shows what the value really holds.  Every value on every page
     goes through this one function."""
     return html.escape(escape_controls(str(value)), quote=True)

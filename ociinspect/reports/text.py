@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from ociinspect.textsafe import markdown_cell, markdown_prose
+from ociinspect.model.textsafe import markdown_cell, markdown_prose
 
 __all__ = ["compare_text", "human_size", "inspect_text", "join_lines", "text_table", "vm_text"]
 
@@ -39,7 +39,7 @@ def _layer_size(layer: Mapping[str, Any]) -> str:
 
 def text_table(rows: Sequence[Sequence[Any]], headers: Sequence[str], markdown: bool) -> str:
     """A plain-text table, or a GitHub Markdown table whose every cell and header went through
-    :func:`~ociinspect.textsafe.markdown_cell` (tabulate does not escape ``|``, ``<``, ``>``).  Every table and
+    :func:`~ociinspect.model.textsafe.markdown_cell` (tabulate does not escape ``|``, ``<``, ``>``).  Every table and
     Markdown renderer uses this one function."""
     from tabulate import tabulate  # imported here: ~25 ms we only pay when printing a table
 
@@ -50,7 +50,7 @@ def text_table(rows: Sequence[Sequence[Any]], headers: Sequence[str], markdown: 
 
 
 def join_lines(lines: Sequence[str], markdown: bool) -> str:
-    """The output lines as one text; Markdown goes through :func:`~ociinspect.textsafe.markdown_prose` once
+    """The output lines as one text; Markdown goes through :func:`~ociinspect.model.textsafe.markdown_prose` once
     (headings, notes and paragraphs escaped; table rows were escaped cell by cell)."""
     text = "\n".join(lines)
     return markdown_prose(text) if markdown else text

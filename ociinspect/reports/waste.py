@@ -13,10 +13,10 @@ from collections.abc import Sequence
 from typing import Any
 
 from ociinspect.analyzers.waste import WasteReport, dive_file_lists, flatten, layer_changes
-from ociinspect.model import Image
+from ociinspect.model.entries import Entry, LayerScan
+from ociinspect.model.image import Image
 from ociinspect.reports import register
 from ociinspect.reports.text import human_size, join_lines, text_table
-from ociinspect.scan import Entry, LayerScan
 
 __all__ = [
     "SCHEMA_VERSION",

@@ -2,7 +2,7 @@
 
 A source supplies only raw bytes: the manifest its reference names, manifests and blobs by digest, byte ranges
 of blobs and blob streams.  Everything else (verification, platform resolution, parsing, sizes) is done once, in
-:mod:`ociinspect.loader` and :mod:`ociinspect.sizes`, so the registry, layout and archive sources cannot drift
+:mod:`ociinspect.image.loader` and :mod:`ociinspect.image.sizes`, so the registry, layout and archive sources cannot drift
 apart.
 """
 
@@ -14,8 +14,8 @@ from collections.abc import Iterator
 from typing import Any, Protocol, runtime_checkable
 
 from ociinspect.errors import InvalidImage, LimitExceeded
-from ociinspect.model import RawManifest
-from ociinspect.reference import Reference
+from ociinspect.model.image import RawManifest
+from ociinspect.model.reference import Reference
 
 __all__ = ["MAX_MANIFEST_BYTES", "Source", "parse_json"]
 

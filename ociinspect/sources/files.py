@@ -22,7 +22,7 @@ import threading
 from collections.abc import Iterator
 from typing import BinaryIO
 
-from ociinspect import compression
+from ociinspect.content import compression
 from ociinspect.errors import InvalidImage, LimitExceeded, NotFound
 
 __all__ = ["CHUNK", "MAX_INFLATED_ARCHIVE", "DirFiles", "Files", "TarFiles", "normalise"]

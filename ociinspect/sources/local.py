@@ -13,11 +13,11 @@ import re
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from ociinspect import digest as _digest
-from ociinspect import mediatypes as mt
 from ociinspect.errors import InvalidImage, InvalidReference, NotFound, UsageError
-from ociinspect.model import RawManifest
-from ociinspect.reference import Reference, parse_repository
+from ociinspect.model import digest as _digest
+from ociinspect.model import mediatypes as mt
+from ociinspect.model.image import RawManifest
+from ociinspect.model.reference import Reference, parse_repository
 from ociinspect.sources.base import MAX_MANIFEST_BYTES, parse_json
 from ociinspect.sources.files import DirFiles, Files, TarFiles
 

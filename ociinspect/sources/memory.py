@@ -14,10 +14,10 @@ import dataclasses
 import threading
 from collections.abc import Iterable, Iterator, Mapping
 
-from ociinspect import digest as _digest
 from ociinspect.errors import InvalidImage, LimitExceeded, NotFound, RangeNotSupported
-from ociinspect.model import RawManifest
-from ociinspect.reference import Reference, parse_reference
+from ociinspect.model import digest as _digest
+from ociinspect.model.image import RawManifest
+from ociinspect.model.reference import Reference, parse_reference
 from ociinspect.sources.base import MAX_MANIFEST_BYTES
 from ociinspect.sources.local import _media_type_of
 

@@ -6,8 +6,8 @@ import contextlib
 from collections.abc import Iterator
 
 from ociinspect.errors import DigestMismatch
-from ociinspect.model import RawManifest
-from ociinspect.reference import Reference
+from ociinspect.model.image import RawManifest
+from ociinspect.model.reference import Reference
 from ociinspect.registry import RegistryClient
 from ociinspect.sources.base import MAX_MANIFEST_BYTES
 

@@ -1,4 +1,4 @@
-"""Hostile values, one class at a time (issue 10 §5): each helper of ``ociinspect.textsafe`` and every parser or
+"""Hostile values, one class at a time (issue 10 §5): each helper of ``ociinspect.model.textsafe`` and every parser or
 renderer that must use it, tested with several members of the class — not one example."""
 
 from __future__ import annotations
@@ -15,18 +15,10 @@ import requests
 
 from ociinspect.audit import AuditDB, Pacer
 from ociinspect.audit.runs import resolve_run
-from ociinspect.checks import is_root_user
 from ociinspect.errors import InvalidReference, UsageError
-from ociinspect.osinfo import identify
-from ociinspect.policy import parse_value
-from ociinspect.reference import parse_reference
-from ociinspect.registry.client import _CONTENT_RANGE_RE
-from ociinspect.registry.transport import _retry_after, content_length
-from ociinspect.reports import audit as _audit_views  # noqa: F401  (registers the audit views)
-from ociinspect.reports import render
-from ociinspect.reports.html import esc
-from ociinspect.reports.text import text_table
-from ociinspect.textsafe import (
+from ociinspect.model.osinfo import identify
+from ociinspect.model.reference import parse_reference
+from ociinspect.model.textsafe import (
     SafeFormatter,
     csv_cell,
     escape_controls,
@@ -34,6 +26,14 @@ from ociinspect.textsafe import (
     parse_uint,
     redact_secrets,
 )
+from ociinspect.policy.files import parse_value
+from ociinspect.policy.rules import is_root_user
+from ociinspect.registry.client import _CONTENT_RANGE_RE
+from ociinspect.registry.transport import _retry_after, content_length
+from ociinspect.reports import audit as _audit_views  # noqa: F401  (registers the audit views)
+from ociinspect.reports import render
+from ociinspect.reports.html import esc
+from ociinspect.reports.text import text_table
 
 # ------------------------------------------------------------------------------------- class 1: numbers
 
@@ -290,8 +290,8 @@ HOSTILE_NAME = "team/app|<b>x</b>\x1b[31m\u202e=cmd"
 def _hostile_audit_doc() -> dict[str, object]:
     from test_audit_parts import NOW, sample_data
 
+    from ociinspect.analyzers.vm_profiles import load_parameters
     from ociinspect.audit.report import build_report
-    from ociinspect.vmprofiles import load_parameters
 
     doc = build_report(sample_data(), now=NOW, vm_params=load_parameters())
     doc["registry"] = "reg|<i>\x1b]0;t\x07"
@@ -340,8 +340,8 @@ def test_estargz_uncompressed_size_annotation_needs_ascii_digits(value: str) -> 
 
     from waste_fixtures import MemorySource, estargz_layer, f, model_layer
 
-    from ociinspect.estargz import UNCOMPRESSED_SIZE_ANNOTATION
-    from ociinspect.scan import scan_layer
+    from ociinspect.content.estargz import UNCOMPRESSED_SIZE_ANNOTATION
+    from ociinspect.content.scan import scan_layer
 
     lb = estargz_layer([f("a", b"x" * 100)])
     hostile = dataclasses.replace(lb, annotations={**lb.annotations, UNCOMPRESSED_SIZE_ANNOTATION: value})

@@ -1,14 +1,14 @@
 """Layer scanner: stream each layer once and index its tar entries, never writing the image to disk.
 
 A layer blob is read from any :class:`~ociinspect.sources.base.Source` (``open_blob``: the source verifies the
-blob digest when the stream ends), inflated by :func:`ociinspect.compression.decompress` (gzip via isal, zstd,
+blob digest when the stream ends), inflated by :func:`ociinspect.content.compression.decompress` (gzip via isal, zstd,
 plain tar; bounded by ``max_uncompressed``), hashed on the way (the diff_id is checked against the config) and
 parsed with :mod:`tarfile`, which handles PAX and GNU long names and sparse files.  Memory is one chunk plus
 the entry list; nothing is extracted.
 
 eStargz layers (``containerd.io/snapshot/stargz/toc.digest`` annotation) are indexed from their table of
 contents instead, read with two Range requests (footer, then TOC) and verified against the annotation — see
-:mod:`ociinspect.estargz`.
+:mod:`ociinspect.content.estargz`.
 
 Path rules (documented in ``docs/waste.md``): entry names are normalised (no leading ``./`` or ``/``, no
 trailing ``/``, ``.`` components and doubled slashes removed).  An *absolute* name (``/etc/passwd``) is read
@@ -29,29 +29,22 @@ import logging
 import tarfile
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import TYPE_CHECKING, Any, Literal, Protocol, cast
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
-from ociinspect import compression
-from ociinspect import digest as _digest
+from ociinspect.content import compression
 from ociinspect.errors import DigestMismatch, InvalidImage, LimitExceeded, OciInspectError
+from ociinspect.model import digest as _digest
+from ociinspect.model.entries import Entry, LayerScan, clean_text, normalise_path, whiteout_kind
 
 if TYPE_CHECKING:
-    from ociinspect.model import Image, Layer
+    from ociinspect.model.image import Image, Layer
     from ociinspect.sources.base import Source
 
 __all__ = [
     "DEFAULT_MAX_ENTRIES",
     "DEFAULT_MAX_UNCOMPRESSED",
-    "OPAQUE_MARKER",
-    "WHITEOUT_PREFIX",
-    "Entry",
-    "IndexSource",
-    "LayerScan",
     "ScanCache",
     "ScanOptions",
-    "WhiteoutKind",
-    "make_entry",
-    "normalise_path",
     "read_files",
     "scan_image",
     "scan_layer",
@@ -60,9 +53,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-WHITEOUT_PREFIX = ".wh."
-OPAQUE_MARKER = ".wh..wh..opq"
-_META_PREFIX = ".wh..wh."
 
 #: Default cap on one layer's uncompressed bytes (``--max-uncompressed``): 64 GiB.
 DEFAULT_MAX_UNCOMPRESSED = 64 << 30
@@ -72,162 +62,6 @@ DEFAULT_MAX_ENTRIES = 5_000_000
 _MAX_HEADER_READ = 16 << 20
 _BLOCK = 512
 _ZERO_BLOCK = bytes(_BLOCK)
-
-IndexSource = Literal["stream", "estargz-toc"]
-WhiteoutKind = Literal["", "whiteout", "opaque", "meta"]
-
-_TYPE_NAMES = {
-    "0": "file",
-    "7": "file",  # contiguous file: a regular file everywhere that matters
-    "S": "file",  # GNU sparse
-    "1": "hardlink",
-    "2": "symlink",
-    "3": "char",
-    "4": "block",
-    "5": "dir",
-    "6": "fifo",
-}
-_S_IFMT = 0o170000
-_S_IFDIR = 0o040000
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class Entry:
-    """One tar entry of a layer.
-
-    ``path`` is normalised (``usr/bin/env``: no leading ``./`` or ``/``, no trailing ``/``); for a whiteout it is
-    the whiteout file's own path (``etc/.wh.motd``) and :attr:`target` names what it removes.  ``size`` is the
-    tar header size in bytes (the logical size for sparse files; 0 for directories and links).  ``mode`` is the
-    header's mode word as stored (permission bits, plus file-type bits when the archiver wrote them).
-    ``sha256`` is the hex digest of a regular file's content, when the scan hashed contents (``--hash``) or the
-    eStargz TOC recorded it.
-    """
-
-    path: str
-    typeflag: str
-    size: int
-    mode: int
-    uid: int
-    gid: int
-    linkname: str = ""
-    sha256: str | None = None
-    whiteout: WhiteoutKind = ""
-
-    @property
-    def type(self) -> str:
-        """``file``, ``dir``, ``symlink``, ``hardlink``, ``char``, ``block``, ``fifo`` or ``other``."""
-        return _TYPE_NAMES.get(self.typeflag, "other")
-
-    @property
-    def is_dir(self) -> bool:
-        """A directory as Go's ``tar.Header.FileInfo().IsDir()`` sees it: type ``5`` or S_IFDIR mode bits."""
-        return self.typeflag == "5" or (self.mode & _S_IFMT) == _S_IFDIR
-
-    @property
-    def is_regular(self) -> bool:
-        return self.typeflag in ("0", "7", "S")
-
-    @property
-    def permissions(self) -> int:
-        """Permission, setuid/setgid and sticky bits (``mode & 0o7777``)."""
-        return self.mode & 0o7777
-
-    @property
-    def target(self) -> str:
-        """What a whiteout removes: ``NAME`` for ``.wh.NAME``, the directory for an opaque marker, else ``""``."""
-        if self.whiteout == "whiteout":
-            head, _, base = self.path.rpartition("/")
-            name = base[len(WHITEOUT_PREFIX) :]
-            return f"{head}/{name}" if head else name
-        if self.whiteout == "opaque":
-            return self.path.rpartition("/")[0]
-        return ""
-
-
-def whiteout_kind(path: str) -> WhiteoutKind:
-    """Classify a normalised path: ``whiteout`` (``.wh.NAME``), ``opaque`` (``.wh..wh..opq``), ``meta`` (other
-    ``.wh..wh.*`` names, AUFS bookkeeping that runtimes ignore) or ``""``.  Cost: string tests."""
-    base = path.rpartition("/")[2]
-    if not base.startswith(WHITEOUT_PREFIX):
-        return ""
-    if base == OPAQUE_MARKER:
-        return "opaque"
-    if base.startswith(_META_PREFIX):
-        return "meta"
-    return "whiteout" if len(base) > len(WHITEOUT_PREFIX) else "meta"
-
-
-def make_entry(
-    path: str,
-    typeflag: str,
-    size: int,
-    mode: int,
-    uid: int = 0,
-    gid: int = 0,
-    linkname: str = "",
-    sha256: str | None = None,
-) -> Entry:
-    """An :class:`Entry` for an already normalised ``path``, with its whiteout kind filled in."""
-    return Entry(path, typeflag, size, mode, uid, gid, linkname, sha256, whiteout_kind(path))
-
-
-def normalise_path(name: str) -> tuple[str, bool, bool]:
-    """``(path, was_absolute, escapes_root)`` for a tar member name.
-
-    ``./a//b/`` → ``a/b``; ``/etc/x`` → ``etc/x`` (absolute); ``..`` at the root of an absolute name stays at the
-    root (``/../x`` → ``x``), as in Go's ``path.Clean``; a relative name climbing above the root
-    (``../x``, ``a/../../x``) sets ``escapes_root``.  Cost: one split.
-    """
-    absolute = name.startswith("/")
-    parts: list[str] = []
-    escapes = False
-    for comp in name.split("/"):
-        if comp == "" or comp == ".":
-            continue
-        if comp == "..":
-            if parts:
-                parts.pop()
-            elif not absolute:
-                escapes = True
-            continue
-        parts.append(comp)
-    return "/".join(parts), absolute, escapes
-
-
-def _clean_text(text: str) -> str:
-    """Non-UTF-8 bytes of a name (decoded as surrogates) become ``\\xNN`` escapes, so names can be stored."""
-    if text.isascii():
-        return text
-    try:
-        text.encode("utf-8")
-        return text
-    except UnicodeEncodeError:
-        return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class LayerScan:
-    """The file index of one layer: an immutable fact about the blob ``digest`` (hence cacheable forever).
-
-    ``diff_id`` is the sha256 of the uncompressed stream as computed while streaming (``None`` when the index
-    came from an eStargz TOC, which is read without downloading the layer).  ``uncompressed_size`` is in bytes
-    (from the stream, or the eStargz size annotation, else ``None``).  ``hashed``: every regular file with
-    content has a ``sha256``.  ``from_cache`` is set by the store when the scan was not redone.
-    """
-
-    digest: str
-    entries: tuple[Entry, ...]
-    index_source: IndexSource
-    hashed: bool
-    diff_id: str | None = None
-    uncompressed_size: int | None = None
-    warnings: tuple[str, ...] = ()
-    from_cache: bool = False
-
-    @property
-    def content_size(self) -> int:
-        """Sum of the entries' tar header sizes, in bytes: dive's layer size (directories and links count 0)."""
-        return sum(e.size for e in self.entries)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -352,7 +186,7 @@ class _ForwardReader:
 
 
 def _entry_from(ti: tarfile.TarInfo, what: str, absolute: list[str]) -> Entry | None:
-    name = _clean_text(ti.name)
+    name = clean_text(ti.name)
     path, was_absolute, escapes = normalise_path(name)
     if escapes:
         raise InvalidImage(
@@ -370,7 +204,7 @@ def _entry_from(ti: tarfile.TarInfo, what: str, absolute: list[str]) -> Entry | 
     typeflag = ti.type.decode("latin-1") if ti.type else "0"
     if typeflag == "\0":
         typeflag = "0"
-    linkname = _clean_text(ti.linkname) if ti.linkname else ""
+    linkname = clean_text(ti.linkname) if ti.linkname else ""
     if typeflag == "1":
         _, _, link_escapes = normalise_path(linkname)
         if link_escapes:
@@ -539,7 +373,7 @@ def _scan_layer(
     progress: Callable[[int], None] | None,
 ) -> LayerScan:
     if options.use_estargz_toc:
-        from ociinspect import estargz
+        from ociinspect.content import estargz
 
         if estargz.is_estargz(layer.descriptor):
             try:
@@ -608,7 +442,7 @@ def read_files(
         inflated = compression.decompress(chunks, what=what, max_output=max_uncompressed)
         reader = _ForwardReader(iter(inflated), what)
         for _tf, ti in _members(reader, what):
-            path, _, escapes = normalise_path(_clean_text(ti.name))
+            path, _, escapes = normalise_path(clean_text(ti.name))
             if escapes:
                 raise InvalidImage(f"{what}: entry {ti.name!r} points outside the image root")
             for marker, below in prefixes:

@@ -1,10 +1,10 @@
-"""Bytes from a :class:`~ociinspect.sources.base.Source` → a verified, frozen :class:`~ociinspect.model.Image`.
+"""Bytes from a :class:`~ociinspect.sources.base.Source` → a verified, frozen :class:`~ociinspect.model.image.Image`.
 
 The one place that parses manifests, indexes and configs.  It verifies every manifest and config against its
 digest and descriptor size (sources verify what they serve; the loader checks sizes and the digest the
 reference pinned), resolves an index to one platform (skipping ``unknown/unknown`` attestations), aligns history
 with layers, refuses Docker schema1 with a clear message, describes artifacts instead of failing on them, and asks
-:mod:`ociinspect.sizes` for every layer's uncompressed size (in parallel threads).
+:mod:`ociinspect.image.sizes` for every layer's uncompressed size (in parallel threads).
 """
 
 from __future__ import annotations
@@ -15,16 +15,13 @@ import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from ociinspect import digest as _digest
-from ociinspect import mediatypes as mt
-from ociinspect import sizes
-from ociinspect.errors import (
-    DigestMismatch,
-    InvalidImage,
-    PlatformNotFound,
-    UnsupportedMediaType,
-)
-from ociinspect.model import (
+from ociinspect.errors import DigestMismatch, InvalidImage, PlatformNotFound, UnsupportedMediaType
+from ociinspect.image import sizes
+from ociinspect.image.nesting import MAX_INDEX_DEPTH, IndexChain
+from ociinspect.image.sizes import SizeFacts
+from ociinspect.model import digest as _digest
+from ociinspect.model import mediatypes as mt
+from ociinspect.model.image import (
     Descriptor,
     HistoryEntry,
     Image,
@@ -37,8 +34,6 @@ from ociinspect.model import (
     frozen_map,
     host_platform,
 )
-from ociinspect.nesting import MAX_INDEX_DEPTH, IndexChain
-from ociinspect.sizes import SizeFacts
 from ociinspect.sources.base import Source, parse_json
 
 __all__ = [
@@ -62,7 +57,7 @@ class LoadOptions:
     """How to load an image.
 
     ``platform``: the platform to pick from an index (default: the host's Linux platform).
-    ``sizes``: ``"cheap"`` (trailers/headers, see :mod:`ociinspect.sizes`), ``"exact"`` (stream every layer),
+    ``sizes``: ``"cheap"`` (trailers/headers, see :mod:`ociinspect.image.sizes`), ``"exact"`` (stream every layer),
     ``"none"`` (no blob reads).  ``max_uncompressed``: cap per streamed layer, bytes.
     """
 
@@ -273,7 +268,7 @@ def _resolve(
     top: RawManifest | None = None
     top_type: str | None = None
     entries: tuple[IndexEntry, ...] = ()
-    chain = IndexChain(limit=options.max_index_depth)  # the one nesting rule (ociinspect.nesting)
+    chain = IndexChain(limit=options.max_index_depth)  # the one nesting rule (ociinspect.image.nesting)
     while mt.is_index(media_type):
         chain = chain.enter(raw.digest, what)
         level = index_entries(doc, what)

@@ -27,13 +27,13 @@ import re
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from ociinspect import compression
+from ociinspect.content import compression
 from ociinspect.errors import DigestMismatch, InvalidImage, LimitExceeded, RangeNotSupported
-from ociinspect.textsafe import parse_uint
+from ociinspect.model.textsafe import parse_uint
 
 if TYPE_CHECKING:
-    from ociinspect.model import Descriptor
-    from ociinspect.scan import LayerScan
+    from ociinspect.model.entries import LayerScan
+    from ociinspect.model.image import Descriptor
     from ociinspect.sources.base import Source
 
 __all__ = [
@@ -145,7 +145,7 @@ def _toc_json(member: bytes, what: str) -> bytes:
 def parse_toc(data: bytes, what: str) -> tuple[list[Any], list[str]]:
     """Entries of a TOC JSON document → ``(list of scan.Entry, warnings)``; ``chunk`` entries (continuations of
     large files) are folded into their file.  Cost: one JSON parse."""
-    from ociinspect.scan import make_entry, normalise_path
+    from ociinspect.model.entries import make_entry, normalise_path
 
     try:
         doc = json.loads(data)
@@ -223,7 +223,7 @@ def scan_toc(source: Source, layer: Descriptor, *, what: str) -> LayerScan:
     the caller then streams the layer, which verifies it.  :class:`DigestMismatch` when the TOC does not match
     the annotation.
     """
-    from ociinspect.scan import LayerScan
+    from ociinspect.model.entries import LayerScan
 
     expected = layer.annotations[TOC_DIGEST_ANNOTATION]
     size = layer.size

@@ -15,10 +15,10 @@ import json
 import logging
 from collections.abc import Callable
 
+from ociinspect.content.scan import read_files
 from ociinspect.errors import DeadlineExceeded, OciInspectError
-from ociinspect.model import Image
-from ociinspect.osinfo import DISTROLESS_MARKERS, OS_FILES, OsInfo, identify
-from ociinspect.scan import read_files
+from ociinspect.model.image import Image
+from ociinspect.model.osinfo import DISTROLESS_MARKERS, OS_FILES, OsInfo, identify
 from ociinspect.sources.base import Source
 
 __all__ = ["LayerFiles", "detect_os"]

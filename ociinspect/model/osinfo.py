@@ -11,7 +11,7 @@ import dataclasses
 import shlex
 from collections.abc import Mapping
 
-from ociinspect.textsafe import is_uint
+from ociinspect.model.textsafe import is_uint
 
 __all__ = ["OS_FILES", "OsInfo", "identify", "parse_os_release"]
 

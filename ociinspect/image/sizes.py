@@ -33,9 +33,10 @@ import zlib
 from io import BytesIO
 from typing import Literal, Protocol
 
-from ociinspect import compression, mediatypes
+from ociinspect.content import compression
 from ociinspect.errors import DigestMismatch, LimitExceeded, RangeNotSupported
-from ociinspect.model import Descriptor, SizeEstimate
+from ociinspect.model import mediatypes
+from ociinspect.model.image import Descriptor, SizeEstimate
 from ociinspect.sources.base import Source
 
 __all__ = [

@@ -20,9 +20,9 @@ import dataclasses
 import re
 from typing import Literal
 
-from ociinspect import digest as _digest
 from ociinspect.errors import InvalidReference
-from ociinspect.textsafe import parse_uint
+from ociinspect.model import digest as _digest
+from ociinspect.model.textsafe import parse_uint
 
 __all__ = ["DOCKER_HUB", "Reference", "Transport", "parse_reference", "parse_repository"]
 

@@ -52,9 +52,9 @@ from typing import Literal
 
 from ociinspect.analyzers import sharing
 from ociinspect.analyzers.waste import WasteReport, analyze, flatten
-from ociinspect.model import Image, Platform
-from ociinspect.scan import Entry
-from ociinspect.textsafe import parse_uint
+from ociinspect.model.entries import Entry
+from ociinspect.model.image import Image, Platform
+from ociinspect.model.textsafe import parse_uint
 
 __all__ = [
     "RULES",
@@ -754,7 +754,7 @@ def _layer_label(image: Image, index: int) -> str:
 def _base_entry_matches(entry: str, name: str | None, digest: str | None) -> bool:
     """An allowed-base entry against the annotations: a bare digest matches the base digest; a reference
     matches the base name (registry and repository; its tag and digest too when the entry has them)."""
-    from ociinspect.reference import parse_reference
+    from ociinspect.model.reference import parse_reference
 
     if entry.startswith("sha256:") or entry.startswith("sha512:"):
         return entry == digest

@@ -2,7 +2,7 @@
 
 Frozen, slotted dataclasses; sizes are ``int`` bytes; digests are ``algo:hex`` strings.  Mappings are stored as
 read-only ``MappingProxyType`` views so a model can be shared between threads.  Standard library only (plus the
-media-type constants in :mod:`ociinspect.mediatypes`).
+media-type constants in :mod:`ociinspect.model.mediatypes`).
 """
 
 from __future__ import annotations

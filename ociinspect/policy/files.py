@@ -49,10 +49,10 @@ from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from ociinspect.checks import RULES, Origin, Policy, RuleConfig, Severity, Value, compile_glob
 from ociinspect.errors import PolicyError
-from ociinspect.model import Platform
-from ociinspect.textsafe import parse_uint
+from ociinspect.model.image import Platform
+from ociinspect.model.textsafe import parse_uint
+from ociinspect.policy.rules import RULES, Origin, Policy, RuleConfig, Severity, Value, compile_glob
 
 if TYPE_CHECKING:
     import yaml
@@ -399,8 +399,8 @@ def _check_item(kind: str, item: str) -> None:
     elif kind == "platforms":
         Platform.parse(item)
     elif kind == "bases":
-        from ociinspect import digest as _digest
-        from ociinspect.reference import parse_reference
+        from ociinspect.model import digest as _digest
+        from ociinspect.model.reference import parse_reference
 
         if ":" in item and _digest.is_digest(item):
             return
