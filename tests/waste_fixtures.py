@@ -415,8 +415,8 @@ class MemorySource(SharedMemorySource):
 
 
 def model_layer(index: int, lb: LayerBlob, *, digest: str | None = None, diff_id: str | None = None) -> Any:
-    """An ``ociinspect.model.Layer`` for ``lb`` (``digest``/``diff_id`` override what it claims)."""
-    from ociinspect.model import Descriptor, Layer, SizeEstimate, frozen_map
+    """An ``ociinspect.model.image.Layer`` for ``lb`` (``digest``/``diff_id`` override what it claims)."""
+    from ociinspect.model.image import Descriptor, Layer, SizeEstimate, frozen_map
 
     descriptor = Descriptor(
         lb.media_type, digest or sha256(lb.blob), len(lb.blob), annotations=frozen_map(lb.annotations)

@@ -115,11 +115,11 @@ def atheris_main(target: str, libfuzzer_args: list[str]) -> None:
     import atheris
 
     with atheris.instrument_imports(include=["ociinspect"]):
-        from ociinspect import compression, scan
+        from ociinspect.content import compression, scan
         from ociinspect.errors import OciInspectError
-        from ociinspect.loader import LoadOptions, load, parse_config
-        from ociinspect.model import RawManifest
-        from ociinspect.reference import parse_reference
+        from ociinspect.image.loader import LoadOptions, load, parse_config
+        from ociinspect.model.image import RawManifest
+        from ociinspect.model.reference import parse_reference
         from ociinspect.sources.local import open_local
     from reliability import fuzz_targets as ft
 

@@ -7,7 +7,6 @@ import zlib
 
 import pytest
 
-from ociinspect import mediatypes as mt
 from ociinspect.errors import (
     DigestMismatch,
     InvalidImage,
@@ -16,8 +15,9 @@ from ociinspect.errors import (
     PlatformNotFound,
     UsageError,
 )
-from ociinspect.loader import LoadOptions
-from ociinspect.model import Platform
+from ociinspect.image.loader import LoadOptions
+from ociinspect.model import mediatypes as mt
+from ociinspect.model.image import Platform
 from ociinspect.session import Session
 from tests.corpus import corpus_path
 

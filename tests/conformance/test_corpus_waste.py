@@ -14,9 +14,10 @@ from __future__ import annotations
 import pytest
 
 from ociinspect.analyzers.waste import analyze, flatten
-from ociinspect.loader import LoadOptions
-from ociinspect.model import Platform
-from ociinspect.scan import LayerScan, ScanOptions, scan_image
+from ociinspect.content.scan import ScanOptions, scan_image
+from ociinspect.image.loader import LoadOptions
+from ociinspect.model.entries import LayerScan
+from ociinspect.model.image import Platform
 from ociinspect.session import Session
 from tests.corpus import corpus_path
 
@@ -28,7 +29,7 @@ ESTARGZ_DIFF_ID = "sha256:2b3dbfdf131b60e153f6c11e1781c35dcaab001dde8f65c5efaad5
 
 def scans(ref: str, options: ScanOptions | None = None, platform: str | None = None) -> list[LayerScan]:
     with Session() as session, session.source(ref) as src:
-        from ociinspect.loader import load
+        from ociinspect.image.loader import load
 
         image = load(src, LoadOptions(platform=Platform.parse(platform) if platform else None, sizes="none"))
         return scan_image(src, image, options or ScanOptions())

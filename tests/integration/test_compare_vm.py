@@ -230,8 +230,8 @@ def test_html_report_renders_in_headless_chromium(
 def no_cheap_streaming(monkeypatch: pytest.MonkeyPatch, fixture_images: Any) -> None:
     """The multimember fixture's layer as the cheap methods see a hostile layer: ambiguous (two candidate
     sizes), as sizes.py reports e.g. a wrapped gzip trailer; ``--exact`` still streams it."""
-    from ociinspect import sizes
-    from ociinspect.model import SizeEstimate
+    from ociinspect.image import sizes
+    from ociinspect.model.image import SizeEstimate
 
     (layer,) = fixture_images.expected["multimember"].layers
     real = sizes.estimate

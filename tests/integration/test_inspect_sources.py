@@ -8,11 +8,11 @@ from typing import Any
 
 import pytest
 
-from ociinspect import mediatypes as mt
 from ociinspect.cli import main
 from ociinspect.errors import NotFound, OciInspectError, PlatformNotFound
-from ociinspect.loader import LoadOptions
-from ociinspect.model import Image, Platform
+from ociinspect.image.loader import LoadOptions
+from ociinspect.model import mediatypes as mt
+from ociinspect.model.image import Image, Platform
 from ociinspect.session import Session
 
 pytestmark = [pytest.mark.registry, pytest.mark.timeout(120)]

@@ -19,7 +19,8 @@ import pytest
 from harness.faultproxy import Corrupt, Redirect, Reset, Respond, Stall
 
 from fixtures.build import EXPECTED
-from ociinspect import errors, mediatypes
+from ociinspect import errors
+from ociinspect.model import mediatypes
 from ociinspect.registry import (
     CredentialResolver,
     Credentials,

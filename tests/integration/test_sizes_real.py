@@ -17,10 +17,10 @@ from typing import Any
 import pytest
 from isal import isal_zlib
 
-from ociinspect import mediatypes as mt
-from ociinspect import sizes
-from ociinspect.loader import LoadOptions
-from ociinspect.model import Image, SizeEstimate
+from ociinspect.image import sizes
+from ociinspect.image.loader import LoadOptions
+from ociinspect.model import mediatypes as mt
+from ociinspect.model.image import Image, SizeEstimate
 from ociinspect.session import Session
 from ociinspect.store import Store
 from tests.unit.test_sizes import MemorySource, layer

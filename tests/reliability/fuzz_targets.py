@@ -43,14 +43,15 @@ import zstandard
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 
-from ociinspect import compression, mediatypes, scan
-from ociinspect import digest as digests
 from ociinspect.audit import Pacer
-from ociinspect.checks import is_root_user
+from ociinspect.content import compression, scan
 from ociinspect.errors import LimitExceeded, NotFound, OciInspectError
-from ociinspect.loader import LoadOptions, load, load_all_platforms, parse_config
-from ociinspect.model import Image, RawManifest
-from ociinspect.reference import parse_reference
+from ociinspect.image.loader import LoadOptions, load, load_all_platforms, parse_config
+from ociinspect.model import digest as digests
+from ociinspect.model import mediatypes
+from ociinspect.model.image import Image, RawManifest
+from ociinspect.model.reference import parse_reference
+from ociinspect.policy.rules import is_root_user
 from ociinspect.registry.transport import _retry_after, content_length
 from ociinspect.sources.local import open_local
 

@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from fixtures.build import EXPECTED
-from ociinspect import mediatypes
 from ociinspect.cli import main
+from ociinspect.model import mediatypes
 
 CREDENTIAL_VARS = ("DOCKER_CONFIG", "REGISTRY_AUTH_FILE", "XDG_RUNTIME_DIR", "XDG_CONFIG_HOME")
 

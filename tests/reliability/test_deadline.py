@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from ociinspect import errors, mediatypes
+from ociinspect import errors
+from ociinspect.model import mediatypes
 from ociinspect.registry import Deadline, HostSettings, RegistryClient, RegistrySettings, parse_duration
 from ociinspect.registry.deadline import format_duration
 from reliability.helpers import run_cli

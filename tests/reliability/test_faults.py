@@ -32,7 +32,8 @@ from harness.faultproxy import (
 )
 
 from fixtures.build import EXPECTED
-from ociinspect import errors, mediatypes
+from ociinspect import errors
+from ociinspect.model import mediatypes
 from ociinspect.registry import HostSettings, RegistrySettings
 from ociinspect.registry import transport as transport_module
 from ociinspect.session import Session
@@ -235,7 +236,7 @@ def test_corrupted_trailer_or_header_never_gives_a_wrong_size(
 ) -> None:
     """Guards: the 8-byte gzip trailer / 18-byte zstd header read by Range is not covered by a digest; a
     flipped byte in it must still not produce a wrong figure. On these layers every flip is caught by the
-    plausibility checks of ociinspect.sizes (not a whole tar, impossible ratio) and the layer is streamed and
+    plausibility checks of ociinspect.image.sizes (not a whole tar, impossible ratio) and the layer is streamed and
     verified instead. (On large layers a flipped high byte can stay plausible: docs/security.md.)"""
     layer = EXPECTED[name].layers[-1]
     fault_proxy.rules.add(Corrupt(offset=offset), method="GET", path=f"/blobs/{layer.digest}", times=1)
@@ -464,7 +465,7 @@ def test_check_fails_without_digest_verification(
 ) -> None:
     """With content digests not checked (every hash "matches"), the other-manifest and other-layer
     scenarios print another image's numbers: their assertions fail."""
-    from ociinspect import digest as digest_module
+    from ociinspect.model import digest as digest_module
 
     other = _blob(fixture_images["app2"], EXPECTED["app2"].manifest_digest)
     compute = digest_module.compute

@@ -22,8 +22,10 @@ import pytest
 import zstandard
 from harness.faultproxy import Respond
 
-from ociinspect import compression, errors, mediatypes, scan
-from ociinspect.loader import LoadOptions
+from ociinspect import errors
+from ociinspect.content import compression, scan
+from ociinspect.image.loader import LoadOptions
+from ociinspect.model import mediatypes
 from ociinspect.session import Session
 from reliability.fuzz_targets import _sha
 from reliability.helpers import run_cli, write_layout
@@ -86,7 +88,7 @@ def test_gzip_bomb_stops_at_the_cap_in_little_memory(gzip_bomb: bytes) -> None:
 
 def test_zstd_bomb_stops_at_the_cap_with_memory_bounded_by_one_feed(zstd_bomb: bytes) -> None:
     """Guards: a 1 GiB zstd bomb stops at the cap. Memory is bounded by one decompress call — 2 KiB of input
-    can be 512 RLE blocks, 64 MiB of output (ociinspect.compression._ZSTD_FEED) — whatever the cap: the bound
+    can be 512 RLE blocks, 64 MiB of output (ociinspect.content.compression._ZSTD_FEED) — whatever the cap: the bound
     is 64 MiB per stream, not the cap (docs/security.md)."""
     raised, peak = peak_of(
         lambda: _drain(compression.decompress(_chunks(zstd_bomb), what="bomb", max_output=8 * MiB))

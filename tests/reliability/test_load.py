@@ -38,8 +38,8 @@ from harness.faultproxy import Corrupt, Drip, OneOf, Reset, Respond, Stall, Trun
 from harness.registry import start_registry
 
 from fixtures.build import EXPECTED, ImageFacts
-from ociinspect import mediatypes
-from ociinspect.model import host_platform
+from ociinspect.model import mediatypes
+from ociinspect.model.image import host_platform
 from reliability.helpers import Isolated
 
 pytestmark = [pytest.mark.slow, pytest.mark.registry, pytest.mark.timeout(1800)]

@@ -20,7 +20,8 @@ from harness.endpoint import ProxyEndpoint
 from harness.faultproxy import FaultProxy, Reset, Respond, Rewrite, Truncate
 
 from fixtures.build import EXPECTED
-from ociinspect import errors, estargz, scan
+from ociinspect import errors
+from ociinspect.content import estargz, scan
 from ociinspect.registry import HostSettings, RegistryClient, RegistrySettings
 from ociinspect.session import Session
 from reliability.helpers import run_cli, write_layout

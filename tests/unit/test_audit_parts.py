@@ -17,6 +17,7 @@ import pytest
 import requests
 from harness.quiet import QuietHTTPServer
 
+from ociinspect.analyzers.vm_profiles import load_parameters
 from ociinspect.audit import AuditDB, AuditOptions, Pacer, Scope, ShardSpec, open_run
 from ociinspect.audit.db import SCHEMA_VERSION, default_db_path
 from ociinspect.audit.report import build_diff, build_report
@@ -25,7 +26,6 @@ from ociinspect.audit.walker import _Once, is_transient
 from ociinspect.cli.audit import parse_registry, progress_line
 from ociinspect.errors import ConnectionFailed, RateLimited, RegistryError, UsageError
 from ociinspect.reports.audit import CSV_COLUMNS, audit_csv, audit_html, audit_text
-from ociinspect.vmprofiles import load_parameters
 
 # ---------------------------------------------------------------------------------------------- database
 
@@ -519,7 +519,7 @@ def test_transport_honours_the_proxy_environment_read_once_per_origin(
 
 def test_one_nesting_rule_caps_depth_and_refuses_cycles() -> None:
     from ociinspect.errors import LimitExceeded
-    from ociinspect.nesting import MAX_INDEX_DEPTH, IndexChain, is_nesting_error
+    from ociinspect.image.nesting import MAX_INDEX_DEPTH, IndexChain, is_nesting_error
 
     chain = IndexChain()
     for i in range(MAX_INDEX_DEPTH):

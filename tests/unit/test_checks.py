@@ -15,7 +15,19 @@ from collections.abc import Sequence
 
 import pytest
 
-from ociinspect.checks import (
+from ociinspect.model.entries import Entry, make_entry
+from ociinspect.model.image import (
+    Descriptor,
+    HistoryEntry,
+    Image,
+    ImageConfig,
+    IndexEntry,
+    Layer,
+    Platform,
+    SizeEstimate,
+    frozen_map,
+)
+from ociinspect.policy.rules import (
     RULES,
     Facts,
     Finding,
@@ -27,18 +39,6 @@ from ociinspect.checks import (
     exit_code,
     is_root_user,
 )
-from ociinspect.model import (
-    Descriptor,
-    HistoryEntry,
-    Image,
-    ImageConfig,
-    IndexEntry,
-    Layer,
-    Platform,
-    SizeEstimate,
-    frozen_map,
-)
-from ociinspect.scan import Entry, make_entry
 
 BASE_NAME = "org.opencontainers.image.base.name"
 BASE_DIGEST = "org.opencontainers.image.base.digest"

@@ -13,8 +13,8 @@ import jsonschema
 import pytest
 import xmlschema
 
-from ociinspect.checks import Facts, Origin, Policy, RuleConfig, evaluate
 from ociinspect.errors import NotFound
+from ociinspect.policy.rules import Facts, Origin, Policy, RuleConfig, evaluate
 from ociinspect.reports import render
 from ociinspect.reports.ci import (
     check_document,

@@ -12,8 +12,8 @@ from typing import Any
 import jsonschema
 import xmlschema
 
-from ociinspect.checks import Facts, Policy, RuleConfig, Severity, evaluate, exit_code
-from ociinspect.model import SizeEstimate
+from ociinspect.model.image import SizeEstimate
+from ociinspect.policy.rules import Facts, Policy, RuleConfig, Severity, evaluate, exit_code
 from ociinspect.reports.ci import (
     check_document,
     check_github,

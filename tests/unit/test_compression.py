@@ -9,7 +9,7 @@ import zlib
 import pytest
 import zstandard
 
-from ociinspect.compression import decompress, sniff
+from ociinspect.content.compression import decompress, sniff
 from ociinspect.errors import InvalidImage, LimitExceeded
 
 DATA = os.urandom(100_000) + b"a" * 400_000

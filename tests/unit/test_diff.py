@@ -17,7 +17,8 @@ from ociinspect.analyzers.diff import (
     prefix_needed,
 )
 from ociinspect.analyzers.waste import flatten
-from ociinspect.model import (
+from ociinspect.model.entries import Entry, LayerScan, make_entry
+from ociinspect.model.image import (
     Descriptor,
     HistoryEntry,
     Image,
@@ -26,7 +27,6 @@ from ociinspect.model import (
     SizeEstimate,
     frozen_map,
 )
-from ociinspect.scan import Entry, LayerScan, make_entry
 
 GZ = "application/vnd.oci.image.layer.v1.tar+gzip"
 

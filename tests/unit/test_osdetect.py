@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from fixtures.build import file_entry, image, layer, make_tar, pseudo_random, symlink_entry, write_layout
-from ociinspect.osdetect import detect_os
-from ociinspect.osinfo import identify
+from ociinspect.content.osdetect import detect_os
+from ociinspect.model.osinfo import identify
 from ociinspect.session import Session
 from ociinspect.sources.base import Source
 

@@ -12,9 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from ociinspect.checks import RULES
 from ociinspect.errors import PolicyError
-from ociinspect.policy import (
+from ociinspect.policy.files import (
     discover,
     go_format_float,
     go_parse_float,
@@ -25,6 +24,7 @@ from ociinspect.policy import (
     read_dive,
     with_flags,
 )
+from ociinspect.policy.rules import RULES
 from tests.corpus import corpus_path
 
 # ------------------------------------------------------------------------------------------ Go's parsers
@@ -542,7 +542,7 @@ def test_flags_override_and_keep_severity(tmp_path: Path) -> None:
     ],
 )
 def test_bad_flags(flags: dict[str, object], severities: list[tuple[str, str]], error: str) -> None:
-    from ociinspect.checks import Policy
+    from ociinspect.policy.rules import Policy
 
     with pytest.raises(PolicyError, match=error):
         with_flags(Policy(), flags, severities=severities)

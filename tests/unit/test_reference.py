@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from ociinspect.errors import ExitCode, InvalidReference
-from ociinspect.reference import DOCKER_HUB, parse_reference
+from ociinspect.model.reference import DOCKER_HUB, parse_reference
 
 D = "sha256:" + "a" * 64
 

@@ -17,7 +17,8 @@ from harness.fakeserver import FakeServer as _FakeServer
 from harness.fakeserver import Reply as _Reply
 from harness.fakeserver import Req
 
-from ociinspect import errors, mediatypes
+from ociinspect import errors
+from ociinspect.model import mediatypes
 from ociinspect.registry import (
     CredentialResolver,
     Credentials,

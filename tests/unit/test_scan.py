@@ -35,16 +35,9 @@ from waste_fixtures import (
     zstd_layer,
 )
 
+from ociinspect.content.scan import ScanOptions, read_files, scan_image, scan_layer, scan_tar_stream
 from ociinspect.errors import DigestMismatch, InvalidImage, LimitExceeded
-from ociinspect.scan import (
-    LayerScan,
-    ScanOptions,
-    normalise_path,
-    read_files,
-    scan_image,
-    scan_layer,
-    scan_tar_stream,
-)
+from ociinspect.model.entries import LayerScan, normalise_path
 
 
 def scan(data: bytes, **kw: object) -> tuple[list, str, int, list[str]]:

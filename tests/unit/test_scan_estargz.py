@@ -22,9 +22,9 @@ from waste_fixtures import (
     sym,
 )
 
+from ociinspect.content.estargz import parse_footer, parse_toc
+from ociinspect.content.scan import ScanOptions, scan_layer
 from ociinspect.errors import DigestMismatch, InvalidImage
-from ociinspect.estargz import parse_footer, parse_toc
-from ociinspect.scan import ScanOptions, scan_layer
 
 SPECS = [
     d("app"),
@@ -175,8 +175,8 @@ def test_toc_bomb_is_not_inflated_past_the_cap(monkeypatch: pytest.MonkeyPatch) 
     and the layer is streamed (and so verified) instead."""
     import types
 
-    from ociinspect import compression
-    from ociinspect import estargz as estargz_module
+    from ociinspect.content import compression
+    from ociinspect.content import estargz as estargz_module
 
     bomb = _toc_tar(toc([]) + b" " * (30 << 20))
     lb = _with_toc_member(bomb)
@@ -202,7 +202,7 @@ def test_toc_bomb_is_not_inflated_past_the_cap(monkeypatch: pytest.MonkeyPatch) 
 
 def test_toc_within_the_ratio_is_read() -> None:
     """Guards the cap: a TOC that inflates 50:1 past the 1 MiB floor is still believed."""
-    from ociinspect.estargz import MAX_TOC_FLOOR, toc_inflate_cap
+    from ociinspect.content.estargz import MAX_TOC_FLOOR, toc_inflate_cap
 
     assert toc_inflate_cap(10) == MAX_TOC_FLOOR and toc_inflate_cap(100_000) == 10_000_000
     lb = estargz_layer(SPECS)
@@ -213,7 +213,7 @@ def test_toc_within_the_ratio_is_read() -> None:
 def test_implausible_footer_claims_fall_back_to_streaming(monkeypatch: pytest.MonkeyPatch) -> None:
     """A footer offset outside the blob, or a claimed TOC over the compressed cap: not believed, not an error —
     the layer is streamed instead."""
-    from ociinspect import estargz as estargz_module
+    from ociinspect.content import estargz as estargz_module
 
     lb = estargz_layer(SPECS)
     footer = lb.blob[-51:]

@@ -8,8 +8,8 @@ import pytest
 
 from fixtures.build import EXPECTED, build_all
 from ociinspect.analyzers.sharing import analyze, common_prefix
-from ociinspect.loader import LoadOptions
-from ociinspect.model import Image
+from ociinspect.image.loader import LoadOptions
+from ociinspect.model.image import Image
 from ociinspect.session import Session
 
 SET = ("base", "app1", "app2", "app3", "rebased", "recompressed")

@@ -16,12 +16,12 @@ from typing import Any
 import pytest
 import zstandard
 
-from ociinspect import digest as dg
-from ociinspect import mediatypes as mt
-from ociinspect import sizes
 from ociinspect.errors import DigestMismatch, LimitExceeded, RangeNotSupported
-from ociinspect.model import Descriptor, RawManifest, SizeEstimate, frozen_map
-from ociinspect.reference import parse_reference
+from ociinspect.image import sizes
+from ociinspect.model import digest as dg
+from ociinspect.model import mediatypes as mt
+from ociinspect.model.image import Descriptor, RawManifest, SizeEstimate, frozen_map
+from ociinspect.model.reference import parse_reference
 
 
 class MemorySource:
@@ -404,7 +404,7 @@ def test_store_is_not_consulted_before_a_trustworthy_trailer() -> None:
 
 
 def test_store_keeps_sizes_of_scanned_and_streamed_layers(tmp_path: Any) -> None:
-    from ociinspect.scan import LayerScan
+    from ociinspect.model.entries import LayerScan
     from ociinspect.store import Store
 
     diff_id = "sha256:" + "a" * 64

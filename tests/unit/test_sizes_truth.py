@@ -20,8 +20,8 @@ import zlib
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ociinspect import mediatypes as mt
-from ociinspect import sizes
+from ociinspect.image import sizes
+from ociinspect.model import mediatypes as mt
 from tests.unit.test_sizes import MemorySource, layer
 
 KINDS = ("random", "zeros", "text", "gzipped")

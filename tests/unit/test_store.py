@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 from waste_fixtures import WASTE_LAYERS, tar_bytes
 
-from ociinspect.scan import LayerScan, make_entry, scan_tar_stream
+from ociinspect.content.scan import scan_tar_stream
+from ociinspect.model.entries import LayerScan, make_entry
 from ociinspect.store import MIGRATIONS, SCHEMA_VERSION, STORE_FILE, Store, default_cache_dir
 
 DIGEST = "sha256:" + "ab" * 32

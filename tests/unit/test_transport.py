@@ -21,7 +21,8 @@ import pytest
 from harness import pki
 from harness.fakeserver import FakeServer, Reply, Req
 
-from ociinspect import errors, mediatypes
+from ociinspect import errors
+from ociinspect.model import mediatypes
 from ociinspect.registry import (
     CredentialResolver,
     Credentials,

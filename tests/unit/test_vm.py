@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 
 from ociinspect.analyzers.vm import estimate_fleet, estimate_image
+from ociinspect.analyzers.vm_profiles import load_parameters
 from ociinspect.errors import PolicyError
-from ociinspect.model import Descriptor, Image, Layer, SizeEstimate
-from ociinspect.osinfo import OsInfo, identify, parse_os_release
-from ociinspect.vmprofiles import load_parameters
+from ociinspect.model.image import Descriptor, Image, Layer, SizeEstimate
+from ociinspect.model.osinfo import OsInfo, identify, parse_os_release
 
 MB, GB, GIB = 10**6, 10**9, 2**30
 UBUNTU = OsInfo("ubuntu", "24.04", "Ubuntu 24.04.1 LTS", "ubuntu", "etc/os-release in layer 0", 0)
@@ -187,7 +187,7 @@ def test_parse_os_release_quoting() -> None:
 def _container(ref: str, *sizes: SizeEstimate) -> Image:
     import dataclasses
 
-    from ociinspect.model import ImageConfig
+    from ociinspect.model.image import ImageConfig
 
     img = image(ref, *((f"sha256:{ref[-1] * 63}{i}", 3 * MB) for i in range(len(sizes))))
     layers = tuple(dataclasses.replace(lyr, uncompressed=s) for lyr, s in zip(img.layers, sizes, strict=True))

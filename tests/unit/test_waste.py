@@ -31,7 +31,8 @@ from ociinspect.analyzers.waste import (
     flatten,
     layer_changes,
 )
-from ociinspect.scan import Entry, scan_tar_stream
+from ociinspect.content.scan import scan_tar_stream
+from ociinspect.model.entries import Entry
 
 
 def entries(layers: list[list[Spec]], *, hashed: bool = False) -> list[list[Entry]]:
