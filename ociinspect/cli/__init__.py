@@ -29,6 +29,7 @@ COMMANDS = {
     "audit": "audit",
     "check": "check",
     "compare": "compare",
+    "diff": "diff",
     "files": "files",
     "inspect": "inspect",
     "vm": "vm",
