@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import click
 
 from ociinspect.cli import cli
+from ociinspect.cli.extract import cat_or_extract
 from ociinspect.cli.options import ReadContext, image_options, output_options, report_error
 from ociinspect.cli.waste import ScanSettings, raise_exit, scan_options, scan_reference
 from ociinspect.errors import OciInspectError, UsageError
@@ -42,6 +44,9 @@ from ociinspect.reports.waste import files_document
     show_default=True,
     help="Order of the list.",
 )
+@click.option("--cat", "cat", metavar="PATH", help="Write the final bytes of the file at PATH to stdout.")
+@click.option("--extract", "extract", multiple=True, metavar="PATH", help="Write PATH (file or tree) under -o DIR.")
+@click.option("-o", "--output", "outdir", type=click.Path(file_okay=False, path_type=Path), help="For --extract.")
 @scan_options
 @image_options
 @output_options
@@ -51,6 +56,9 @@ def files(
     layer_index: int | None,
     path_filter: str | None,
     sort: str,
+    cat: str | None,
+    extract: tuple[str, ...],
+    outdir: Path | None,
     scan: ScanSettings,
     read: ReadContext,
     fmt: str,
@@ -63,10 +71,13 @@ def files(
       ociinspect files docker://localhost:5000/app:1.0 --top 50
       ociinspect files oci:build/layout:latest --layer -1
       ociinspect files docker-archive:app.tar --path /usr/lib --format json
+      ociinspect files docker://localhost:5000/app:1.0 --cat /etc/os-release
     """
     if len(refs) != 1:
         raise UsageError(f"files reads one image, {len(refs)} references were given")
     ref = refs[0]
+    if cat is not None or extract:  # one file or tree, reading only the layers that hold it (docs/diff.md)
+        return cat_or_extract(read, ref, scan, cat=cat, extract=extract, outdir=outdir)
     docs: list[dict[str, Any]] = []
     errors: list[OciInspectError] = []
     try:
