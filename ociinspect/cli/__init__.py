@@ -27,11 +27,18 @@ __all__ = ["cli", "main", "run"]
 #: that ``ociinspect inspect`` does not pay for the analyzers of every other command.
 COMMANDS = {
     "audit": "audit",
+    "blob": "raw",
     "check": "check",
     "compare": "compare",
+    "config": "raw",
     "diff": "diff",
+    "digest": "raw",
     "files": "files",
     "inspect": "inspect",
+    "manifest": "raw",
+    "referrers": "raw",
+    "repos": "raw",
+    "tags": "raw",
     "vm": "vm",
     "waste": "waste",
 }

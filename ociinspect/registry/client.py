@@ -559,6 +559,73 @@ class RegistryClient:
         )
 
 
+    # ------------------------------------------------------------ everyday verbs (issue 12: digest, referrers)
+
+    def manifest_digest(self, registry: str, repository: str, reference: str) -> tuple[str, str | None]:
+        """``(digest, media type or None)`` of the manifest ``reference`` names, as cheaply as the registry allows.
+
+        One HEAD (no body) when the registry answers a ``Docker-Content-Digest`` of the reference's algorithm
+        (checked against ``reference`` when that is a digest); otherwise one GET, the manifest hashed (≤ 4 MiB).
+        The media type is the HEAD's specific ``Content-Type`` (None when generic).  Cost: 1 HEAD + auth, + 1 GET
+        only when the registry omits the digest header.
+        """
+        path_repo = _check_repository(repository)
+        path_ref, expected = _check_reference(reference)
+        what = f"checking manifest {_display(registry, repository, reference)}"
+        response = self._manifest_request("HEAD", registry, repository, path_repo, path_ref, what)
+        discard(response)
+        header_digest = response.headers.get("Docker-Content-Digest", "").strip()
+        declared = response.headers.get("Content-Type", "").split(";", 1)[0].strip().lower()
+        algorithm = expected.split(":", 1)[0] if expected else "sha256"
+        if digests.is_digest(header_digest) and header_digest.split(":", 1)[0] == algorithm:
+            if expected is not None and header_digest != expected:
+                raise errors.DigestMismatch(
+                    f"{what}: digest mismatch: asked for {expected}, the registry says {header_digest}",
+                    hint="the registry is broken or a proxy rewrote the answer",
+                )
+            return header_digest, (None if declared in _GENERIC_TYPES else declared)
+        log.debug("%s: no usable Docker-Content-Digest on HEAD; fetching the manifest", what)
+        fetched = self.get_manifest(registry, repository, reference)
+        return fetched.digest, fetched.media_type
+
+    def get_referrers(
+        self,
+        registry: str,
+        repository: str,
+        digest: str,
+        *,
+        artifact_type: str | None = None,
+        max_pages: int = 1000,
+    ) -> list[dict[str, Any]] | None:
+        """The descriptors the OCI 1.1 referrers API lists for ``digest`` (``GET /v2/NAME/referrers/DIGEST``,
+        an index; ``Link`` pages followed), or ``None`` when the registry has no referrers API (404, as the
+        distribution spec says: fall back to the ``<alg>-<hex>`` tag schema).  ``artifact_type`` is sent as the
+        ``artifactType`` filter; registries may ignore it, so callers filter again.  Items are raw JSON objects
+        (validated by the caller).  Cost: 1 GET per page + auth; each page read up to 32 MiB.
+        """
+        path_repo = _check_repository(repository)
+        digests.parse(digest)
+        query = f"?artifactType={quote(artifact_type, safe='')}" if artifact_type else ""
+        first = f"/v2/{path_repo}/referrers/{digest}{query}"
+        what = f"listing referrers of {registry}/{repository}@{digest}"
+        items: list[dict[str, Any]] = []
+        try:
+            for doc in self._pages(registry, _scope(repository), first, what=what, max_pages=max_pages):
+                manifests = doc.get("manifests")
+                if manifests is None:
+                    continue
+                if not isinstance(manifests, list) or not all(isinstance(m, dict) for m in manifests):
+                    raise errors.RegistryError(
+                        f"{what}: 'manifests' is not a list of descriptors",
+                        hint="the registry does not follow the OCI distribution spec for referrers",
+                    )
+                items.extend(manifests)
+        except errors.RegistryNotFound:
+            if items:  # a later page vanished: not "no API"
+                raise
+            return None
+        return items
+
 def _strings(value: object, *, what: str, key: str) -> list[str]:
     if value is None:
         return []

@@ -397,6 +397,10 @@ def open_local(reference: Reference) -> LayoutSource | DockerArchiveSource:
     Cost: ``oci:`` none; archives one pass over the tar headers (docker-archive: see its class).
     """
     assert reference.path is not None
+    if reference.path == "-" and reference.transport != "oci":  # an archive piped on stdin
+        from ociinspect.sources.stdin import open_stdin_archive
+
+        return open_stdin_archive(reference, open_local)
     if reference.transport == "oci":
         return LayoutSource(reference, DirFiles(reference.path))
     if reference.transport == "oci-archive":
