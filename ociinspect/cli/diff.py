@@ -8,11 +8,9 @@ from typing import Any
 
 import click
 
-import ociinspect.reports.diff  # noqa: F401  (registers the diff view's renderers before --format is built)
 from ociinspect.analyzers.diff import ImageDiff, diff_images, layers_to_read, prefix_needed
 from ociinspect.cli import cli
-from ociinspect.cli.options import ReadContext, image_options, output_options
-from ociinspect.cli.waste import ScanSettings, scan_options
+from ociinspect.cli.options import ReadContext, ScanSettings, image_options, output_options, scan_options
 from ociinspect.content.scan import scan_image
 from ociinspect.errors import ExitCode, OciInspectError, UsageError
 from ociinspect.image.loader import load

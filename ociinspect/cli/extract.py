@@ -9,11 +9,10 @@ from typing import TYPE_CHECKING
 
 import click
 
-from ociinspect.cli.options import ReadContext
-from ociinspect.cli.waste import ScanSettings, each_image
 from ociinspect.content.extract import ImageFiles, image_path
 from ociinspect.errors import UsageError
 from ociinspect.reports import safe_text
+from ociinspect.session import ReadContext, ScanSettings, each_image
 
 if TYPE_CHECKING:
     from ociinspect.model.image import Image
@@ -64,4 +63,4 @@ def cat_or_extract(
                 err=True,
             )
 
-    each_image(read, ref, scan, work)
+    each_image(read, ref, scan, work, what="files --cat/--extract")

@@ -70,11 +70,13 @@ class _Index:
     entries: dict[str, Entry]
     whiteouts: set[str]
     opaque: set[str]
+    parents: set[str]  # every directory some entry of the layer lies below (explicit or implicit)
 
     @classmethod
     def of(cls, entries: tuple[Entry, ...]) -> _Index:
-        index = cls({}, set(), set())
+        index = cls({}, set(), set(), set())
         for e in entries:
+            index.parents.update(_ancestors(e.path))
             if e.whiteout == "whiteout":
                 index.whiteouts.add(e.target)
             elif e.whiteout == "opaque":
@@ -217,10 +219,13 @@ class ImageFiles:
 
     # ------------------------------------------------------------------------------------- lookups
 
-    def lookup(self, path: str, *, top: int | None = None) -> tuple[int, Entry] | None:
+    def lookup(
+        self, path: str, *, top: int | None = None, implicit: bool = False
+    ) -> tuple[int, Entry] | None:
         """The final entry at the literal ``path`` (no symlink followed) among layers ``0..top`` and the layer
-        holding it; ``None`` when no layer has it or a layer above it hides it.  Cost: layers from the top down
-        to the one that decides, each indexed once (cache, else one stream)."""
+        holding it; ``None`` when no layer has it or a layer above it hides it.  With ``implicit``, a layer that
+        holds entries below ``path`` without an entry for ``path`` itself decides too (an implicit directory).
+        Cost: layers from the top down to the one that decides, each indexed once (cache, else one stream)."""
         ancestors = _ancestors(path)
         start = len(self.image.layers) - 1 if top is None else top
         for i in range(start, -1, -1):
@@ -228,6 +233,8 @@ class ImageFiles:
             entry = index.entries.get(path)
             if entry is not None:
                 return i, entry
+            if implicit and path in index.parents:
+                return i, Entry(path, "5", 0, 0o40755, 0, 0)
             if path in index.whiteouts or any(a in index.whiteouts or a in index.opaque for a in ancestors):
                 return None
             if any((x := index.entries.get(a)) is not None and not x.is_dir for a in ancestors):
@@ -253,7 +260,7 @@ class ImageFiles:
                 found = None
                 continue
             current = "/".join([*done, name])
-            found = self.lookup(current)
+            found = self.lookup(current, implicit=True)
             if found is None:
                 if not parts:
                     return None
@@ -276,7 +283,7 @@ class ImageFiles:
         if not done:
             raise UsageError("the image root is a directory", hint="use --extract / -o DIR for a whole tree")
         if found is None:
-            found = self.lookup("/".join(done))
+            found = self.lookup("/".join(done), implicit=True)
             if found is None:
                 return None
         return "/".join(done), found[0], found[1]
@@ -335,6 +342,10 @@ class ImageFiles:
         written: list[str] = []
         skipped: list[str] = []
         for path in paths:
+            if path == "":  # the whole image
+                items = [(p, i, e, p) for p, i, e in self._tree("")]
+                self._write(items, outdir, written, skipped)
+                continue
             resolved = self.resolve(path, follow_last=False)
             if resolved is None:
                 raise NotFound(
@@ -345,24 +356,30 @@ class ImageFiles:
             items = [(path, layer, entry, real)]
             if entry.is_dir:
                 items += [(path + p[len(real) :], i, e, p) for p, i, e in self._tree(real)]
-            for name, i, e, src in items:
-                dest = _safe_dest(outdir, name)
-                if e.is_dir:
-                    _mkdir(dest)
-                elif e.type == "symlink":
-                    _refuse_existing(dest, name)
-                    os.symlink(e.linkname, dest)
-                elif e.is_regular or e.type == "hardlink":
-                    _refuse_existing(dest, name, allow_file=True)
-                    fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
-                    with os.fdopen(fd, "wb") as out, open(self._content_path(i, src, e), "rb") as data:
-                        shutil.copyfileobj(data, out, 1 << 20)
-                    os.chmod(dest, e.permissions & 0o777, follow_symlinks=False)
-                else:
-                    skipped.append(f"/{name} ({e.type}: not written)")
-                    continue
-                written.append(name)
+            self._write(items, outdir, written, skipped)
         return ExtractResult(tuple(written), tuple(skipped))
+
+    def _write(
+        self, items: list[tuple[str, int, Entry, str]], outdir: Path, written: list[str], skipped: list[str]
+    ) -> None:
+        """Write ``(output name, layer, entry, image path)`` items under ``outdir``, parents first."""
+        for name, i, e, src in items:
+            dest = _safe_dest(outdir, name)
+            if e.is_dir:
+                _mkdir(dest)
+            elif e.type == "symlink":
+                _refuse_existing(dest, name)
+                os.symlink(e.linkname, dest)
+            elif e.is_regular or e.type == "hardlink":
+                _refuse_existing(dest, name, allow_file=True)
+                fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+                with os.fdopen(fd, "wb") as out, open(self._content_path(i, src, e), "rb") as data:
+                    shutil.copyfileobj(data, out, 1 << 20)
+                os.chmod(dest, e.permissions & 0o777, follow_symlinks=False)
+            else:
+                skipped.append(f"/{name} ({e.type}: not written)")
+                continue
+            written.append(name)
 
 
 def _safe_dest(outdir: Path, name: str) -> Path:
