@@ -1,8 +1,12 @@
-"""The library's front door: open any reference and load images, one or many at once.
+"""The library's front door: open any reference, load images (one or many at once) and scan their layers.
 
 A :class:`Session` owns one thread-safe registry client (created on first use, so local-only work never imports
 ``requests``), opens the right :class:`~ociinspect.sources.base.Source` for each reference, and runs several
 references concurrently.  Errors stay typed: :meth:`Session.load_many` returns them beside the results.
+
+For the commands (and library callers doing the same work): :class:`ReadContext` (a session and its load
+options), :func:`each_image` / :func:`scan_reference` / :func:`scan_loaded` (layer indexes through the cache,
+progress as a callback: none by default), and :func:`exit_code`, the one exit-code rule of every command.
 """
 
 from __future__ import annotations
@@ -11,11 +15,14 @@ import concurrent.futures
 import contextlib
 import dataclasses
 import threading
-from collections.abc import Iterator, Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager
+from pathlib import Path
+from typing import TYPE_CHECKING, TypeVar
 
-from ociinspect.errors import OciInspectError
+from ociinspect.errors import ExitCode, OciInspectError, UsageError
 from ociinspect.image.loader import LoadOptions, load, load_all_platforms
+from ociinspect.model.entries import LayerScan
 from ociinspect.model.image import Image
 from ociinspect.model.osinfo import OsInfo
 from ociinspect.model.reference import Reference, parse_reference
@@ -23,9 +30,29 @@ from ociinspect.sources.base import Source
 
 if TYPE_CHECKING:
     from ociinspect.content.osdetect import Cache
+    from ociinspect.content.scan import ScanOptions
     from ociinspect.registry import CredentialResolver, RegistryClient, RegistrySettings
+    from ociinspect.store import Store
 
-__all__ = ["LoadResult", "Session"]
+__all__ = [
+    "LoadResult",
+    "Progress",
+    "ReadContext",
+    "ScanSettings",
+    "Session",
+    "each_image",
+    "exit_code",
+    "scan_layers",
+    "scan_loaded",
+    "scan_reference",
+]
+
+_T = TypeVar("_T")
+
+#: A progress reporter: called with the bytes about to be read and a label (``"scanning 4 layers"``), it returns a
+#: context manager yielding the callback that receives each chunk's byte count (or ``None``: no progress shown).
+#: The library shows none; the command line passes a progress bar on a terminal's stderr.
+Progress = Callable[[int, str], AbstractContextManager[Callable[[int], None] | None]]
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -150,3 +177,149 @@ class Session:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class ReadContext:
+    """What every image-reading command needs: a :class:`Session`, its :class:`LoadOptions`, and whether every
+    platform of an index is read (``all_platforms``)."""
+
+    def __init__(self, session: Session, options: LoadOptions, all_platforms: bool) -> None:
+        self.session = session
+        self.options = options
+        self.all_platforms = all_platforms
+
+
+@dataclasses.dataclass(frozen=True)
+class ScanSettings:
+    """How layers are scanned (:class:`~ociinspect.content.scan.ScanOptions`) and where the layer-index cache
+    lives (``None``: no cache)."""
+
+    options: ScanOptions
+    cache_dir: Path | None
+
+    def store(self) -> Store | None:
+        """The cache, opened (cost: none until first used); ``None`` without a cache directory."""
+        from ociinspect.store import Store
+
+        return Store(self.cache_dir) if self.cache_dir is not None else None
+
+
+def _container_images(images: Iterable[Image], what: str) -> list[Image]:
+    out = []
+    for image in images:
+        if image.is_artifact:
+            raise UsageError(
+                f"{image.digest} is an artifact ({image.artifact_type}), not a container image",
+                hint=f"{what} read container images only",
+            )
+        out.append(image)
+    return out
+
+
+def each_image(
+    read: ReadContext,
+    reference: str,
+    settings: ScanSettings,
+    work: Callable[[Source, Image, Store | None], _T],
+    *,
+    what: str = "waste and files",
+) -> list[_T]:
+    """Load the image(s) ``reference`` names (one, or every platform) and call ``work`` on each, with the open
+    source and the store (``None`` without a cache).  An OCI artifact is a :class:`UsageError` (``what`` names
+    the commands in its hint).  Errors carry the reference.  Cost: the manifest and config reads, plus what
+    ``work`` does."""
+    options = dataclasses.replace(read.options, sizes="none")
+    store = settings.store()
+    try:
+        with read.session.source(reference) as src:
+            try:
+                images = load_all_platforms(src, options) if read.all_platforms else [load(src, options)]
+                return [work(src, image, store) for image in _container_images(images, what)]
+            except OciInspectError as exc:
+                raise exc.with_context(f"reading {src.reference}") from None
+    finally:
+        if store is not None:
+            store.close()
+
+
+def scan_layers(
+    source: Source,
+    image: Image,
+    settings: ScanSettings,
+    store: Store | None,
+    progress: Progress | None = None,
+) -> list[LayerScan]:
+    """Index every layer of ``image`` through the cache.  Cost: per layer nothing (cached), two Range reads
+    (eStargz) or one streamed read of the blob; ``progress`` hears the compressed bytes read."""
+    from ociinspect.content.scan import scan_image  # not imported by commands that never scan
+
+    if progress is None:
+        return scan_image(source, image, settings.options, cache=store)
+    total = sum(layer.size for layer in image.layers)
+    with progress(total, f"scanning {len(image.layers)} layers") as update:
+        return scan_image(source, image, settings.options, cache=store, progress=update)
+
+
+def scan_reference(
+    read: ReadContext, reference: str, settings: ScanSettings, progress: Progress | None = None
+) -> list[tuple[Image, list[LayerScan]]]:
+    """Every image ``reference`` names with its layer indexes (see :func:`each_image`, :func:`scan_layers`)."""
+    return each_image(
+        read,
+        reference,
+        settings,
+        lambda src, image, store: (image, scan_layers(src, image, settings, store, progress)),
+    )
+
+
+def scan_loaded(
+    read: ReadContext,
+    reference: str,
+    images: Sequence[Image],
+    settings: ScanSettings,
+    progress: Progress | None = None,
+) -> list[list[LayerScan]]:
+    """The layer indexes of ``images``, already loaded from ``reference``: its source is opened once more, but
+    no manifest or config is read again.  Cost: :func:`scan_layers` per image."""
+    store = settings.store()
+    try:
+        with read.session.source(reference) as src:
+            try:
+                return [scan_layers(src, image, settings, store, progress) for image in images]
+            except OciInspectError as exc:
+                raise exc.with_context(f"reading {src.reference}") from None
+    finally:
+        if store is not None:
+            store.close()
+
+
+def exit_code(
+    errors: Iterable[OciInspectError | ExitCode],
+    *,
+    read: int,
+    failed: bool = False,
+    undecidable: bool = False,
+    gate: bool = False,
+) -> ExitCode:
+    """The one exit-code rule of every command (``docs/cli.md``, "Exit codes"); the first line that applies wins:
+
+    1. a policy rule failed (``failed``: ``check``; ``--warn-only`` passes ``False``) → 1, even when an input
+       could not be read: an unreadable ref never hides a failed rule;
+    2. an input could not be read (``errors``) and nothing else was (``read == 0``), or the command is a gate
+       (``gate``: ``check`` cannot pass what it could not read) → the error's own code, ``2`` (bad usage) before
+       the others, else the largest (3 unreadable, 4 partial);
+    3. some inputs were read and others not → 4;
+    4. everything was read but a figure the command needs is unknown (``undecidable``: a size rule of ``check``,
+       an image without VM figures in ``vm``) → 4;
+    5. otherwise 0.
+
+    ``read`` counts the inputs that were read (images, refs or checks).  Cost: one pass over ``errors``.
+    """
+    codes = [ExitCode(int(e.exit_code) if isinstance(e, OciInspectError) else int(e)) for e in errors]
+    if failed:
+        return ExitCode.CHECK_FAILED
+    if codes and (gate or read == 0):
+        return ExitCode.USAGE if ExitCode.USAGE in codes else max(codes)
+    if codes or undecidable:
+        return ExitCode.PARTIAL
+    return ExitCode.OK

@@ -57,7 +57,7 @@ _SPAN_KEYS = ("low", "central", "high")
 def _check_keys(doc: dict[str, Any], text: str, origin: str) -> None:
     """Refuse a key or table the model does not know, naming it, its line and the closest known key (cost:
     one pass over the file's lines per unknown key, which ends the run)."""
-    from ociinspect.policy.files import did_you_mean, locate_toml
+    from ociinspect.model.tomltext import did_you_mean, locate_toml
 
     def unknown(table: list[str], key: str, known: tuple[str, ...]) -> PolicyError:
         line = locate_toml(text, table, key)

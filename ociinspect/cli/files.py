@@ -9,12 +9,20 @@ import click
 
 from ociinspect.cli import cli
 from ociinspect.cli.extract import cat_or_extract
-from ociinspect.cli.options import ReadContext, image_options, output_options, report_error
-from ociinspect.cli.waste import ScanSettings, raise_exit, scan_options, scan_reference
+from ociinspect.cli.options import (
+    emit,
+    image_options,
+    output_options,
+    progress_bar,
+    report_error,
+    scan_options,
+)
 from ociinspect.errors import OciInspectError, UsageError
-from ociinspect.reports import render
+from ociinspect.model.entries import LayerScan
+from ociinspect.model.image import Image
 from ociinspect.reports.data import error_document
 from ociinspect.reports.waste import files_document
+from ociinspect.session import ReadContext, ScanSettings, exit_code, scan_reference
 
 
 @cli.command()
@@ -45,8 +53,12 @@ from ociinspect.reports.waste import files_document
     help="Order of the list.",
 )
 @click.option("--cat", "cat", metavar="PATH", help="Write the final bytes of the file at PATH to stdout.")
-@click.option("--extract", "extract", multiple=True, metavar="PATH", help="Write PATH (file or tree) under -o DIR.")
-@click.option("-o", "--output", "outdir", type=click.Path(file_okay=False, path_type=Path), help="For --extract.")
+@click.option(
+    "--extract", "extract", multiple=True, metavar="PATH", help="Write PATH (file or tree) under -o DIR."
+)
+@click.option(
+    "-o", "--output", "outdir", type=click.Path(file_okay=False, path_type=Path), help="For --extract."
+)
 @scan_options
 @image_options
 @output_options
@@ -75,32 +87,37 @@ def files(
     """
     if len(refs) != 1:
         raise UsageError(f"files reads one image, {len(refs)} references were given")
-    ref = refs[0]
     if cat is not None or extract:  # one file or tree, reading only the layers that hold it (docs/diff.md)
-        return cat_or_extract(read, ref, scan, cat=cat, extract=extract, outdir=outdir)
-    docs: list[dict[str, Any]] = []
-    errors: list[OciInspectError] = []
+        return cat_or_extract(read, refs[0], scan, cat=cat, extract=extract, outdir=outdir)
     try:
-        for image, scans in scan_reference(read, ref, scan):
-            index = layer_index
-            if index is not None:
-                count = len(image.layers)
-                if not -count <= index < count:
-                    raise UsageError(
-                        f"--layer {index}: the image has {count} layers (0 … {count - 1}, or -1 … -{count})"
-                    )
-                index %= count
-            limit = top if top is not None else (20 if index is None else 0)
-            docs.append(
-                files_document(image, scans, layer=index, top=limit, path_filter=path_filter, sort=sort)
-            )
-    except UsageError:
-        raise
+        scanned = scan_reference(read, refs[0], scan, progress_bar)
     except OciInspectError as exc:
-        errors.append(exc)
         report_error(exc)
-        docs.append(error_document(ref, exc))
-    shown = docs if fmt == "json" else [d for d in docs if "error" not in d]
-    if shown:
-        click.echo(render("files", fmt, shown, as_list=read.all_platforms))
-    raise_exit(errors, 1)
+        docs = [error_document(refs[0], exc)]
+        emit("files", fmt, docs, code=exit_code([exc], read=0), as_list=read.all_platforms)
+    docs = [_listing(image, scans, layer_index, top, path_filter, sort) for image, scans in scanned]
+    emit("files", fmt, docs, as_list=read.all_platforms)
+
+
+def _layer(image: Image, index: int | None) -> int | None:
+    """``--layer N`` as an index into ``image``'s layers (``-1`` the top one); out of range is a usage error."""
+    if index is None:
+        return None
+    count = len(image.layers)
+    if not -count <= index < count:
+        raise UsageError(f"--layer {index}: the image has {count} layers (0 … {count - 1}, or -1 … -{count})")
+    return index % count
+
+
+def _listing(
+    image: Image,
+    scans: list[LayerScan],
+    layer_index: int | None,
+    top: int | None,
+    path_filter: str | None,
+    sort: str,
+) -> dict[str, Any]:
+    """The ``files`` document of one image: its largest files, or what layer ``layer_index`` changes."""
+    index = _layer(image, layer_index)
+    limit = top if top is not None else (20 if index is None else 0)
+    return files_document(image, scans, layer=index, top=limit, path_filter=path_filter, sort=sort)

@@ -7,12 +7,14 @@ import itertools
 
 import click
 
+from ociinspect import verbs
 from ociinspect.analyzers.vm import estimate_for
 from ociinspect.analyzers.vm_profiles import load_parameters
 from ociinspect.cli import cli
-from ociinspect.cli.options import ReadContext, exit_code, image_options, output_options, report_error
-from ociinspect.reports import render, safe_text
+from ociinspect.cli.options import emit, image_options, output_options, report_error
+from ociinspect.errors import OciInspectError
 from ociinspect.reports.data import error_document, inspect_document
+from ociinspect.session import ReadContext, exit_code
 
 
 @cli.command()
@@ -50,20 +52,22 @@ def inspect(refs: tuple[str, ...], exact: bool, with_os: bool, read: ReadContext
     results = read.session.load_many(list(refs), options, all_platforms=read.all_platforms, with_os=with_os)
     params = load_parameters() if with_os else None
     docs = []
+    referrer_counts: dict[str, int] = {}
     for r in results:
         if r.error:
             report_error(r.error)
             docs.append(error_document(r.reference, r.error))
         for img, info in itertools.zip_longest(r.images, r.os):
             vm = estimate_for(img, info, params) if info is not None and params is not None else None
-            docs.append(inspect_document(img, os=info, vm=vm))
-    if fmt != "json":
-        docs = [d for d in docs if "error" not in d]
-    if docs:
-        click.echo(render("inspect", fmt, docs, as_list=len(refs) > 1 or read.all_platforms))
-    for d in docs:
-        for w in d.get("warnings", ()):
-            click.echo(safe_text(f"ociinspect: warning: {d['reference']}: {w}"), err=True)
-    code = exit_code(results)
-    if code:
-        raise SystemExit(code)
+            doc = inspect_document(img, os=info, vm=vm)
+            try:  # referrers: a count for registry images (one request per index), "not known" on failure
+                count = verbs.image_referrer_count(read.session, img, referrer_counts)
+                if count is not None:
+                    doc["referrers"] = count
+            except OciInspectError as exc:
+                doc["referrers"] = None
+                doc["warnings"] = [*doc.get("warnings", ()), f"referrers not known: {exc.message}"]
+            docs.append(doc)
+    errors = [r.error for r in results if r.error]
+    code = exit_code(errors, read=len(results) - len(errors))
+    emit("inspect", fmt, docs, code=code, as_list=len(refs) > 1 or read.all_platforms)

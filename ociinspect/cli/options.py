@@ -1,37 +1,48 @@
-"""Options and helpers shared by every command: one decorator for reading images, one for output."""
+"""Options and helpers shared by every command: one decorator for reading images, one for scanning layers, one
+for output; one :func:`emit` that prints every command's result and exits with the one exit-code rule
+(:func:`ociinspect.session.exit_code`)."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 import click
 
-from ociinspect.errors import ExitCode, OciInspectError, UsageError
+from ociinspect.content.scan import DEFAULT_MAX_UNCOMPRESSED, ScanOptions
+from ociinspect.errors import OciInspectError, UsageError
 from ociinspect.image.loader import LoadOptions
 from ociinspect.model.image import Platform
 from ociinspect.model.reference import parse_reference
 from ociinspect.model.textsafe import redact_secrets
+from ociinspect.policy.grammar import parse_size
 from ociinspect.reports import FORMATS, formats_for, render, safe_text
-from ociinspect.reports.data import error_document
-from ociinspect.session import LoadResult, Session
+from ociinspect.reports.data import add_sources, error_document
+from ociinspect.session import LoadResult, ReadContext, ScanSettings, Session, exit_code
 
 if TYPE_CHECKING:
     from ociinspect.registry import CredentialResolver, RegistrySettings
 
 __all__ = [
+    "SIZE",
     "ReadContext",
     "RegistryAccess",
+    "ScanSettings",
+    "emit",
     "emit_results",
-    "exit_code",
     "image_options",
     "load_for_command",
     "output_options",
+    "progress_bar",
     "registry_options",
     "report_error",
+    "scan_options",
+    "write_file",
 ]
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -72,15 +83,6 @@ def report_error(error: OciInspectError) -> None:
     click.echo(f"ociinspect: error: {safe_text(redact_secrets(error.message))}", err=True)
     if error.hint:
         click.echo(f"  hint: {safe_text(redact_secrets(error.hint))}", err=True)
-
-
-class ReadContext:
-    """What every image-reading command needs: a :class:`Session` and :class:`LoadOptions`."""
-
-    def __init__(self, session: Session, options: LoadOptions, all_platforms: bool) -> None:
-        self.session = session
-        self.options = options
-        self.all_platforms = all_platforms
 
 
 def _registries(refs: Sequence[str]) -> set[str]:
@@ -259,6 +261,18 @@ def image_options(func: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+class _Formats(click.Choice):  # type: ignore[type-arg]
+    """The format vocabulary of every command: ``table`` (default), ``json``, ``markdown``, ``csv`` where the
+    view is tabular, ``html`` where a report exists, and the CI formats of ``check``.  ``text`` (``check``'s old
+    name for ``table``) is accepted as a deprecated alias of ``table``, with a note on stderr."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if value == "text":
+            click.echo("ociinspect: note: --format text is deprecated: it is --format table", err=True)
+            return "table"
+        return super().convert(value, param, ctx)
+
+
 @overload
 def output_options(func_or_view: F) -> F: ...
 @overload
@@ -274,7 +288,7 @@ def output_options(func_or_view: F | str) -> F | Callable[[F], F]:
         "--format",
         "-f",
         "fmt",
-        type=click.Choice(formats),
+        type=_Formats([f for f in formats if f != "text"]),
         default="table",
         show_default=True,
         help="Output format on stdout.",
@@ -284,13 +298,92 @@ def output_options(func_or_view: F | str) -> F | Callable[[F], F]:
     return option
 
 
-def exit_code(results: Sequence[LoadResult]) -> int:
-    errors = [r.error for r in results if r.error]
-    if not errors:
-        return ExitCode.OK
-    if len(errors) < len(results):
-        return ExitCode.PARTIAL
-    return max(int(e.exit_code) for e in errors)
+class _SizeType(click.ParamType):  # type: ignore[type-arg]
+    """A size in bytes, in the one size grammar of every command line and policy file (go-humanize's, as dive):
+    ``2G`` = ``2GB`` = 2·10⁹ bytes, ``2GiB`` = ``2Gi`` = 2·2³⁰, ``1000000`` bytes (``docs/cli.md``, "Sizes")."""
+
+    name = "SIZE"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
+        if isinstance(value, int):
+            return value
+        try:
+            return parse_size(str(value))
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+#: the click type of every size option (``--max-uncompressed 64GiB``)
+SIZE = _SizeType()
+
+#: Images smaller than this (compressed bytes to scan) get no progress bar: they take well under a second.
+PROGRESS_MIN_BYTES = 64 << 20
+
+
+@contextlib.contextmanager
+def progress_bar(total: int, label: str) -> Iterator[Callable[[int], None] | None]:
+    """The command line's :data:`~ociinspect.session.Progress`: a bar on stderr for long scans, only when
+    stderr is a terminal."""
+    if total < PROGRESS_MIN_BYTES or not sys.stderr.isatty():
+        yield None
+        return
+    with click.progressbar(length=total, label=label, file=sys.stderr, show_pos=False) as bar:
+        yield bar.update
+
+
+def scan_options(func: F) -> F:
+    """``--hash``, ``--cache-dir``, ``--no-cache``, ``--max-uncompressed``, ``--workers``, ``--no-estargz``;
+    the command receives ``scan: ScanSettings``."""
+
+    @click.option("--hash", "hash_files", is_flag=True, help="Hash every file's content (finds duplicates).")
+    @click.option(
+        "--cache-dir",
+        type=click.Path(file_okay=False, path_type=Path),
+        help="Directory of the layer-index cache (default: $XDG_CACHE_HOME/ociinspect).",
+    )
+    @click.option("--no-cache", is_flag=True, help="Neither read nor write the layer-index cache.")
+    @click.option(
+        "--max-uncompressed",
+        type=SIZE,
+        default=DEFAULT_MAX_UNCOMPRESSED,
+        show_default="64GiB",
+        help="Refuse a layer that inflates past SIZE (decompression bombs; 2G = 2·10⁹ bytes, 2GiB = 2·2³⁰).",
+    )
+    @click.option(
+        "--workers", type=click.IntRange(1, 32), default=4, show_default=True, help="Layers scanned at once."
+    )
+    @click.option(
+        "--no-estargz",
+        is_flag=True,
+        help="Stream eStargz layers too, instead of reading their table of contents with Range requests.",
+    )
+    @functools.wraps(func)
+    def wrapper(
+        *args: Any,
+        hash_files: bool,
+        cache_dir: Path | None,
+        no_cache: bool,
+        max_uncompressed: int,
+        workers: int,
+        no_estargz: bool,
+        **kwargs: Any,
+    ) -> Any:
+        if no_cache and cache_dir is not None:
+            raise UsageError("--cache-dir and --no-cache contradict each other")
+        from ociinspect.store import default_cache_dir
+
+        settings = ScanSettings(
+            ScanOptions(
+                hash_files=hash_files,
+                max_uncompressed=max_uncompressed,
+                workers=workers,
+                use_estargz_toc=not no_estargz,
+            ),
+            None if no_cache else (cache_dir or default_cache_dir()),
+        )
+        return func(*args, scan=settings, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
 
 
 def load_for_command(read: ReadContext, refs: Sequence[str], *, with_os: bool = False) -> list[LoadResult]:
@@ -305,16 +398,64 @@ def load_for_command(read: ReadContext, refs: Sequence[str], *, with_os: bool = 
     return results
 
 
-def emit_results(view: str, fmt: str, doc: dict[str, Any], results: Sequence[LoadResult]) -> None:
-    """Print one document built from ``results`` (failed refs listed under ``errors``) and exit with the code
-    the results call for: 0 all read, 4 some failed, the error's own code when all failed."""
+def write_file(path: Path, text: str, *, append: bool = False) -> None:
+    """Write (or append) ``text`` and a final newline to ``path``; an unwritable path is a usage error."""
+    try:
+        with path.open("a" if append else "w", encoding="utf-8") as fh:
+            fh.write(text if text.endswith("\n") else text + "\n")
+    except OSError as exc:
+        raise UsageError(
+            f"writing {path}: {exc.strerror or exc}", hint="check the directory exists and is writable"
+        ) from None
+
+
+def emit(
+    view: str,
+    fmt: str,
+    docs: Sequence[dict[str, Any]],
+    *,
+    code: int = 0,
+    as_list: bool = False,
+    output: Path | None = None,
+    warnings: Sequence[str] = (),
+) -> None:
+    """The one output path of every command: ``docs`` rendered in ``fmt`` on stdout (or written to ``output``)
+    — in JSON every document, error documents included, in other formats only what was read — then every
+    warning once on stderr (the documents' ``warnings`` and ``warnings``), then exit with ``code`` (returns
+    when it is 0).  Errors were reported when they were met (:func:`report_error`)."""
+    shown = list(docs) if fmt == "json" else [d for d in docs if "error" not in d]
+    if shown:
+        text = render(view, fmt, shown, as_list=as_list)
+        if output is not None:
+            write_file(output, text)
+        else:
+            click.echo(text)
+    lines = [*warnings, *(f"{d.get('reference', '')}: {w}" for d in docs for w in d.get("warnings", ()))]
+    for line in dict.fromkeys(lines):
+        click.echo(safe_text(f"ociinspect: warning: {line}"), err=True)
+    if code:
+        raise SystemExit(int(code))
+
+
+def emit_results(
+    view: str,
+    fmt: str,
+    doc: dict[str, Any],
+    results: Sequence[LoadResult],
+    *,
+    undecidable: bool = False,
+    warnings: Sequence[str] = (),
+) -> None:
+    """Print one document built from ``results`` (failed refs listed under ``errors``; nothing when every ref
+    failed) and exit by the one rule: 0 all read, 4 some failed (or ``undecidable``), the error's code when all
+    failed."""
     failed = [r for r in results if r.error]
-    doc.setdefault("errors", [])
     doc["errors"] = [
         error_document(r.reference, r.error)["error"] | {"reference": r.reference} for r in failed if r.error
     ]
-    if len(failed) < len(results) or not results:
-        click.echo(render(view, fmt, [doc]))
-    code = exit_code(results)
-    if code:
-        raise SystemExit(code)
+    add_sources(doc, [img for r in results for img in r.images])  # each image's source URL, as written
+    shown = [doc] if len(failed) < len(results) or not results else []
+    code = exit_code(
+        [r.error for r in failed if r.error], read=len(results) - len(failed), undecidable=undecidable
+    )
+    emit(view, fmt, shown, code=code, warnings=warnings)

@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 import click
 
-from ociinspect.analyzers.vm import estimate_fleet, estimate_for, size_basis, unknown_sizes
+from ociinspect.analyzers.vm import VmParameters, estimate_fleet, estimate_for, size_basis, unknown_sizes
 from ociinspect.analyzers.vm_profiles import load_parameters
 from ociinspect.cli import cli
-from ociinspect.cli.options import ReadContext, emit_results, image_options, load_for_command, output_options
-from ociinspect.errors import ExitCode
+from ociinspect.cli.options import emit_results, image_options, load_for_command, output_options
 from ociinspect.model.image import Image
 from ociinspect.model.osinfo import OsInfo
-from ociinspect.reports import safe_text
 from ociinspect.reports.data import vm_document
+from ociinspect.session import LoadResult, ReadContext
 
 
 @cli.command()
@@ -72,6 +72,17 @@ def vm(
     if exact:
         read.options = dataclasses.replace(read.options, sizes="exact")
     results = load_for_command(read, refs, with_os=True)
+    doc, unknown = _vm_document(results, params, replicas)
+    warnings = [f"{img.reference}: no VM figures: {why}" for img, _, why in unknown]
+    # exits 4 (some refs failed, or some images have no VM figures) or the error's code (all failed)
+    emit_results("vm", fmt, doc, results, undecidable=bool(unknown), warnings=warnings)
+
+
+def _vm_document(
+    results: list[LoadResult], params: VmParameters, replicas: int
+) -> tuple[dict[str, Any], list[tuple[Image, OsInfo, str]]]:
+    """The ``vm`` document of the images read, and the images whose uncompressed size is not known (with why).
+    Cost: arithmetic only."""
     pairs = [(img, info) for r in results for img, info in zip(r.images, r.os, strict=False)]
     estimates, known, bases = [], [], []
     unknown: list[tuple[Image, OsInfo, str]] = []
@@ -82,15 +93,11 @@ def vm(
             continue
         estimate = estimate_for(img, info, params)
         if estimate is None:
-            why = unknown_sizes(img) or "uncompressed size unknown: rerun with --exact"
-            click.echo(safe_text(f"ociinspect: warning: {img.reference}: no VM figures: {why}"), err=True)
-            unknown.append((img, info, why))
+            unknown.append((img, info, unknown_sizes(img) or "uncompressed size unknown: rerun with --exact"))
             continue
         estimates.append(estimate)
         known.append(img)
         bases.append(size_basis(img))
     fleet = estimate_fleet(known, estimates, params, replicas=replicas) if known else None
     doc = vm_document(estimates, fleet, params, bases=bases, unknown=unknown, artifacts=artifacts)
-    emit_results("vm", fmt, doc, results)  # exits 4 (some refs failed) or the error's code (all failed)
-    if unknown:
-        raise SystemExit(ExitCode.PARTIAL)
+    return doc, unknown

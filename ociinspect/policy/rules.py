@@ -47,17 +47,19 @@ from __future__ import annotations
 import dataclasses
 import math
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Literal
 
 from ociinspect.analyzers import sharing
 from ociinspect.analyzers.waste import WasteReport, analyze, flatten
+from ociinspect.errors import ExitCode, OciInspectError
 from ociinspect.model.entries import Entry
 from ociinspect.model.image import Image, Platform
 from ociinspect.model.textsafe import parse_uint
 
 __all__ = [
     "RULES",
+    "RULE_METHODS",
     "Facts",
     "Finding",
     "ImageCheck",
@@ -301,22 +303,33 @@ class ImageCheck:
         return "warn" if statuses & {"warn", "undecidable"} else "pass"
 
 
-def exit_code(checks: Sequence[ImageCheck], *, unreadable: bool, usage: bool = False, warn_only: bool) -> int:
-    """``check``'s exit code: 2 bad usage or policy, 3 an image (or the baseline, or a base) could not be read,
-    1 a rule failed (0 with ``warn_only``), 4 no rule failed but a rule of severity ``error`` is undecidable
-    (a size it needs is unknown or ambiguous: rerun with ``--exact``; 0 with ``warn_only``), else 0 (warnings
-    allowed)."""
-    if usage:
-        return 2
-    if unreadable:
-        return 3
-    if warn_only:
-        return 0
-    if any(c.status == "fail" for c in checks):
-        return 1
-    if any(c.status == "undecidable" for c in checks):
-        return 4
-    return 0
+def exit_code(
+    checks: Sequence[ImageCheck],
+    *,
+    unreadable: bool = False,
+    usage: bool = False,
+    warn_only: bool,
+    errors: Iterable[OciInspectError] = (),
+) -> int:
+    """``check``'s exit code by the one rule of every command (:func:`ociinspect.session.exit_code`, a gate):
+    1 a rule failed (never hidden by an unreadable image; 0 with ``warn_only``), else 2 bad usage or policy,
+    3 an image (or the baseline, or a base) could not be read (``errors``, or ``unreadable``/``usage`` as flags),
+    4 no rule failed but a rule of severity ``error`` is undecidable (a size it needs is unknown or ambiguous:
+    rerun with ``--exact``; 0 with ``warn_only``), else 0 (warnings allowed)."""
+    from ociinspect.session import exit_code as one_rule
+
+    codes: list[OciInspectError | ExitCode] = [*errors]
+    codes += [ExitCode.USAGE] * usage + [ExitCode.UNREADABLE] * unreadable
+    statuses = {c.status for c in checks}
+    return int(
+        one_rule(
+            codes,
+            read=len(checks),
+            failed=not warn_only and "fail" in statuses,
+            undecidable=not warn_only and "undecidable" in statuses,
+            gate=True,
+        )
+    )
 
 
 # ----------------------------------------------------------------------------------------------- globs
@@ -475,9 +488,7 @@ class _Evaluator:
             return Finding(cfg.rule, "skip", cfg.severity, note="disabled", origin=cfg.origin, text=cfg.text)
         if cfg.spec.reads_content and self.facts.layers is None:
             return self.finding(cfg, None, note="the layer contents were not read")
-        method = getattr(self, "rule_" + cfg.rule.replace("-", "_"))
-        result: Finding = method(cfg)
-        return result
+        return RULE_METHODS[cfg.rule](self, cfg)
 
     # -- sizes
 
@@ -543,7 +554,9 @@ class _Evaluator:
             note = _unknown_note(self.facts, sizes)
             if floors[index] > cfg.value:  # decided even so: one layer is over the limit at least
                 label = _layer_label(self.facts.image, index)
-                return self.finding(cfg, True, measured=floors[index], limit=cfg.value, subject=label, note=note)
+                return self.finding(
+                    cfg, True, measured=floors[index], limit=cfg.value, subject=label, note=note
+                )
             return self.undecidable(cfg, note)
         index = max(range(len(sizes)), key=lambda i: (sizes[i] or 0, -i))
         return self._max(cfg, sizes[index], subject=_layer_label(self.facts.image, index))
@@ -740,6 +753,29 @@ class _Evaluator:
             limit=list(cfg.value),
             details=tuple(f"{w}: missing" for w in missing),
         )
+
+
+#: rule id -> the method that evaluates it: one explicit entry per rule of :data:`RULES` (a test holds them equal)
+RULE_METHODS: Mapping[str, Callable[[_Evaluator, RuleConfig], Finding]] = {
+    "max-compressed-size": _Evaluator.rule_max_compressed_size,
+    "max-uncompressed-size": _Evaluator.rule_max_uncompressed_size,
+    "max-layers": _Evaluator.rule_max_layers,
+    "max-layer-size": _Evaluator.rule_max_layer_size,
+    "max-layer-uncompressed-size": _Evaluator.rule_max_layer_uncompressed_size,
+    "lowest-efficiency": _Evaluator.rule_lowest_efficiency,
+    "highest-wasted-bytes": _Evaluator.rule_highest_wasted_bytes,
+    "highest-user-wasted-percent": _Evaluator.rule_highest_user_wasted_percent,
+    "max-duplicate-bytes": _Evaluator.rule_max_duplicate_bytes,
+    "max-growth-bytes": _Evaluator.rule_max_growth_bytes,
+    "max-growth-percent": _Evaluator.rule_max_growth_percent,
+    "forbidden-paths": _Evaluator.rule_forbidden_paths,
+    "required-labels": _Evaluator.rule_required_labels,
+    "required-annotations": _Evaluator.rule_required_annotations,
+    "non-root-user": _Evaluator.rule_non_root_user,
+    "allowed-base-images": _Evaluator.rule_allowed_base_images,
+    "allowed-platforms": _Evaluator.rule_allowed_platforms,
+    "required-platforms": _Evaluator.rule_required_platforms,
+}
 
 
 def _layer_label(image: Image, index: int) -> str:

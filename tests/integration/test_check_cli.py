@@ -318,3 +318,53 @@ def test_registry_image_and_baseline(
     assert code == 1 and got["forbidden-paths"]["details"] == ["/app/VERSION (layer 1; **/VERSION)"]
     missing = seeded_registry.ref("fixtures/app1:no-such-tag")
     assert run(capsys, missing, "--plain-http", "--max-layers", "1")[0] == 3
+
+
+# ------------------------------------------------------------------------------------------ issue 11
+
+
+def test_a_failed_rule_is_not_hidden_by_an_unreadable_ref(
+    layouts: dict[str, str], capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """The one exit-code rule: a failed rule exits 1 even when another ref could not be read (it was 3)."""
+    missing = f"oci:{tmp_path / 'nothing'}:latest"
+    code, out, err = run(capsys, layouts["app1"], missing, "--max-layers", "1", "-f", "json")
+    assert code == 1 and json.loads(out)["exit_code"] == 1
+    assert json.loads(out)["errors"][0]["reference"] == missing and err.count("ociinspect: error:") == 1
+
+
+def test_format_table_and_the_deprecated_text_alias(
+    layouts: dict[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`check` speaks the vocabulary of every command (`table`, the default); `text` still works, with a note."""
+    table = run(capsys, layouts["app1"], "--max-layers", "5", "-f", "table")
+    text = run(capsys, layouts["app1"], "--max-layers", "5", "-f", "text")
+    default = run(capsys, layouts["app1"], "--max-layers", "5")
+    assert table[0] == text[0] == default[0] == 0 and table[1] == text[1] == default[1]
+    assert "--format text is deprecated" in text[2] and "deprecated" not in table[2]
+
+
+def test_content_rules_read_manifest_and_config_once(
+    layouts: dict[str, str], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The content rules scan the images already loaded: one root manifest read per ref (it was two)."""
+    from ociinspect.session import Session
+
+    opened = Session.open
+    roots: list[str] = []
+
+    def counting(self: Session, reference: object) -> Any:
+        src = opened(self, reference)  # type: ignore[arg-type]
+        root = src.root
+
+        def counted() -> Any:
+            roots.append(str(reference))
+            return root()
+
+        monkeypatch.setattr(src, "root", counted)
+        return src
+
+    monkeypatch.setattr(Session, "open", counting)
+    code, _, doc = findings(capsys, layouts["app1"], "--forbidden-path", "**/*.py")
+    assert code == 1 and doc["images"][0]["content_read"] is True
+    assert roots == [layouts["app1"]]

@@ -145,6 +145,7 @@ def test_warm_run_reuses_the_cached_analysis(
     images: dict[str, str], cache: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import ociinspect.cli.waste as command
+    import ociinspect.content.scan as scanning
 
     first = waste_json(capsys, images["zstd"])
 
@@ -153,7 +154,7 @@ def test_warm_run_reuses_the_cached_analysis(
 
     with monkeypatch.context() as patched:
         patched.setattr(command, "analyze", refuse)
-        patched.setattr(command, "scan_image", refuse)
+        patched.setattr(scanning, "scan_image", refuse)
         second = waste_json(capsys, images["zstd"])
     assert second["layers"] == [{**x, "from_cache": True} for x in first["layers"]]
     assert {k: v for k, v in second.items() if k != "layers"} == {
@@ -386,7 +387,7 @@ def test_progress_bar_only_on_a_terminal(
     import io
     import sys
 
-    import ociinspect.cli.waste as command
+    import ociinspect.cli.options as command
 
     monkeypatch.setattr(command, "PROGRESS_MIN_BYTES", 0)
 

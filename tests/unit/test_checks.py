@@ -498,3 +498,18 @@ def test_exit_codes(
     findings = tuple(Finding("max-layers", s, "error") for s in statuses)  # type: ignore[arg-type]
     check = ImageCheck("oci:/x:latest", digest("x"), None, findings)
     assert exit_code([check], unreadable=unreadable, usage=usage, warn_only=warn_only) == code
+
+
+# ------------------------------------------------------------------------------ dispatch (issue 11)
+
+
+def test_every_rule_has_one_explicit_evaluator_and_no_name_lookup() -> None:
+    """The evaluator dispatches by the explicit RULE_METHODS table (one entry per rule), not by building a
+    method name from the rule id: a rule without an entry is found here, not at run time."""
+    import inspect as pyinspect
+
+    from ociinspect.policy import rules
+    from ociinspect.policy.rules import RULE_METHODS, RULES
+
+    assert set(RULE_METHODS) == set(RULES)
+    assert "getattr(" not in pyinspect.getsource(rules._Evaluator.run)
