@@ -26,6 +26,7 @@ import concurrent.futures
 import dataclasses
 import hashlib
 import logging
+import re
 import tarfile
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -112,17 +113,37 @@ class _ForwardReader:
         self.last_block_pos = -1
         self.last_block = b""
 
-    def _fill(self) -> bool:
+    def _next_chunk(self) -> bytes | None:
+        """The next non-empty chunk of the stream, hashed and counted (``None`` at the end)."""
         for chunk in self._it:
             if chunk:
                 self.hasher.update(chunk)
                 self.total += len(chunk)
-                self._buf = chunk
-                self._off = 0
-                return True
-        self._buf = b""
+                return chunk
+        return None
+
+    def _fill(self) -> bool:
+        chunk = self._next_chunk()
+        self._buf = chunk if chunk is not None else b""
         self._off = 0
-        return False
+        return chunk is not None
+
+    def peek(self, size: int) -> bytes:
+        """The next ``size`` bytes (fewer at the end of the stream) without moving forward.  Cost: a slice;
+        a join of the buffered rest with the next chunk(s) when ``size`` crosses a chunk boundary."""
+        off = self._off
+        if len(self._buf) - off < size:
+            pieces = [self._buf[off:]]
+            have = len(pieces[0])
+            while have < size:
+                chunk = self._next_chunk()
+                if chunk is None:
+                    break
+                pieces.append(chunk)
+                have += len(chunk)
+            self._buf = b"".join(pieces)
+            self._off = off = 0
+        return self._buf[off : off + size]
 
     def tell(self) -> int:
         return self._pos
@@ -185,9 +206,25 @@ class _ForwardReader:
             self._off = len(self._buf)
 
 
-def _entry_from(ti: tarfile.TarInfo, what: str, absolute: list[str]) -> Entry | None:
+def _needs_normalising(name: str) -> bool:
+    """False when :func:`normalise_path` would return ``name`` itself (relative, no empty, ``.`` or ``..``
+    component).  Cost: a few substring tests (most names in a layer take this path)."""
+    return (
+        not name
+        or name[0] == "/"
+        or name[-1] == "/"
+        or "//" in name
+        or (name[0] == "." and (len(name) == 1 or name[1] in "./"))
+        or ("/." in name and ("/./" in name or "/../" in name or name.endswith(("/.", "/.."))))
+    )
+
+
+def _entry_from(ti: tarfile.TarInfo | _Member, what: str, absolute: list[str]) -> Entry | None:
     name = clean_text(ti.name)
-    path, was_absolute, escapes = normalise_path(name)
+    if _needs_normalising(name):
+        path, was_absolute, escapes = normalise_path(name)
+    else:  # already clean: normalise_path would return it unchanged
+        path, was_absolute, escapes = name, False, False
     if escapes:
         raise InvalidImage(
             f"{what}: entry {name!r} points outside the image root",
@@ -228,19 +265,24 @@ def _entry_from(ti: tarfile.TarInfo, what: str, absolute: list[str]) -> Entry | 
 def _members(reader: _ForwardReader, what: str) -> Iterator[tuple[tarfile.TarFile, tarfile.TarInfo]]:
     """The members of the tar ``reader`` delivers, with tarfile's errors translated and the end checked
     (a truncated or corrupt stream raises :class:`InvalidImage` naming ``what``).  Memory: one member."""
+    start = reader.tell()  # > 0 when the direct walker hands the rest of the stream over
     try:
         try:
             tf = tarfile.TarFile(
                 fileobj=cast(Any, reader), mode="r", encoding="utf-8", errors="surrogateescape"
             )
         except tarfile.ReadError as exc:
+            if start > 0:
+                raise
             if reader.total == 0:
                 return  # an empty stream is an empty layer (Go's archive/tar agrees)
             raise InvalidImage(
                 f"{what}: not a tar archive ({exc})",
                 hint="the layer's content is not a tar stream (wrong media type or corrupt blob)",
             ) from None
-        ti: tarfile.TarInfo | None = tf.next()
+        # no first member: the end (or a bad header :func:`_check_end` judges); asking tarfile again would
+        # seek backwards when the archive was taken over mid-stream (:func:`_fast_members`)
+        ti: tarfile.TarInfo | None = tf.next() if tf.firstmember is not None else None  # type: ignore[attr-defined]
         while ti is not None:
             tf.members.clear()  # type: ignore[attr-defined]  # ours is compact; tarfile's holds every TarInfo
             yield tf, ti
@@ -254,6 +296,226 @@ def _members(reader: _ForwardReader, what: str) -> Iterator[tuple[tarfile.TarFil
         raise InvalidImage(
             f"{what}: truncated tar stream", hint="the blob is incomplete; fetch it again"
         ) from None
+
+
+# Plain header types the direct walker reads itself: regular ("0", "\0", contiguous "7"), hardlink, symlink,
+# char, block, directory, fifo.  Everything else (GNU sparse "S", PAX global "g", Solaris "X", unknown types,
+# base-256 numbers, bad checksums, PAX records tarfile treats specially) goes to tarfile, from that header on.
+_PLAIN_TYPES = frozenset(b"01234567\0")
+_REGULAR_TYPES = frozenset(b"07\0")
+_CHAIN_TYPES = frozenset(b"xLK")
+#: Largest PAX / GNU long-name payload the walker reads itself (tarfile reads bigger ones, up to 16 MiB).
+_MAX_CHAIN_DATA = 1 << 20
+_PAX_RECORD = re.compile(rb"(\d+) ([^=]+)=")
+_PAX_APPLIED = ("path", "linkpath", "size", "uid", "gid")
+_NON_OCTAL = bytes(range(256)).translate(None, b"01234567")
+
+
+class _Member:
+    """The fields of one tar member the scan needs (a :class:`tarfile.TarInfo` has the same attributes)."""
+
+    __slots__ = ("gid", "linkname", "mode", "name", "offset_data", "size", "type", "uid")
+    sparse = None
+
+    def __init__(
+        self,
+        name: str,
+        type_: bytes,
+        size: int,
+        mode: int,
+        uid: int,
+        gid: int,
+        linkname: str,
+        offset_data: int,
+    ) -> None:
+        self.name, self.type, self.size, self.mode = name, type_, size, mode
+        self.uid, self.gid, self.linkname, self.offset_data = uid, gid, linkname, offset_data
+
+    def isreg(self) -> bool:
+        return self.type[0] in _REGULAR_TYPES
+
+
+def _octal(field: bytes) -> int | None:
+    """A tar number field as :func:`tarfile.nti` reads it, or ``None`` when it is not plain octal (base-256,
+    signs, odd whitespace: left to tarfile).  Cost: a few byte operations."""
+    nul = field.find(0)
+    if nul >= 0:
+        field = field[:nul]
+    field = field.strip(b" ")
+    if not field:
+        return 0
+    if field.translate(None, _NON_OCTAL) != field:
+        return None
+    return int(field, 8)
+
+
+def _nts(field: bytes) -> str:
+    nul = field.find(0)
+    return (field[:nul] if nul >= 0 else field).decode("utf-8", "surrogateescape")
+
+
+# The number fields as Python's tarfile, Go's archive/tar and GNU tar write them (mode, uid, gid: 7 octal digits
+# and a NUL or space; size, mtime: 11 and one; the checksum: 6, NUL, space): read with one match.
+_CANONICAL_NUMBERS = re.compile(
+    rb"([0-7]{7})[\0 ]([0-7]{7})[\0 ]([0-7]{7})[\0 ]([0-7]{11})[\0 ]([0-7]{11})[\0 ]([0-7]{6})\0 "
+)
+_CANONICAL_DEVICES = frozenset((bytes(16), b"0000000\0" * 2, b"0000000 " * 2))
+
+
+def _header(block: bytes) -> tuple[str, bytes, int, int, int, int, str] | None:
+    """``(name, type, size, mode, uid, gid, linkname)`` of a 512-byte header exactly as tarfile's ``frombuf``
+    and ``_proc_builtin`` give them (ustar prefix joined, a directory's trailing slashes removed), or ``None``
+    when tarfile would reject it or treat it specially.  Cost: one pass over the block (checksum), one match."""
+    m = _CANONICAL_NUMBERS.match(block, 100, 157)
+    if m is not None:
+        mode, uid, gid, size = int(m[1], 8), int(m[2], 8), int(m[3], 8), int(m[4], 8)
+        chksum: int | None = int(m[6], 8)
+        devices_ok = block[329:345] in _CANONICAL_DEVICES or (
+            _octal(block[329:337]) is not None and _octal(block[337:345]) is not None
+        )
+    else:
+        numbers = [
+            _octal(block[a:b]) for a, b in ((100, 108), (108, 116), (116, 124), (124, 136), (136, 148))
+        ]
+        chksum = _octal(block[148:156])
+        devices_ok = _octal(block[329:337]) is not None and _octal(block[337:345]) is not None
+        if None in numbers:
+            return None
+        mode, uid, gid, size, _mtime = cast(list[int], numbers)
+    if not devices_ok or chksum is None or chksum != sum(block) - sum(block[148:156]) + 256:
+        return None  # tarfile also accepts a signed-char checksum, or rejects the header: let it judge
+    type_ = block[156:157]
+    name = _nts(block[0:100])
+    if type_ == b"\0" and name.endswith("/"):
+        type_ = b"5"  # V7: a directory is a regular file with a trailing slash
+    if type_ == b"5":
+        name = name.rstrip("/")
+    if block[345] and type_ not in (b"L", b"K", b"S"):
+        prefix = _nts(block[345:500])
+        if prefix:
+            name = prefix + "/" + name
+            if type_ == b"5":
+                name = name.rstrip("/")
+    return name, type_, size, mode, uid, gid, _nts(block[157:257]) if block[157] else ""
+
+
+def _blocks(size: int) -> int:
+    return (size + _BLOCK - 1) // _BLOCK * _BLOCK
+
+
+def _pax_records(buf: bytes) -> dict[str, str] | None:
+    """A PAX extended header's records as tarfile parses them, or ``None`` for what the walker leaves to it."""
+    if b"hdrcharset" in buf or b"GNU.sparse" in buf:
+        return None
+    records: dict[str, str] = {}
+    pos = 0
+    while match := _PAX_RECORD.match(buf, pos):
+        length = int(match.group(1))
+        if length == 0:
+            return None
+        value = buf[match.end(2) + 1 : match.start(1) + length - 1]
+        records[match.group(2).decode("utf-8", "surrogateescape")] = value.decode("utf-8", "surrogateescape")
+        pos += length
+    return records
+
+
+def _next_member(reader: _ForwardReader, start: int) -> _Member | bool | None:
+    """Read the member whose header starts at the reader's position (``start``): a :class:`_Member` (the reader
+    is then at the next header), ``True`` at a clean end of the archive (nothing left, or a zero block past the
+    first header), or ``None`` — nothing consumed — when tarfile must take over from here."""
+    block = reader.peek(_BLOCK)
+    if len(block) < _BLOCK:
+        return True if not block and start > 0 else None
+    if block == _ZERO_BLOCK:
+        return True if start > 0 else None
+    if block[156] in _PLAIN_TYPES:
+        head = _header(block)
+        if head is None:
+            return None
+        name, type_, size, mode, uid, gid, linkname = head
+        reader.skip(_BLOCK)
+        return _Member(name, type_, size, mode, uid, gid, linkname, start + _BLOCK)
+    if block[156] not in _CHAIN_TYPES:
+        return None
+    # a PAX extended header or a GNU long name / long link, then a plain header
+    ext = _header(block)
+    if ext is None or not 0 <= ext[2] <= _MAX_CHAIN_DATA:
+        return None
+    span = _BLOCK + _blocks(ext[2])
+    both = reader.peek(span + _BLOCK)
+    if len(both) < span + _BLOCK or both[span + 156] not in _PLAIN_TYPES:
+        return None
+    head = _header(both[span:])
+    if head is None:
+        return None
+    name, type_, size, mode, uid, gid, linkname = head
+    data = both[_BLOCK:span]
+    if block[156] == ord("x"):
+        records = _pax_records(data)
+        if records is None:
+            return None
+        try:
+            if "size" in records:
+                size = int(records["size"])
+            if "uid" in records:
+                uid = int(records["uid"])
+            if "gid" in records:
+                gid = int(records["gid"])
+        except ValueError:
+            return None  # tarfile reads an unparsable number as 0: rare enough to leave to it
+        if "path" in records:
+            name = records["path"].rstrip("/")
+        if "linkpath" in records:
+            linkname = records["linkpath"]
+    else:
+        text = _nts(data)
+        if block[156] == ord("L"):
+            name = text.removesuffix("/") if type_ == b"5" else text
+        else:
+            linkname = text
+    reader.skip(span + _BLOCK)
+    return _Member(name, type_, size, mode, uid, gid, linkname, start + span + _BLOCK)
+
+
+def _fast_members(
+    reader: _ForwardReader, what: str
+) -> Iterator[tuple[tarfile.TarFile | None, _Member | tarfile.TarInfo]]:
+    """The members of the tar ``reader`` delivers, like :func:`_members`, read by a direct 512-byte header
+    walker for plain ustar/GNU/PAX headers; at the first header it does not handle the rest of the stream goes
+    to :func:`_members` (tarfile), from that header on.  Yields ``(None, member)`` from the walker; the caller
+    must move the reader to the member's next header (:func:`_finish_member`).  Memory: one chunk."""
+    while True:
+        start = reader.tell()
+        got = _next_member(reader, start)
+        if got is True:
+            return
+        if got is None or got is False:
+            yield from _members(reader, what)
+            return
+        yield None, got
+        _finish_member(reader, got, what)
+
+
+def _finish_member(reader: _ForwardReader, member: _Member, what: str) -> None:
+    """Move past what is left of a walker member's data (a regular file's size rounded up to 512 bytes); a
+    stream ending inside it is an error, in tarfile's words."""
+    end = member.offset_data + (_blocks(member.size) if member.isreg() else 0)
+    left = end - reader.tell()
+    if left > 0 and reader.skip(left) != left:
+        raise InvalidImage(
+            f"{what}: corrupt or truncated tar stream (unexpected end of data)",
+            hint="the blob is damaged; fetch it again",
+        )
+
+
+def _hash_walked(member: _Member, reader: _ForwardReader, what: str) -> str:
+    """sha256 (hex) of a walker member's content, read from the stream (the reader is at its data)."""
+    h = hashlib.sha256()
+    if reader.skip(member.size, h.update) != member.size:
+        raise InvalidImage(
+            f"{what}: truncated tar stream inside {member.name!r}", hint="fetch the blob again"
+        )
+    return h.hexdigest()
 
 
 def scan_tar_stream(
@@ -273,12 +535,16 @@ def scan_tar_stream(
     entries: list[Entry] = []
     warnings: list[str] = []
     absolute: list[str] = []
-    for tf, ti in _members(reader, what):
+    for tf, ti in _fast_members(reader, what):
         entry = _entry_from(ti, what, absolute)
         if entry is None:
             continue
         if hash_files and entry.is_regular:
-            entry = _with_hash(entry, _hash_member(tf, ti, reader, what))
+            if tf is None:
+                sha = _hash_walked(cast(_Member, ti), reader, what)
+            else:
+                sha = _hash_member(tf, cast(tarfile.TarInfo, ti), reader, what)
+            entry = _with_hash(entry, sha)
         entries.append(entry)
         if len(entries) > max_entries:
             raise LimitExceeded(

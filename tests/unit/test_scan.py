@@ -433,3 +433,138 @@ def test_gzip_multimember_layer_like_pigz() -> None:
     blob = gzip.compress(data[:30_000], mtime=0) + gzip.compress(data[30_000:], mtime=0)
     src, layer = one_layer(LayerBlob(blob, "application/vnd.oci.image.layer.v1.tar+gzip", sha256(data)))
     assert [e.path for e in scan_layer(src, layer).entries] == ["a", "b"]  # type: ignore[arg-type]
+
+
+# ------------------------------------------------------------- the direct header walker equals tarfile's reading
+
+
+def tarfile_reference(data: bytes, hash_files: bool = False) -> object:
+    """What the scan gave before the direct walker: every member read through tarfile (``_members``), or the
+    error it raised (type and message)."""
+    from ociinspect.content import scan as scan_mod
+
+    reader = scan_mod._ForwardReader(
+        iter([data[i : i + 4096] for i in range(0, len(data), 4096)]), "layer 7 (abc)"
+    )
+    out: list[object] = []
+    absolute: list[str] = []
+    try:
+        for tf, ti in scan_mod._members(reader, "layer 7 (abc)"):
+            entry = scan_mod._entry_from(ti, "layer 7 (abc)", absolute)
+            if entry is not None and hash_files and entry.is_regular:
+                entry = scan_mod._with_hash(entry, scan_mod._hash_member(tf, ti, reader, "layer 7 (abc)"))
+            if entry is not None:
+                out.append(entry)
+        reader.drain()
+    except (InvalidImage, LimitExceeded) as exc:
+        return (type(exc).__name__, str(exc))
+    return (out, f"sha256:{reader.hasher.hexdigest()}", reader.total, sorted(absolute))
+
+
+def walker_result(data: bytes, hash_files: bool = False) -> object:
+    try:
+        entries, diff_id, total, _ = scan(data, hash_files=hash_files)
+    except (InvalidImage, LimitExceeded) as exc:
+        return (type(exc).__name__, str(exc))
+    absolute = sorted(e.path for e in entries if False)  # warnings are compared through the entries' names
+    del absolute
+    return entries, diff_id, total
+
+
+def same_as_tarfile(data: bytes, hash_files: bool = False) -> None:
+    ref = tarfile_reference(data, hash_files)
+    got = walker_result(data, hash_files)
+    if isinstance(ref, tuple) and len(ref) == 4:
+        assert got == ref[:3]
+    else:
+        assert got == ref
+
+
+_NAME_PARTS = st.sampled_from(
+    ["a", "b.c", ".", "..", "", "é", "\udcff", "x" * 60, ".wh.a", ".wh..wh..opq", "/"]
+)
+_NAMES = st.lists(_NAME_PARTS, min_size=1, max_size=6).map("/".join)
+_MEMBER = st.tuples(
+    _NAMES,
+    st.sampled_from(list(b"0\x00521647")).map(lambda t: bytes([t])),  # the member types
+    st.integers(0, 1500),
+    st.sampled_from([0, 1000, 8**7 + 5]),  # the last needs PAX or GNU base-256
+    _NAMES,
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.lists(_MEMBER, min_size=0, max_size=6),
+    st.sampled_from([tarfile.PAX_FORMAT, tarfile.GNU_FORMAT, tarfile.USTAR_FORMAT]),
+    st.booleans(),
+    st.one_of(st.none(), st.tuples(st.integers(0, 8000), st.integers(0, 255))),
+    st.one_of(st.none(), st.integers(0, 8000)),
+)
+def test_walker_gives_tarfiles_entries_and_errors(
+    members: list[tuple[str, bytes, int, int, str]],
+    fmt: int,
+    hash_files: bool,
+    flip: tuple[int, int] | None,
+    cut: int | None,
+) -> None:
+    """Item: the direct header walker (issue 14) — the same entries, digest, size and error as tarfile, for
+    PAX/GNU/ustar headers, long names and links, odd names and types, and damaged or truncated streams."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=fmt, encoding="utf-8", errors="surrogateescape") as tf:
+        for name, type_, size, uid, link in members:
+            ti = tarfile.TarInfo(name)
+            ti.type, ti.uid = type_, uid
+            ti.size = size if type_ in (tarfile.REGTYPE, tarfile.AREGTYPE, tarfile.CONTTYPE) else 0
+            if type_ in (tarfile.SYMTYPE, tarfile.LNKTYPE):
+                ti.linkname = link
+            try:
+                tf.addfile(ti, io.BytesIO(b"z" * ti.size) if ti.size else None)
+            except ValueError:
+                continue  # not writable in this format (a name or number too long for ustar)
+    data = bytearray(buf.getvalue())
+    if flip is not None and data:
+        data[flip[0] % len(data)] ^= flip[1]
+    if cut is not None:
+        data = data[:cut]
+    same_as_tarfile(bytes(data), hash_files)
+
+
+@pytest.mark.parametrize(
+    "mutate",
+    [
+        lambda h: h.__setitem__(slice(156, 157), b"\0"),  # V7 regular file type
+        lambda h: h.__setitem__(slice(100, 108), b"  644 \0 "),  # odd spacing in a number
+        lambda h: h.__setitem__(slice(100, 108), b"\x80\0\0\0\0\0\x01\xa4"),  # base-256 mode
+        lambda h: h.__setitem__(slice(345, 350), b"pre\0\0"),  # a ustar prefix
+        lambda h: h.__setitem__(slice(156, 157), b"g"),  # a PAX global header
+        lambda h: h.__setitem__(slice(156, 157), b"Q"),  # an unknown type
+    ],
+    ids=["v7", "spaces", "base256", "prefix", "global", "unknown"],
+)
+def test_walker_on_hand_made_headers(mutate) -> None:  # type: ignore[no-untyped-def]
+    data = bytearray(
+        raw_tar([(info("a/", size=0), b""), (info("dir/b", size=3), b"abc"), (info("c", size=1), b"z")])
+    )
+    for start in (0, 512, 1536):
+        header = bytearray(data[start : start + 512])
+        mutate(header)
+        header[148:156] = b" " * 8
+        header[148:155] = f"{sum(header):06o}\0".encode()
+        copy = bytearray(data)
+        copy[start : start + 512] = header
+        same_as_tarfile(bytes(copy))
+        same_as_tarfile(bytes(copy), hash_files=True)
+
+
+def test_walker_pax_records_and_gnu_long_names() -> None:
+    long = "d/" + "n" * 200
+    for fmt in (tarfile.PAX_FORMAT, tarfile.GNU_FORMAT):
+        data = raw_tar(
+            [(info(long + "/", tarfile.DIRTYPE), b""), (info(long + "/f", size=5, uid=8**8), b"12345"),
+             (info("s", tarfile.SYMTYPE, linkname="t" * 150), b""), (info("é/ü", size=1), b"x")],
+            fmt,
+        )  # fmt: skip
+        same_as_tarfile(data)
+        same_as_tarfile(data, hash_files=True)
+        assert [e.path for e in scan(data)[0]] == [long, long + "/f", "s", "é/ü"]
