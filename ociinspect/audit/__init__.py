@@ -6,8 +6,12 @@
         doc = report(db, str(run_id))
 
 * :mod:`~ociinspect.audit.db` — SQLite (default) or PostgreSQL, versioned migrations;
-* :mod:`~ociinspect.audit.walker` — the walk: enumeration, bounded concurrency, pacing, resume, shards;
-* :mod:`~ociinspect.audit.runs` — reading runs and their facts back;
+* :mod:`~ociinspect.audit.walker` — the walk: the queue of repositories and tags, bounded concurrency, resume;
+* :mod:`~ociinspect.audit.images` — what each manifest gives, once (through the loader's rules);
+* :mod:`~ociinspect.audit.source` — the audit's source over the shared registry source;
+* :mod:`~ociinspect.audit.pacer` — request rate and Docker Hub's rate-limit headers;
+* :mod:`~ociinspect.audit.facts` — every SQL statement, behind named methods;
+* :mod:`~ociinspect.audit.runs` — scope, shards and options; opening runs and reading them back;
 * :mod:`~ociinspect.audit.report` — the report, the diff and the run list (pure aggregation).
 
 The tables are documented for plain SQL in ``docs/audit.md``.
@@ -18,10 +22,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from ociinspect.audit.db import AuditDB, DatabaseError, default_db_path
+from ociinspect.audit.db import AuditDB, default_db_path
+from ociinspect.audit.facts import AuditFacts
+from ociinspect.audit.pacer import Pacer
 from ociinspect.audit.report import build_diff, build_report, runs_document
 from ociinspect.audit.runs import RunData, RunInfo, collect, list_runs, resolve_run
-from ociinspect.audit.walker import AuditOptions, Counters, Pacer, Scope, ShardSpec, Walker, open_run
+from ociinspect.audit.walker import AuditOptions, Counters, Scope, ShardSpec, Walker, open_run
+from ociinspect.errors import DatabaseError
 from ociinspect.registry import RegistryClient
 
 __all__ = [
@@ -89,11 +96,5 @@ def diff(db: AuditDB, run_a: str, run_b: str, **kwargs: Any) -> dict[str, Any]:
 def runs(db: AuditDB, registry: str | None = None) -> dict[str, Any]:
     """The run list document.  Database reads only."""
     found = list_runs(db, registry)
-    counts: dict[int, tuple[int, int, int]] = {}
-    for run_id, n_repos, n_tags, n_errors in db.query(
-        "SELECT r.id, (SELECT COUNT(*) FROM repositories p WHERE p.run_id = r.id), "
-        "(SELECT COUNT(*) FROM tags t WHERE t.run_id = r.id), "
-        "(SELECT COUNT(*) FROM tags t WHERE t.run_id = r.id AND t.status = 'error') FROM runs r"
-    ):
-        counts[int(run_id)] = (int(n_repos), int(n_tags), int(n_errors))
+    counts = AuditFacts(db).run_counts()
     return runs_document(found, counts)

@@ -28,20 +28,16 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
-from ociinspect.errors import OciInspectError, UsageError
+from ociinspect.errors import DatabaseError, UsageError
 from ociinspect.model.textsafe import REDACTED, redact_secrets
 
-__all__ = ["DB_FILE", "MIGRATIONS", "SCHEMA_VERSION", "AuditDB", "DatabaseError", "default_db_path"]
+__all__ = ["DB_FILE", "MIGRATIONS", "SCHEMA_VERSION", "AuditDB", "default_db_path"]
 
 log = logging.getLogger(__name__)
 
 DB_FILE = "audit.sqlite3"
 Dialect = Literal["sqlite", "postgresql"]
 _ADVISORY_KEY = 0x6F63_6961  # "ocia": serialises migrations across PostgreSQL workers
-
-
-class DatabaseError(OciInspectError):
-    """The audit database cannot be opened, migrated or written (exit 3)."""
 
 
 # DDL uses {id} (auto-increment primary key), {real} (double) and {blob}; see _ddl().

@@ -29,14 +29,12 @@ from ociinspect.audit import (
 from ociinspect.cli import cli
 from ociinspect.cli.options import RegistryAccess, output_options, registry_options
 from ociinspect.errors import ExitCode, UsageError
-from ociinspect.model.reference import DOCKER_HUB
-from ociinspect.reports import audit as _views  # noqa: F401  (registers the audit views)
+from ociinspect.model.reference import DOCKER_HUB, is_docker_hub
 from ociinspect.reports import render
 
 __all__ = ["audit_group", "parse_registry"]
 
 F = TypeVar("F", bound=Callable[..., Any])
-_HUB_ALIASES = ("docker.io", "index.docker.io", "registry-1.docker.io", "registry.hub.docker.com")
 
 
 def parse_registry(text: str) -> Scope:
@@ -50,7 +48,7 @@ def parse_registry(text: str) -> Scope:
         raise UsageError(
             f"{text!r} is not a registry", hint="e.g. registry.example.com or 127.0.0.1:5000/team/"
         )
-    host = DOCKER_HUB if host.lower() in _HUB_ALIASES else host.lower()
+    host = DOCKER_HUB if is_docker_hub(host) else host.lower()
     path = path.strip("/")
     return Scope(host, prefix=f"{path}/" if path else "")
 
@@ -298,7 +296,7 @@ def scan(
             from ociinspect.store import Store
 
             store = stack.enter_context(Store())  # the layer-index cache shared with `waste`
-            options = dataclasses.replace(options, scan_cache=store)
+            options = dataclasses.replace(options, scan_cache=store, size_store=store)
         db = stack.enter_context(AuditDB(db_target))
         client = stack.enter_context(client_factory(scope.registry))
 

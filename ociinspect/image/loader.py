@@ -13,7 +13,7 @@ import concurrent.futures
 import dataclasses
 import logging
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Literal
 
 from ociinspect.errors import DigestMismatch, InvalidImage, PlatformNotFound, UnsupportedMediaType
 from ociinspect.image import sizes
@@ -37,10 +37,15 @@ from ociinspect.model.image import (
 from ociinspect.sources.base import Source, parse_json
 
 __all__ = [
+    "MAX_CONFIG_BYTES",
     "LoadOptions",
+    "ManifestFacts",
+    "Resolution",
+    "assemble_image",
     "index_entries",
     "load",
     "load_all_platforms",
+    "manifest_facts",
     "parse_config",
     "parse_descriptor",
     "parse_manifest",
@@ -154,6 +159,74 @@ def index_entries(doc: Mapping[str, Any], what: str) -> tuple[IndexEntry, ...]:
     return tuple(entries)
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class ManifestFacts:
+    """What one manifest or index says, parsed by the loader's rules: the one reading of manifest bytes, used by
+    the loader and by the audit (which stores these facts and rebuilds them from its database).
+
+    ``kind``: ``"index"`` (``entries`` set), ``"image"`` (an image config and no ``artifactType``) or
+    ``"artifact"``; ``config`` and ``layers`` for manifests.  ``size``: bytes of the manifest."""
+
+    digest: str
+    media_type: str
+    size: int
+    kind: Literal["index", "image", "artifact"]
+    entries: tuple[IndexEntry, ...] = ()
+    config: Descriptor | None = None
+    layers: tuple[Descriptor, ...] = ()
+    artifact_type: str | None = None
+    annotations: Mapping[str, str] = dataclasses.field(default_factory=lambda: frozen_map(None))
+    subject: Descriptor | None = None
+
+
+def manifest_facts(raw: RawManifest, what: str) -> ManifestFacts:
+    """Parse one manifest or index (schema1 refused, descriptors validated).  Cost: one JSON parse; no I/O."""
+    media_type, doc = parse_manifest(raw, what)
+    ann = doc.get("annotations")
+    annotations = frozen_map(ann if isinstance(ann, Mapping) else None)
+    if mt.is_index(media_type):
+        return ManifestFacts(
+            raw.digest,
+            media_type,
+            len(raw.data),
+            "index",
+            entries=index_entries(doc, what),
+            annotations=annotations,
+        )
+    config = parse_descriptor(doc.get("config"), f"{what}: config")
+    layer_objs = doc.get("layers") or []
+    if not isinstance(layer_objs, list):
+        raise InvalidImage(f"{what}: the manifest's layers field is not a list")
+    layers = tuple(parse_descriptor(o, f"{what}: layer {i}") for i, o in enumerate(layer_objs))
+    artifact_type = doc.get("artifactType") if isinstance(doc.get("artifactType"), str) else None
+    subject = (
+        parse_descriptor(doc["subject"], f"{what}: subject") if isinstance(doc.get("subject"), dict) else None
+    )
+    kind: Literal["image", "artifact"] = (
+        "image" if mt.is_image_config(config.media_type) and not artifact_type else "artifact"
+    )
+    return ManifestFacts(
+        raw.digest,
+        media_type,
+        len(raw.data),
+        kind,
+        config=config,
+        layers=layers,
+        artifact_type=artifact_type,
+        annotations=annotations,
+        subject=subject,
+    )
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Resolution:
+    """Where a walk down indexes ended: the image ``manifest`` chosen, and the top ``index`` it was chosen from
+    (``None`` when the reference named an image manifest)."""
+
+    manifest: ManifestFacts
+    index: ManifestFacts | None = None
+
+
 def _pick(entries: Sequence[IndexEntry], wanted: Platform | None, what: str) -> IndexEntry:
     runnable = [e for e in entries if e.kind in ("image", "index", "unknown")]
     target = wanted or host_platform()
@@ -259,27 +332,21 @@ def _align_history(
     return paired, warnings
 
 
-def _resolve(
-    source: Source, options: LoadOptions, raw: RawManifest
-) -> tuple[RawManifest, str, dict[str, Any], RawManifest | None, str | None, tuple[IndexEntry, ...]]:
+def _resolve(source: Source, options: LoadOptions, raw: RawManifest) -> Resolution:
     """Follow indexes down to one image manifest for the wanted platform."""
     what = _what(source)
-    media_type, doc = parse_manifest(raw, what)
-    top: RawManifest | None = None
-    top_type: str | None = None
-    entries: tuple[IndexEntry, ...] = ()
+    facts = manifest_facts(raw, what)
+    top: ManifestFacts | None = None
     chain = IndexChain(limit=options.max_index_depth)  # the one nesting rule (ociinspect.image.nesting)
-    while mt.is_index(media_type):
-        chain = chain.enter(raw.digest, what)
-        level = index_entries(doc, what)
+    while facts.kind == "index":
+        chain = chain.enter(facts.digest, what)
         if top is None:
-            top, top_type, entries = raw, media_type, level
-        if not level:
+            top = facts
+        if not facts.entries:
             raise InvalidImage(f"{what}: the index lists no manifests", hint="the image is empty or broken")
-        chosen = _pick(level, options.platform, what)
-        raw = _child(source, chosen.descriptor, what)
-        media_type, doc = parse_manifest(raw, what)
-    return raw, media_type, doc, top, top_type, entries
+        chosen = _pick(facts.entries, options.platform, what)
+        facts = manifest_facts(_child(source, chosen.descriptor, what), what)
+    return Resolution(facts, top)
 
 
 def load(source: Source, options: LoadOptions | None = None) -> Image:
@@ -295,8 +362,7 @@ def load(source: Source, options: LoadOptions | None = None) -> Image:
         raise DigestMismatch(
             f"{_what(source)}: asked for {ref.digest}, got content with digest {root.digest}"
         )
-    raw, media_type, doc, top, top_type, entries = _resolve(source, options, root)
-    return _build(source, options, raw, media_type, doc, top, top_type, entries)
+    return _build(source, options, _resolve(source, options, root))
 
 
 def load_all_platforms(source: Source, options: LoadOptions | None = None) -> list[Image]:
@@ -307,91 +373,100 @@ def load_all_platforms(source: Source, options: LoadOptions | None = None) -> li
     options = options or LoadOptions()
     root = source.root()
     what = _what(source)
-    media_type, doc = parse_manifest(root, what)
-    if not mt.is_index(media_type):
+    top = manifest_facts(root, what)
+    if top.kind != "index":
         return [load(source, options)]
-    entries = index_entries(doc, what)
     images = []
-    for e in entries:
+    for e in top.entries:
         if e.kind != "image":
             continue
-        raw = _child(source, e.descriptor, what)
-        child_type, child_doc = parse_manifest(raw, what)
+        child = manifest_facts(_child(source, e.descriptor, what), what)
         opts = dataclasses.replace(options, platform=e.descriptor.platform)
-        images.append(_build(source, opts, raw, child_type, child_doc, root, media_type, entries))
+        images.append(_build(source, opts, Resolution(child, top)))
     if not images:
         raise PlatformNotFound(f"{what}: the index lists no runnable image (only attestations or artifacts)")
     return images
 
 
-def _build(
-    source: Source,
-    options: LoadOptions,
-    raw: RawManifest,
-    media_type: str,
-    doc: Mapping[str, Any],
-    top: RawManifest | None,
-    top_type: str | None,
-    entries: tuple[IndexEntry, ...],
-) -> Image:
+def _build(source: Source, options: LoadOptions, resolved: Resolution) -> Image:
+    """Read the config and estimate the layers' sizes of the chosen manifest, then assemble the image."""
     what = _what(source)
-    config_d = parse_descriptor(doc.get("config"), f"{what}: config")
-    layer_objs = doc.get("layers") or []
-    if not isinstance(layer_objs, list):
-        raise InvalidImage(f"{what}: the manifest's layers field is not a list")
-    layer_ds = [parse_descriptor(o, f"{what}: layer {i}") for i, o in enumerate(layer_objs)]
-    artifact_type = doc.get("artifactType") if isinstance(doc.get("artifactType"), str) else None
-    warnings: list[str] = list(source.warnings)
+    facts = resolved.manifest
+    if facts.kind == "index" or facts.config is None:  # manifest_facts gives manifests a config
+        raise InvalidImage(f"{what}: {facts.digest} is an index, not an image manifest")
     config: ImageConfig | None = None
-    is_image_config = mt.is_image_config(config_d.media_type) and not artifact_type
-    if is_image_config:
-        data = source.blob(config_d.digest, size=config_d.size, max_bytes=MAX_CONFIG_BYTES)
-        config = parse_config(data, f"{what}: config {config_d.digest}")
+    if facts.kind == "image":
+        data = source.blob(facts.config.digest, size=facts.config.size, max_bytes=MAX_CONFIG_BYTES)
+        config = parse_config(data, f"{what}: config {facts.config.digest}")
+    diff_ids = _diff_ids(config, len(facts.layers))
+    estimates = _estimate_all(source, options, facts.layers, diff_ids)
+    return assemble_image(
+        str(source.reference),
+        facts,
+        config,
+        estimates,
+        index=resolved.index,
+        platform=options.platform,
+        warnings=source.warnings,
+    )
+
+
+def _diff_ids(config: ImageConfig | None, n_layers: int) -> list[str | None]:
+    ids = config.diff_ids if config else ()
+    return [ids[i] if i < len(ids) else None for i in range(n_layers)]
+
+
+def assemble_image(
+    reference: str,
+    facts: ManifestFacts,
+    config: ImageConfig | None,
+    estimates: Sequence[SizeEstimate],
+    *,
+    index: ManifestFacts | None = None,
+    platform: Platform | None = None,
+    warnings: Sequence[str] = (),
+) -> Image:
+    """The :class:`Image` of an image manifest's ``facts``, its parsed ``config`` (``None`` for an artifact's) and
+    one size estimate per layer: history aligned with layers, diff_ids paired, the platform from the config
+    (else ``platform`` when the image was picked from ``index``).  Used by the loader and by the audit.
+    Cost: CPU only."""
+    if facts.config is None:
+        raise InvalidImage(f"manifest {facts.digest} is an index, not an image manifest")
+    if len(estimates) != len(facts.layers):
+        raise ValueError("one size estimate per layer")
+    found: list[str] = list(warnings)
     history = config.history if config else ()
-    paired, hw = _align_history(history, len(layer_ds))
-    warnings += hw
-    diff_ids: Sequence[str | None] = config.diff_ids if config else ()
-    if config and len(diff_ids) != len(layer_ds):
-        warnings.append(f"config lists {len(diff_ids)} diff_ids for {len(layer_ds)} layers")
-    estimates = _estimate_all(
-        source, options, layer_ds, [diff_ids[i] if i < len(diff_ids) else None for i in range(len(layer_ds))]
-    )
+    paired, hw = _align_history(history, len(facts.layers))
+    found += hw
+    if config and len(config.diff_ids) != len(facts.layers):
+        found.append(f"config lists {len(config.diff_ids)} diff_ids for {len(facts.layers)} layers")
+    diff_ids = _diff_ids(config, len(facts.layers))
     layers = tuple(
-        Layer(
-            index=i,
-            descriptor=d,
-            diff_id=diff_ids[i] if i < len(diff_ids) else None,
-            history=paired[i],
-            uncompressed=estimates[i],
-        )
-        for i, d in enumerate(layer_ds)
+        Layer(index=i, descriptor=d, diff_id=diff_ids[i], history=paired[i], uncompressed=estimates[i])
+        for i, d in enumerate(facts.layers)
     )
-    platform = None
+    chosen = None
     if config and config.os and config.architecture:
-        platform = Platform(config.os, config.architecture, config.variant)
-    elif options.platform and entries:
-        platform = options.platform
-    subject = (
-        parse_descriptor(doc["subject"], f"{what}: subject") if isinstance(doc.get("subject"), dict) else None
-    )
-    ann = doc.get("annotations")
+        chosen = Platform(config.os, config.architecture, config.variant)
+    elif platform and index is not None and index.entries:
+        chosen = platform
     return Image(
-        reference=str(source.reference),
-        digest=raw.digest,
-        media_type=media_type,
-        manifest_size=len(raw.data),
-        platform=platform,
-        config_descriptor=config_d,
+        reference=reference,
+        digest=facts.digest,
+        media_type=facts.media_type,
+        manifest_size=facts.size,
+        platform=chosen,
+        config_descriptor=facts.config,
         config=config,
         layers=layers,
-        annotations=frozen_map(ann if isinstance(ann, Mapping) else None),
-        artifact_type=artifact_type or (None if is_image_config else config_d.media_type),
-        subject=subject,
-        index_digest=top.digest if top else None,
-        index_media_type=top_type,
-        index_entries=entries,
+        annotations=facts.annotations,
+        artifact_type=facts.artifact_type or (None if facts.kind == "image" else facts.config.media_type),
+        subject=facts.subject,
+        index_digest=index.digest if index else None,
+        index_media_type=index.media_type if index else None,
+        index_entries=index.entries if index else (),
         history=history,
-        warnings=tuple(warnings),
+        warnings=tuple(found),
     )
 
 

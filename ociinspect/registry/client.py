@@ -22,9 +22,11 @@ import requests
 from ociinspect import errors
 from ociinspect.model import digest as digests
 from ociinspect.model import mediatypes
+from ociinspect.model.image import RawManifest
 from ociinspect.registry.auth import AuthManager
 from ociinspect.registry.credentials import CredentialResolver
 from ociinspect.registry.transport import (
+    Observer,
     RegistrySettings,
     Transport,
     content_length,
@@ -50,9 +52,7 @@ RANGE_FALLBACK_LIMIT = 1 << 20
 _OPEN_RANGE_LIMIT = 16 << 20  # ``bytes=N-`` without an end
 _LIST_PAGE_LIMIT = 32 << 20  # one page of tags or repositories (Distribution ignores ``n`` for tags)
 _AUTH_ATTEMPTS = 4
-_GENERIC_TYPES = frozenset(
-    {"", "application/json", "text/plain", "application/octet-stream", "binary/octet-stream"}
-)
+_GENERIC_TYPES = mediatypes.GENERIC_TYPES
 _REPOSITORY_RE = re.compile(
     r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$"
 )
@@ -60,13 +60,9 @@ _TAG_RE = re.compile(r"^[\w][\w.-]{0,127}$")
 _CONTENT_RANGE_RE = re.compile(r"^bytes (\d{1,20})-(\d{1,20})/(\d{1,20}|\*)$", re.ASCII)  # ASCII digits only
 
 
-@dataclass(frozen=True, slots=True)
-class FetchedManifest:
-    """A manifest exactly as served, with its media type and its (verified) digest."""
-
-    data: bytes
-    media_type: str
-    digest: str
+#: A manifest exactly as served, with its media type and its (verified) digest: the sources' one manifest type
+#: (the name is kept for the registry package's public API).
+FetchedManifest = RawManifest
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,24 +104,9 @@ def _display(registry: str, repository: str, reference: str) -> str:
 
 
 def _media_type(content_type: str | None, data: bytes) -> str:
-    """Content-Type without parameters; for a missing/generic one, the JSON's ``mediaType`` (or its shape)."""
-    declared = (content_type or "").split(";", 1)[0].strip().lower()
-    if declared not in _GENERIC_TYPES:
-        return declared
-    try:
-        doc = json.loads(data)
-    except (ValueError, RecursionError):  # RecursionError: nested deeper than Python's recursion limit
-        return declared or "application/octet-stream"
-    if isinstance(doc, dict):
-        if isinstance(doc.get("mediaType"), str) and doc["mediaType"]:
-            return str(doc["mediaType"])
-        if doc.get("schemaVersion") == 1:
-            return mediatypes.DOCKER_SCHEMA1_SIGNED if "signatures" in doc else mediatypes.DOCKER_SCHEMA1
-        if isinstance(doc.get("manifests"), list):
-            return mediatypes.OCI_INDEX
-        if "config" in doc or "layers" in doc:
-            return mediatypes.OCI_MANIFEST
-    return declared or "application/octet-stream"
+    """Content-Type without parameters; for a missing/generic one, the JSON's ``mediaType`` (or its shape): the
+    one sniffing rule, :func:`ociinspect.model.mediatypes.manifest_media_type`."""
+    return mediatypes.manifest_media_type((content_type or "").split(";", 1)[0].strip().lower(), data)
 
 
 class RegistryClient:
@@ -150,9 +131,10 @@ class RegistryClient:
         """Close pooled connections."""
         self._transport.close()
 
-    def add_observer(self, observer: Callable[[str, str, requests.Response], None]) -> None:
-        """Call ``observer(method, url, response)`` after every HTTP round trip this client makes (retries,
-        redirects and token requests included; the body is not read yet).  For request counters and
+    def add_observer(self, observer: Observer) -> None:
+        """Call ``observer(method, url, status, headers)`` after every HTTP round trip this client makes (retries,
+        redirects and token requests included; the body is not read yet; ``headers`` is a read-only,
+        case-insensitive mapping).  For request counters and
         rate-limit headers such as Docker Hub's ``ratelimit-remaining``.  Cost: none."""
         self._transport.observers.append(observer)
 
@@ -558,7 +540,6 @@ class RegistryClient:
             hint="raise max_pages or the page size if this many pages is expected",
         )
 
-
     # ------------------------------------------------------------ everyday verbs (issue 12: digest, referrers)
 
     def manifest_digest(self, registry: str, repository: str, reference: str) -> tuple[str, str | None]:
@@ -625,6 +606,7 @@ class RegistryClient:
                 raise
             return None
         return items
+
 
 def _strings(value: object, *, what: str, key: str) -> list[str]:
     if value is None:

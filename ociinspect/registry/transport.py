@@ -24,7 +24,6 @@ import contextlib
 import email.utils
 import http.client
 import http.cookiejar
-import importlib.metadata
 import ipaddress
 import json
 import logging
@@ -48,6 +47,7 @@ from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 from ociinspect import errors
+from ociinspect._version import __version__
 from ociinspect.model.textsafe import parse_uint
 from ociinspect.registry.deadline import Deadline
 
@@ -65,7 +65,10 @@ __all__ = [
 
 log = logging.getLogger("ociinspect.registry")
 
-RETRY_STATUSES = frozenset({429, 502, 503, 504})
+#: ``observer(method, url, status, headers)``: called after every HTTP round trip (see ``Transport.observers``)
+Observer = Callable[[str, str, int, Mapping[str, str]], None]
+
+RETRY_STATUSES = errors.TRANSIENT_STATUSES  # the one list of transient statuses (the audit never records them)
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 MAX_REDIRECTS = 5
 ERROR_BODY_LIMIT = 64 * 1024  # bytes of an error body we read to find the OCI error code
@@ -80,12 +83,8 @@ _PLAIN_HTTP_MARKERS = (
 )
 
 
-def _default_user_agent() -> str:
-    try:
-        version = importlib.metadata.version("ociinspect")
-    except importlib.metadata.PackageNotFoundError:
-        version = "0.1.0"
-    return f"ociinspect/{version}"
+#: what every request says it is (one place: ``ociinspect/<version>``, the version from :mod:`ociinspect._version`)
+USER_AGENT = f"ociinspect/{__version__}"
 
 
 def normalize_host(name: str) -> str:
@@ -133,7 +132,7 @@ class RegistrySettings:
     retries: int = 3
     max_retry_after: float = 30.0
     backoff: float = 0.5
-    user_agent: str = field(default_factory=_default_user_agent)
+    user_agent: str = USER_AGENT
     deadline: Deadline | None = None
 
     def __post_init__(self) -> None:
@@ -387,9 +386,10 @@ class Transport:
             self._watchdog.start()
         self._lock = threading.Lock()
         self._plain_loopback: set[str] = set()
-        #: called with (method, url, response) after every HTTP round trip (retries, redirects and token
+        #: called with (method, url, status, headers) after every HTTP round trip (retries, redirects and token
         #: requests included), before the body is read: e.g. to count requests or read rate-limit headers.
-        self.observers: list[Callable[[str, str, requests.Response], None]] = []
+        #: ``headers`` is read-only and case-insensitive; observers never see a requests object.
+        self.observers: list[Observer] = []
         self._probed: set[str] = set()
         self._probes: dict[str, threading.Lock] = {}
         self._env_proxies: dict[tuple[str, str, int | None], dict[str, str]] = {}
@@ -666,7 +666,7 @@ class Transport:
             response = send()
         log.debug("%s %s -> %d", method, redact_url(url), response.status_code)
         for observe in self.observers:
-            observe(method, url, response)
+            observe(method, url, response.status_code, response.headers)
         return response
 
 

@@ -134,15 +134,16 @@ def test_docker_archive(name: str, fixture_archives: Any, fixture_images: Any) -
 @pytest.mark.parametrize("name", NAMES)
 def test_audit_source(name: str, seeded_registry: Any, tmp_path: Path) -> None:
     from ociinspect.audit import AuditDB, AuditOptions, Scope, Walker, open_run
-    from ociinspect.audit.walker import _RepoSource
 
     with Session(seeded_registry.settings) as s, AuditDB(tmp_path / "audit.sqlite3") as db:
         scope = Scope(seeded_registry.host)
         run_id, _label = open_run(db, scope, AuditOptions())
-        src = _RepoSource(Walker(db, s.client, run_id, scope), f"fixtures/{name}")
+        walker = Walker(db, s.client, run_id, scope)
+        src = walker.source(f"fixtures/{name}", "latest")  # the shared registry source, paced and counted
         digest = seeded_registry.digests[f"fixtures/{name}:latest"]
-        checked = validate_source(src, root_digest=digest)
+        checked = validate_source(src)
     assert checked.manifests[0] == digest and checked.diff_ids > 0
+    assert walker.counters.fetched_manifests >= 1 and walker.counters.requests >= walker.counters.fetched_blobs
 
 
 # ------------------------------------------------------------------------------- the validator catches liars

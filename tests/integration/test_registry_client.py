@@ -172,8 +172,8 @@ def test_list_tags(seeded_registry: Any, anon: RegistryClient) -> None:
 def test_ping(seeded_registry: Any, anon: RegistryClient) -> None:
     seen: list[tuple[str, str, int, str | None]] = []
     anon.add_observer(
-        lambda method, url, r: seen.append(
-            (method, url, r.status_code, r.headers.get("Docker-Distribution-Api-Version"))
+        lambda method, url, status, headers: seen.append(
+            (method, url, status, headers.get("Docker-Distribution-Api-Version"))
         )
     )
     before = _count(seeded_registry, path="/v2/")

@@ -8,7 +8,7 @@ where the input is honest, never a wrong number (checked against an independent 
 counts cases and outcomes per target.
 
 Targets: references (:func:`reference_case`), manifests and indexes — nesting, cycles, lies — through an
-in-memory :class:`FakeSource` (:func:`image_case`), configs (:func:`config_case`), docker-archive
+in-memory :class:`~ociinspect.sources.memory.MemorySource` (:func:`image_case`), configs (:func:`config_case`), docker-archive
 ``manifest.json`` and OCI layout ``index.json`` written to a tmp dir (:func:`archive_case`, :func:`layout_case`),
 tar headers (:func:`tar_case`), gzip/zstd streams (:func:`compression_case`); hostile text — Unicode digits,
 format and control characters — in number headers (:func:`header_case`), in names and tags
@@ -45,7 +45,7 @@ from hypothesis import strategies as st
 
 from ociinspect.audit import Pacer
 from ociinspect.content import compression, scan
-from ociinspect.errors import LimitExceeded, NotFound, OciInspectError
+from ociinspect.errors import LimitExceeded, OciInspectError
 from ociinspect.image.loader import LoadOptions, load, load_all_platforms, parse_config
 from ociinspect.model import digest as digests
 from ociinspect.model import mediatypes
@@ -54,6 +54,7 @@ from ociinspect.model.reference import parse_reference
 from ociinspect.policy.rules import is_root_user
 from ociinspect.registry.transport import _retry_after, content_length
 from ociinspect.sources.local import open_local
+from ociinspect.sources.memory import MemorySource
 
 #: a case that runs longer than this (seconds) is a hang
 CASE_DEADLINE = 10.0
@@ -497,77 +498,6 @@ def true_size(blob: bytes) -> int | None:
     return len(blob)
 
 
-class FakeSource:
-    """An in-memory :class:`~ociinspect.sources.base.Source`. Honest by default (verifies what it serves, like
-    the real sources); ``honest=False`` serves whatever is stored under a digest — a lying registry, the only
-    way to build an index that lists itself."""
-
-    kind = "local"
-
-    def __init__(
-        self,
-        root: RawManifest,
-        manifests: dict[str, RawManifest],
-        blobs: dict[str, bytes],
-        *,
-        honest: bool = True,
-        chunk: int = 4096,
-    ) -> None:
-        self.reference = parse_reference("oci:/fuzz:latest")
-        self.warnings: list[str] = []
-        self._root, self.manifests, self.blobs = root, manifests, blobs
-        self.honest, self.chunk = honest, chunk
-
-    def __repr__(self) -> str:
-        return f"FakeSource(root={self._root.data[:300]!r}, manifests={len(self.manifests)}, honest={self.honest})"
-
-    def root(self) -> RawManifest:
-        return self._root
-
-    def manifest(self, digest: str) -> RawManifest:
-        if digest not in self.manifests:
-            raise NotFound(f"fuzz: no manifest {digest}")
-        raw = self.manifests[digest]
-        if self.honest:
-            digests.verify(raw.data, digest, what="fuzz manifest")
-        return raw
-
-    def _data(self, digest: str) -> bytes:
-        if digest not in self.blobs:
-            raise NotFound(f"fuzz: no blob {digest}")
-        return self.blobs[digest]
-
-    def blob(self, digest: str, *, size: int | None, max_bytes: int) -> bytes:
-        data = self._data(digest)
-        if len(data) > max_bytes:
-            raise LimitExceeded(f"fuzz: blob {digest} over {max_bytes} bytes")
-        if self.honest:
-            digests.verify(data, digest, what="fuzz blob", size=size)
-        return data
-
-    def blob_range(self, digest: str, start: int, end: int) -> bytes:
-        return self._data(digest)[start : end + 1]
-
-    @contextlib.contextmanager
-    def open_blob(self, digest: str, *, size: int | None) -> Iterator[Iterator[bytes]]:
-        data = self._data(digest)
-
-        def chunks() -> Iterator[bytes]:
-            hasher = digests.DigestHasher(digest, what="fuzz blob", size=size) if self.honest else None
-            for i in range(0, len(data), self.chunk):
-                piece = data[i : i + self.chunk]
-                if hasher:
-                    hasher.update(piece)
-                yield piece
-            if hasher:
-                hasher.check()
-
-        yield chunks()
-
-    def close(self) -> None:
-        pass
-
-
 _LAYER_TYPES = [
     mediatypes.OCI_LAYER,
     mediatypes.OCI_LAYER_GZIP,
@@ -648,14 +578,15 @@ def _mutate(draw: st.DrawFn, doc: dict[str, Any]) -> dict[str, Any]:
 class ImageCase:
     """A fake source plus what is known to be true about its blobs."""
 
-    source: FakeSource
+    source: MemorySource
     #: blob digest -> (uncompressed size, cheap figure trustworthy, real blob size)
     truth: dict[str, tuple[int | None, bool, int]]
     mode: str
     all_platforms: bool
 
     def __repr__(self) -> str:
-        return f"ImageCase({self.source!r}, mode={self.mode}, all_platforms={self.all_platforms})"
+        root = self.source.blobs[self.source.tags["latest"]]
+        return f"ImageCase({self.source!r}, root={root[:300]!r}, mode={self.mode}, all_platforms={self.all_platforms})"
 
 
 @st.composite
@@ -734,8 +665,36 @@ def image_cases(draw: st.DrawFn) -> ImageCase:
             size = len(index)
         raw = RawManifest(index, mediatypes.OCI_INDEX, claimed)
         manifests[claimed] = raw
-    source = FakeSource(raw, manifests, blobs, honest=honest, chunk=draw(st.sampled_from([1, 7, 512, 65536])))
+    source = memory_source(
+        raw, manifests, blobs, honest=honest, chunk=draw(st.sampled_from([1, 7, 512, 65536]))
+    )
     return ImageCase(source, truth, draw(st.sampled_from(["cheap", "exact", "none"])), draw(st.booleans()))
+
+
+def memory_source(
+    root: RawManifest,
+    manifests: dict[str, RawManifest],
+    blobs: dict[str, bytes],
+    *,
+    honest: bool = True,
+    chunk: int = 4096,
+) -> MemorySource:
+    """A :class:`MemorySource` serving ``root`` (tag ``latest``), ``manifests`` with their media types, and
+    ``blobs``.  Honest by default (verifies what it serves, like the real sources); ``honest=False`` serves
+    whatever is stored under a digest — a lying registry, the only way to build an index that lists itself."""
+    content = dict(blobs)
+    media_types = {}
+    for raw in (*manifests.values(), root):
+        content[raw.digest] = raw.data
+        media_types[raw.digest] = raw.media_type
+    return MemorySource(
+        content,
+        tags={"latest": root.digest},
+        media_types=media_types,
+        reference="oci:/fuzz:latest",
+        verify=honest,
+        chunk=chunk,
+    )
 
 
 def image_case(case: ImageCase) -> None:
@@ -754,7 +713,7 @@ def _check_image(image: Image, case: ImageCase) -> None:
         value, source = layer.uncompressed.value, layer.uncompressed.source
         assert source in ("exact", "trailer", "header", "streamed", "unknown", "toc"), source
         assert value is None or value >= 0
-        if not case.source.honest or layer.digest not in case.truth:
+        if not case.source.verify or layer.digest not in case.truth:
             continue
         true_value, trustworthy, blob_size = case.truth[layer.digest]
         if source == "streamed":  # the blob was verified (digest and size) on the way
@@ -986,7 +945,7 @@ def header_case(value: str) -> None:
         delay >= 0 and (plain or not any(c.isdigit() and not c.isascii() for c in value))
     )
     pacer = Pacer(0, concurrency=1, reserve=5, max_pause=30)
-    pacer.observe("GET", "u", response)
+    pacer.observe("GET", "u", response.status_code, response.headers)
     assert pacer.remaining is None or (isinstance(pacer.remaining, int) and value.lstrip(" \t")[:1].isascii())
     assert is_root_user(value) in (True, False)
 

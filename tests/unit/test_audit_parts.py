@@ -9,7 +9,7 @@ import http.server
 import json
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -20,11 +20,11 @@ from harness.quiet import QuietHTTPServer
 from ociinspect.analyzers.vm_profiles import load_parameters
 from ociinspect.audit import AuditDB, AuditOptions, Pacer, Scope, ShardSpec, open_run
 from ociinspect.audit.db import SCHEMA_VERSION, default_db_path
+from ociinspect.audit.images import Once as _Once
 from ociinspect.audit.report import build_diff, build_report
 from ociinspect.audit.runs import RunData, RunInfo
-from ociinspect.audit.walker import _Once, is_transient
 from ociinspect.cli.audit import parse_registry, progress_line
-from ociinspect.errors import ConnectionFailed, RateLimited, RegistryError, UsageError
+from ociinspect.errors import ConnectionFailed, RateLimited, RegistryError, UsageError, is_transient
 from ociinspect.reports.audit import CSV_COLUMNS, audit_csv, audit_html, audit_text
 
 # ---------------------------------------------------------------------------------------------- database
@@ -73,7 +73,7 @@ def test_default_path_is_in_the_xdg_data_dir(monkeypatch: pytest.MonkeyPatch, tm
 
 
 def test_postgres_without_driver_or_server_is_a_clear_error() -> None:
-    from ociinspect.audit.db import DatabaseError
+    from ociinspect.errors import DatabaseError
 
     with pytest.raises((DatabaseError, UsageError)) as info:
         AuditDB("postgresql://nobody:secret@127.0.0.1:1/none")
@@ -137,6 +137,12 @@ class FakeTime:
         self.now += seconds
 
 
+def _observed(headers: dict[str, str]) -> tuple[int, Mapping[str, str]]:
+    """(status, headers) as the registry client's observer passes them."""
+    r = _response(headers)
+    return r.status_code, r.headers
+
+
 def _response(headers: dict[str, str]) -> requests.Response:
     r = requests.Response()
     r.status_code = 200
@@ -156,19 +162,19 @@ def test_docker_hub_ratelimit_headers_slow_down_then_stop_at_the_reserve() -> No
     t = FakeTime()
     pacer = Pacer(0, concurrency=4, reserve=5, max_pause=30, clock=t.clock, sleep=t.sleep)
     pacer.observe(
-        "GET", "u", _response({"ratelimit-limit": "100;w=21600", "ratelimit-remaining": "76;w=21600"})
+        "GET", "u", *_observed({"ratelimit-limit": "100;w=21600", "ratelimit-remaining": "76;w=21600"})
     )
     assert (pacer.limit, pacer.remaining, pacer.window) == (100, 76, 21600)
     pacer.wait()
     pacer.wait()
     assert t.slept == []  # plenty left: full speed
-    pacer.observe("GET", "u", _response({"ratelimit-remaining": "9;w=60"}))
+    pacer.observe("GET", "u", *_observed({"ratelimit-remaining": "9;w=60"}))
     assert pacer.spacing() == pytest.approx(60 / (9 - 5))  # the rest spread over the window
-    pacer.observe("GET", "u", _response({"ratelimit-remaining": "5;w=21600"}))
+    pacer.observe("GET", "u", *_observed({"ratelimit-remaining": "5;w=21600"}))
     with pytest.raises(RateLimited, match="nearly used up") as info:
         pacer.wait()
     assert "--resume" in (info.value.hint or "")
-    pacer.observe("GET", "u", _response({"ratelimit-remaining": "garbage"}))
+    pacer.observe("GET", "u", *_observed({"ratelimit-remaining": "garbage"}))
     assert pacer.remaining == 5
 
 
@@ -467,7 +473,7 @@ def test_client_observers_see_every_response(server: str) -> None:
     seen: list[tuple[str, str, int]] = []
     pacer = Pacer(0, concurrency=2)
     with RegistryClient(RegistrySettings(default=HostSettings(plain_http=True))) as client:
-        client.add_observer(lambda m, u, r: seen.append((m, u, r.status_code)))
+        client.add_observer(lambda m, u, status, headers: seen.append((m, u, status)))
         client.add_observer(pacer.observe)
         client.ping(server)
         client.list_tags(server, "a/b")
@@ -628,3 +634,96 @@ def test_any_exception_of_one_tag_or_repository_is_recorded_and_the_walk_goes_on
     assert "internal error (RecursionError" in message
     assert repos["c/bad"] == ("error", "ValueError") and repos["b/two"][0] == "done"
     assert counters.tag_errors == 1 and counters.repo_errors == 1
+
+
+# ------------------------------------------------------- the audit reads through the shared loader and sources
+
+
+class _Hooks:
+    def __init__(self) -> None:
+        self.requests = 0
+
+    def before_request(self) -> None:
+        self.requests += 1
+
+    def fetched(self, *, manifests: int = 0, blobs: int = 0) -> None:
+        pass
+
+    def facts_from_small_blob(self, reference: Any, layer: Any, data: bytes) -> None:
+        raise AssertionError("small blobs are off in this test")
+
+
+class _Sizes:
+    def __init__(self, known: dict[str, int]) -> None:
+        self.known = known
+
+    def get_uncompressed_size(self, diff_id: str) -> int | None:
+        return self.known.get(diff_id)
+
+    def put_uncompressed_size(self, diff_id: str, size: int) -> None:
+        self.known[diff_id] = size
+
+
+def _audited(tmp_path: Path, store: _Sizes | None) -> tuple[Any, Any, str, bytes]:
+    from ociinspect.audit.facts import AuditFacts
+    from ociinspect.audit.images import Depth, ImageFacts
+    from ociinspect.audit.source import AuditSource
+    from ociinspect.sources.memory import MemorySource
+
+    mem = MemorySource(kind="registry", reference="docker://reg.example/team/app:v1")
+    layer = mem.add(b"not gzip!")  # too small to be gzip: its cheap size is not trusted
+    diff_id = layer  # read as it is (no gzip magic), the content is the blob itself
+    config = mem.add(
+        json.dumps({"os": "linux", "architecture": "amd64", "rootfs": {"diff_ids": [diff_id]}}).encode()
+    )
+    manifest = json.dumps(
+        {
+            "schemaVersion": 2,
+            "mediaType": OCI_M,
+            "config": {"mediaType": CFG, "digest": config, "size": len(mem.blobs[config])},
+            "layers": [
+                {"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": layer, "size": 9}
+            ],
+        }
+    ).encode()
+    mem.tags["v1"] = mem.add(manifest)
+    db = AuditDB(tmp_path / f"a{id(store)}.sqlite3")
+    run_id, _ = open_run(db, Scope("reg.example"), AuditOptions())
+    images = ImageFacts(AuditFacts(db), Depth(run_id, detect_os=False, small_blob=0, size_store=store))
+    source = AuditSource(mem, _Hooks(), small_blob=0)
+    assert images.ensure_manifest(source, mem.tags["v1"], source.root())
+    return db, images, layer, manifest
+
+
+def test_the_audit_reuses_a_size_the_store_knows_by_diff_id(tmp_path: Path) -> None:
+    """Issue 10's leftover: the audit passes its store to the size estimates (a deep scan's size is reused)."""
+    unpacked = "sha256:" + hashlib.sha256(b"not gzip!").hexdigest()
+    db, _, layer, _ = _audited(tmp_path, _Sizes({unpacked: 12345}))
+    with db:
+        assert db.query(
+            "SELECT uncompressed_size, uncompressed_source FROM blobs WHERE digest = ?", (layer,)
+        ) == [(12345, "store")]
+    db, _, layer, _ = _audited(tmp_path, None)
+    with db:
+        assert db.query(
+            "SELECT uncompressed_size, uncompressed_source FROM blobs WHERE digest = ?", (layer,)
+        ) == [(9, "streamed")]  # without the store: one streamed read
+
+
+def test_the_audit_image_is_assembled_by_the_loader_with_its_real_manifest_facts(tmp_path: Path) -> None:
+    """No hand-built Image: media type and manifest size are the manifest's, also when read back from the
+    database (a resumed or --deep audit)."""
+    from ociinspect.audit.source import AuditSource
+    from ociinspect.image.loader import manifest_facts
+    from ociinspect.model.image import RawManifest
+    from ociinspect.sources.memory import MemorySource
+
+    db, images, _, manifest = _audited(tmp_path, None)
+    digest = "sha256:" + hashlib.sha256(manifest).hexdigest()
+    with db:
+        stored = images.facts.manifest(digest)
+        assert stored == manifest_facts(RawManifest(manifest, OCI_M, digest), "m")
+        image = images._image_of(AuditSource(MemorySource(kind="registry"), _Hooks(), small_blob=0), stored)
+    assert (image.media_type, image.manifest_size, image.digest) == (OCI_M, len(manifest), digest)
+    assert image.platform is not None and str(image.platform) == "linux/amd64"
+    assert image.layers[0].diff_id == "sha256:" + hashlib.sha256(b"not gzip!").hexdigest()

@@ -8,6 +8,7 @@ import io
 import logging
 import re
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
@@ -30,7 +31,6 @@ from ociinspect.policy.files import parse_value
 from ociinspect.policy.rules import is_root_user
 from ociinspect.registry.client import _CONTENT_RANGE_RE
 from ociinspect.registry.transport import _retry_after, content_length
-from ociinspect.reports import audit as _audit_views  # noqa: F401  (registers the audit views)
 from ociinspect.reports import render
 from ociinspect.reports.html import esc
 from ociinspect.reports.text import text_table
@@ -71,6 +71,12 @@ def test_parse_uint_reads_ascii_digits(text: str, value: int) -> None:
     assert parse_uint(text) == value
 
 
+def _observed(headers: dict[str, str]) -> tuple[int, Mapping[str, str]]:
+    """(status, headers) as the registry client's observer passes them."""
+    r = _response(headers)
+    return r.status_code, r.headers
+
+
 def _response(headers: dict[str, str]) -> requests.Response:
     r = requests.Response()
     r.status_code = 200
@@ -90,7 +96,7 @@ def test_http_number_headers_ignore_non_ascii_digits(text: str) -> None:
 @pytest.mark.parametrize("text", ["١٠;w=٦٠", "١٠", "²", "1_0"])
 def test_ratelimit_headers_with_non_ascii_digits_are_ignored(text: str) -> None:
     pacer = Pacer(0, concurrency=1, reserve=5, max_pause=30)
-    pacer.observe("GET", "u", _response({"ratelimit-remaining": text, "ratelimit-limit": text}))
+    pacer.observe("GET", "u", *_observed({"ratelimit-remaining": text, "ratelimit-limit": text}))
     assert pacer.remaining is None and pacer.limit is None
 
 

@@ -1,0 +1,442 @@
+"""What the audit learns about each manifest, once: children, config, layer sizes, base OS, waste figures.
+
+Facts are keyed by digest and written (committed) as they arrive; each digest is fetched once per audit and once
+ever, and concurrent workers wait for one another (:class:`Once`) instead of fetching the same digest twice.
+Manifest bytes become facts through the loader's one reading (:func:`~ociinspect.image.loader.manifest_facts`)
+and images through its one assembly (:func:`~ociinspect.image.loader.assemble_image`), so the audit and every
+other command apply the same loading rules.  Every SQL statement is in :mod:`ociinspect.audit.facts`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import threading
+from collections.abc import Callable, Collection, Mapping
+
+from ociinspect.audit.facts import AuditFacts
+from ociinspect.audit.source import AuditSource
+from ociinspect.content.osdetect import MAX_LAYERS as MAX_OS_LAYERS
+from ociinspect.content.osdetect import detect_os
+from ociinspect.content.scan import ScanCache, ScanOptions, read_files, scan_image
+from ociinspect.errors import (
+    DatabaseError,
+    OciInspectError,
+    RecordedError,
+    error_type_name,
+    is_transient,
+)
+from ociinspect.image import sizes
+from ociinspect.image.loader import (
+    MAX_CONFIG_BYTES,
+    ManifestFacts,
+    assemble_image,
+    manifest_facts,
+    parse_config,
+)
+from ociinspect.image.nesting import IndexChain, is_nesting_error
+from ociinspect.image.sizes import SizeFacts
+from ociinspect.model import mediatypes as mt
+from ociinspect.model.image import Descriptor, Image, ImageConfig, Layer, RawManifest, SizeEstimate
+from ociinspect.model.osinfo import DISTROLESS_MARKERS, OS_FILES, OsInfo
+from ociinspect.model.reference import Reference
+from ociinspect.sources.memory import MemorySource
+
+__all__ = ["ROOT", "ImageFacts", "Once", "Stopped", "scannable"]
+
+log = logging.getLogger(__name__)
+
+ROOT = IndexChain()  # a tag's manifest: no index entered yet
+
+
+class Stopped(OciInspectError):
+    """Internal: the walk is stopping; work in progress gives up without recording anything."""
+
+    def __init__(self) -> None:
+        super().__init__("stopped")
+
+
+def scannable(image: Image) -> bool:
+    """Waste-scannable: at least one layer and every layer a tar (compressed or not).  Attestation manifests
+    (in-toto statements) and artifacts are listed in the report, never content-scanned."""
+    return bool(image.layers) and all(
+        mt.is_layer(layer.media_type) and mt.compression_of(layer.media_type) != "unknown"
+        for layer in image.layers
+    )
+
+
+def _tar(layer: Layer) -> bool:
+    return mt.is_layer(layer.media_type) and mt.compression_of(layer.media_type) != "unknown"
+
+
+def _osfiles_json(files: Mapping[str, bytes], present: Collection[str]) -> str:
+    return json.dumps(
+        {"files": {k: v.decode("latin-1") for k, v in files.items()}, "present": sorted(present)}
+    )
+
+
+class Once:
+    """Per-key single flight: the first thread runs the work, the others wait for it (and share its failure)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._running: dict[str, threading.Event] = {}
+        self._failed: dict[str, OciInspectError] = {}
+
+    def run(self, key: str, done: Callable[[], bool], work: Callable[[], None]) -> None:
+        while True:
+            if done():
+                return
+            with self._lock:
+                failed = self._failed.get(key)
+                if failed is not None:
+                    raise failed
+                event = self._running.get(key)
+                owner = event is None
+                if owner:
+                    event = threading.Event()
+                    self._running[key] = event
+            assert event is not None
+            if not owner:
+                event.wait()
+                continue
+            try:
+                work()
+            except OciInspectError as exc:
+                if not is_nesting_error(exc):  # a property of the path walked, not of the key
+                    with self._lock:
+                        self._failed[key] = exc
+                raise
+            finally:
+                with self._lock:
+                    self._running.pop(key, None)
+                event.set()
+            return
+
+
+@dataclasses.dataclass(frozen=True)
+class Depth:
+    """How much to learn per image (from :class:`~ociinspect.audit.runs.AuditOptions`)."""
+
+    run_id: int
+    deep: bool = False
+    detect_os: bool = True
+    retry_errors: bool = False
+    small_blob: int = 64 * 1024
+    scan_options: ScanOptions = dataclasses.field(default_factory=lambda: ScanOptions(workers=1))
+    scan_cache: ScanCache | None = None
+    size_store: SizeFacts | None = None
+
+
+class ImageFacts:
+    """The facts under each manifest digest, ensured once (thread-safe).  ``facts``: the database."""
+
+    def __init__(self, facts: AuditFacts, depth: Depth) -> None:
+        self.facts = facts
+        self.depth = depth
+        self._once = Once()
+        self._complete = facts.complete_manifests()
+        self._blobs = facts.blob_digests()
+        self.digest_errors = facts.digest_errors()
+        self._facts_memo: dict[str, str] = {}
+        self._manifest_memo: dict[str, ManifestFacts] = {}
+        self._config_memo: dict[str, ImageConfig] = {}
+        self._subtree_done: set[str] = set()  # complete roots already checked (--deep: scanned) this audit
+
+    # ------------------------------------------------------------------------------------------- known
+
+    def is_complete(self, digest: str) -> bool:
+        if digest in self._complete:
+            return True
+        if self.facts.shared and self.facts.is_complete(digest):  # another worker may have done it
+            self._complete.add(digest)
+            return True
+        return False
+
+    def has_blob(self, digest: str) -> bool:
+        if digest in self._blobs:
+            return True
+        if self.facts.shared and self.facts.has_blob(digest):
+            self._blobs.add(digest)
+            return True
+        return False
+
+    def get_fact(self, key: str) -> str | None:
+        memo = self._facts_memo.get(key)
+        if memo is not None:
+            return memo
+        value = self.facts.get_fact(key)
+        if value is not None and key.startswith("osfiles:"):
+            self._facts_memo[key] = value
+        return value
+
+    def put_fact(self, key: str, value: str) -> None:
+        if key.startswith("osfiles:"):  # base layers are shared by many images: keep their facts at hand
+            self._facts_memo[key] = value
+        self.facts.put_fact(key, value)
+
+    def _put_blob(self, d: Descriptor, estimate: SizeEstimate, source: str | None = None) -> None:
+        self.facts.put_blob(d, estimate, source)
+        self._blobs.add(d.digest)
+
+    def record_error(self, digest: str, exc: OciInspectError) -> None:
+        """Remember that ``digest`` failed for good (transient errors and stops are not facts)."""
+        if is_transient(exc) or isinstance(exc, Stopped | DatabaseError):
+            return
+        kind = error_type_name(exc)
+        self.digest_errors[digest] = (kind, exc.message, self.depth.run_id)
+        self.facts.put_digest_error(digest, kind, exc.message, self.depth.run_id)
+
+    def known_error(self, digest: str) -> OciInspectError | None:
+        known = self.digest_errors.get(digest)
+        if known is None:
+            return None
+        kind, message, run = known
+        if run != self.depth.run_id and self.depth.retry_errors:
+            return None
+        return RecordedError(
+            kind, message
+        )  # as first recorded: a re-audit reports the same error (--retry-errors)
+
+    # ---------------------------------------------------------------------------------------- manifests
+
+    def store_manifest(self, raw: RawManifest) -> ManifestFacts:
+        """Parse (the loader's one reading) and write one manifest's facts.  Cost: CPU + 1 transaction."""
+        facts = manifest_facts(raw, f"manifest {raw.digest}")
+        self.facts.put_manifest(facts)
+        self._manifest_memo[raw.digest] = facts  # until complete: _build_manifest needs it next
+        return facts
+
+    def stored_manifest(self, digest: str) -> ManifestFacts | None:
+        memo = self._manifest_memo.get(digest)
+        return memo if memo is not None else self.facts.manifest(digest)
+
+    def ensure_manifest(
+        self, source: AuditSource, digest: str, fetched: RawManifest | None = None, chain: IndexChain = ROOT
+    ) -> bool:
+        """Make sure every fact under manifest ``digest`` is in the database (children, config, layers, OS, and
+        with ``--deep`` the waste figures); True when this call built them.  ``chain``: the indexes entered on
+        the way from the tag (the one nesting rule, :mod:`ociinspect.image.nesting`).
+
+        Cost: nothing when complete (database reads with ``--deep`` or under an index); else 1 GET for the
+        manifest (unless ``fetched``) plus its missing facts.
+        """
+        chain.check(digest, f"{source.reference.name}: manifest {digest}")  # before waiting on it (a cycle)
+        known = self.known_error(digest)
+        if known is not None:
+            raise known
+        if self.is_complete(digest):
+            if chain or self.depth.deep:
+                self._known_subtree(source, digest, chain)
+            return False
+
+        def work() -> None:
+            try:
+                self._build_manifest(source, digest, fetched, chain)
+            except (Stopped, DatabaseError):
+                raise
+            except OciInspectError as exc:
+                self._manifest_memo.pop(digest, None)
+                if not is_nesting_error(exc):  # the same index may be fine as a root: not a fact of it
+                    self.record_error(digest, exc)
+                raise
+
+        self._once.run(f"m:{digest}", lambda: self.is_complete(digest), work)
+        return True
+
+    def _known_subtree(self, source: AuditSource, digest: str, chain: IndexChain) -> None:
+        """A complete manifest met again: check that its stored index nesting fits under ``chain``, and with
+        ``--deep`` waste-scan the images below it never scanned (a database that was audited without
+        ``--deep``).  Cost: database reads, plus what :meth:`_deep` costs for images without waste figures."""
+        if not chain and digest in self._subtree_done:
+            return
+        stored = self.stored_manifest(digest)
+        if stored is None:
+            return
+        if stored.kind == "index":
+            inner = chain.enter(digest, f"{source.reference.name}: index {digest}")
+            for entry in stored.entries:
+                self._known_subtree(source, entry.descriptor.digest, inner)
+        elif stored.kind == "image" and self.depth.deep and self.get_fact(f"waste:{digest}") is None:
+            image = self._image_of(source, stored)
+            if scannable(image):
+                key = f"waste:{digest}"
+                self._once.run(
+                    f"w:{digest}", lambda: self.get_fact(key) is not None, lambda: self._deep(source, image)
+                )
+        if not chain:
+            self._subtree_done.add(digest)
+
+    def _build_manifest(
+        self, source: AuditSource, digest: str, fetched: RawManifest | None, chain: IndexChain
+    ) -> None:
+        stored = self.stored_manifest(digest)
+        if stored is None:
+            if fetched is None or fetched.digest != digest:
+                fetched = source.manifest(digest)
+            stored = self.store_manifest(fetched)
+        if stored.kind == "index":
+            inner = chain.enter(digest, f"{source.reference.name}: index {digest}")
+            for entry in stored.entries:
+                self.ensure_manifest(source, entry.descriptor.digest, chain=inner)
+        else:
+            self._ensure_image(source, stored)
+        self.facts.set_complete(digest)
+        self._complete.add(digest)
+        self._manifest_memo.pop(digest, None)
+
+    # ------------------------------------------------------------------------------------------- images
+
+    def _config(self, source: AuditSource, d: Descriptor) -> ImageConfig:
+        """The image config's facts; cost: nothing when known, else 1 GET of the config blob."""
+
+        def work() -> None:
+            data = source.blob(d.digest, size=d.size, max_bytes=MAX_CONFIG_BYTES)
+            config = parse_config(data, f"config {d.digest}")
+            self.facts.put_config(d, config)
+            self._blobs.add(d.digest)
+            self._config_memo[d.digest] = config
+
+        known = self._config_memo.get(d.digest) or self.facts.config(d.digest)
+        if known is None:
+            self._once.run(
+                f"c:{d.digest}",
+                lambda: d.digest in self._config_memo or self.facts.config(d.digest) is not None,
+                work,
+            )
+            known = self._config_memo.get(d.digest) or self.facts.config(d.digest)
+        assert known is not None
+        self._config_memo.pop(d.digest, None)  # needed once per image; the database has it
+        return ImageConfig(
+            os=known.os,
+            architecture=known.architecture,
+            variant=known.variant,
+            created=known.created,
+            diff_ids=known.diff_ids,
+        )  # the facts the database keeps: a config read now and one read back give the same image
+
+    def _image_of(self, source: AuditSource, manifest: ManifestFacts) -> Image:
+        """The image (config facts and layers, sizes not known here) of a stored manifest, assembled by the
+        loader; its layers are remembered by ``source``.  Cost: nothing when its config is known, else 1 GET."""
+        assert manifest.config is not None
+        config: ImageConfig | None = None
+        if manifest.kind == "image":
+            config = self._config(source, manifest.config)
+        elif not self.has_blob(manifest.config.digest):
+            self._put_blob(manifest.config, SizeEstimate(None, "unknown", "artifact config"), "config")
+        unknown = [SizeEstimate(None, "unknown")] * len(manifest.layers)
+        image = assemble_image(f"{source.reference.name}@{manifest.digest}", manifest, config, unknown)
+        for layer in image.layers:
+            source.remember(layer)
+        return image
+
+    def _ensure_image(self, source: AuditSource, manifest: ManifestFacts) -> None:
+        image = self._image_of(source, manifest)
+        digest = manifest.digest
+        if manifest.kind == "image" and self.depth.detect_os and self.get_fact(f"os:{digest}") is None:
+            info = self._detect_os(source, image)
+            self.put_fact(f"os:{digest}", json.dumps(info.to_json()))
+        for layer in image.layers:
+            self._ensure_layer(source, layer)
+        if (
+            manifest.kind == "image"
+            and self.depth.deep
+            and scannable(image)  # attestations (in-toto statements) and artifacts: listed, not scanned
+            and self.get_fact(f"waste:{digest}") is None
+        ):
+            self._deep(source, image)
+
+    def facts_from_small_blob(self, reference: Reference, layer: Layer, data: bytes) -> None:
+        """Every fact one small layer gives (uncompressed size; base-OS files when it is a tar), written in one
+        transaction right after the one request that read it.  Cost: CPU only."""
+        mem = MemorySource({layer.digest: data}, reference=reference)
+        try:
+            estimate = sizes.estimate(
+                mem, layer.descriptor, diff_id=layer.diff_id, mode="cheap", store=self.depth.size_store
+            )
+        except OciInspectError as exc:
+            estimate = SizeEstimate(None, "unknown", f"unreadable: {exc.message}")
+        osfiles = None
+        if self.depth.detect_os and _tar(layer):
+            try:
+                files, present = read_files(mem, layer, OS_FILES, markers=DISTROLESS_MARKERS)
+                osfiles = _osfiles_json(files, present)
+            except OciInspectError as exc:
+                log.info("base-OS files of %s: %s", layer.digest, exc)
+        with self.facts.transaction():
+            if not self.has_blob(layer.digest):
+                self._put_blob(layer.descriptor, estimate)
+            if osfiles is not None:
+                self.put_fact(f"osfiles:{layer.digest}", osfiles)
+
+    def _osfiles(self, source: AuditSource, layer: Layer) -> bool:
+        """Make sure the base-OS files of ``layer`` are known (single flight per layer); True when it has any.
+
+        Cost: nothing when known; else a partial stream of the layer (a whole read when it is small)."""
+        key = f"osfiles:{layer.digest}"
+
+        def work() -> None:
+            files, present = read_files(source, layer, OS_FILES, markers=DISTROLESS_MARKERS)
+            self.put_fact(key, _osfiles_json(files, present))
+
+        self._once.run(key, lambda: self.get_fact(key) is not None, work)
+        doc = json.loads(self.get_fact(key) or "{}")
+        return bool(doc.get("files") or doc.get("present"))
+
+    def _detect_os(self, source: AuditSource, image: Image) -> OsInfo:
+        """The image's base OS, as :func:`ociinspect.content.osdetect.detect_os` finds it, with each layer read at
+        most once per audit even when many images share it (their OS files are facts of the layer)."""
+        if image.config and image.config.os == "windows":
+            return detect_os(source, image)
+        cache = (self.get_fact, self.put_fact)
+        for i, layer in enumerate(image.layers[:MAX_OS_LAYERS]):
+            if not _tar(layer):
+                return detect_os(source, dataclasses.replace(image, layers=image.layers[:i]))
+            try:
+                if self._osfiles(source, layer):
+                    break
+            except Stopped:
+                raise
+            except OciInspectError as exc:
+                if is_transient(exc):
+                    raise
+                if i == 0:
+                    return OsInfo(None, None, None, "static", f"layer 0 unreadable ({exc.message})", None)
+                return detect_os(source, dataclasses.replace(image, layers=image.layers[:i]), cache=cache)
+        return detect_os(source, image, cache=cache)  # every layer it reads is cached
+
+    def _ensure_layer(self, source: AuditSource, layer: Layer) -> None:
+        readable = mt.is_layer(layer.media_type) and mt.compression_of(layer.media_type) in ("gzip", "zstd")
+
+        def work() -> None:
+            if readable and layer.size <= self.depth.small_blob:
+                source.blob_range(layer.digest, 0, 0)  # reads it whole: facts_from_small_blob stores them
+                if self.has_blob(layer.digest):
+                    return
+            estimate = sizes.estimate(
+                source, layer.descriptor, diff_id=layer.diff_id, mode="cheap", store=self.depth.size_store
+            )
+            self._put_blob(layer.descriptor, estimate)
+
+        self._once.run(f"b:{layer.digest}", lambda: self.has_blob(layer.digest), work)
+
+    def _deep(self, source: AuditSource, image: Image) -> None:
+        from ociinspect.analyzers.waste import analyze
+
+        scans = scan_image(source, image, self.depth.scan_options, cache=self.depth.scan_cache)
+        report = analyze([s.entries for s in scans], hashed=all(s.hashed for s in scans))
+        dive = report.dive
+        self.put_fact(
+            f"waste:{image.digest}",
+            json.dumps(
+                {
+                    "size_bytes": dive.size_bytes,
+                    "wasted_bytes": dive.wasted_bytes,
+                    "efficiency": dive.efficiency,
+                    "user_wasted_ratio": dive.user_wasted_ratio,
+                    "whiteout_deleted_bytes": report.whiteout_deleted_bytes,
+                    "overwritten_bytes": report.overwritten_bytes,
+                }
+            ),
+        )
