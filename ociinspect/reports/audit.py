@@ -1,6 +1,6 @@
 """Renderers of the audit documents (:mod:`ociinspect.audit.report`): table, Markdown, CSV and HTML.
 
-Registered on import for the views ``audit`` (table, markdown, csv, html), ``audit-runs`` and ``audit-diff``
+Listed in :data:`ociinspect.reports.VIEWS` for the views ``audit`` (table, markdown, csv, html), ``audit-runs`` and ``audit-diff``
 (table, markdown).  JSON is the document itself (see ``docs/audit.md``).  Sizes in documents are ``int`` bytes;
 text and HTML print IEC units (KiB, MiB, GiB) and say so.
 """
@@ -14,8 +14,17 @@ from collections.abc import Sequence
 from typing import Any
 
 from ociinspect.model.textsafe import csv_cell
-from ociinspect.reports import register
-from ociinspect.reports.html import SHARED, UNIQUE, bar_chart, esc, html_table, legend, page, stacked_bars
+from ociinspect.reports.html import (
+    SHARED,
+    UNIQUE,
+    bar_chart,
+    esc,
+    html_table,
+    legend,
+    page,
+    scale_note,
+    stacked_bars,
+)
 from ociinspect.reports.text import human_size, join_lines, text_table
 
 __all__ = ["CSV_COLUMNS", "audit_csv", "audit_html", "audit_text", "diff_text", "runs_text"]
@@ -281,6 +290,7 @@ def audit_html(doc: dict[str, Any]) -> str:
             ],
             title="stored bytes per repository",
         ),
+        scale_note(),
         html_table(
             REPO_HEADERS,
             _repo_rows(repos),
@@ -352,8 +362,10 @@ def audit_html(doc: dict[str, Any]) -> str:
         parts += [
             "<h2>Multi-arch coverage (tags offering each platform)</h2>",
             bar_chart(
-                [(p, [(n, SHARED, "tags")]) for p, n in ma["platforms"].items()], title="platforms"
-            ).replace(" B</text>", "</text>"),
+                [(p, [(n, SHARED, "tags")]) for p, n in ma["platforms"].items()],
+                title="platforms",
+                value_text=lambda n: f"{n} tag{'s' if n != 1 else ''}",
+            ),
         ]
     if doc["stale_tags"]:
         parts += [
@@ -374,7 +386,13 @@ def audit_html(doc: dict[str, Any]) -> str:
                 ],
             ),
         ]
-    return page(f"ociinspect audit: {doc['registry']}", "\n".join(parts))
+    run = doc["run"]
+    scope = f"{doc['registry']}{'/' + run['prefix'] if run.get('prefix') else ''}"
+    covers = (
+        f"registry {scope}, run {run['id']} ({run['label']}, {run['status']}, started {_when(run['started_at'])}): "
+        f"{doc['repositories']} repositories, {doc['tags']} tags, {doc['images']} images"
+    )
+    return page(f"ociinspect audit: {doc['registry']}", "\n".join(parts), covers=covers)
 
 
 def runs_text(doc: dict[str, Any], *, markdown: bool = False) -> str:
@@ -469,13 +487,3 @@ def diff_text(doc: dict[str, Any], *, markdown: bool = False) -> str:
         )
     out.append("\nSizes in IEC units (1 MiB = 1024² bytes).")
     return join_lines(out, markdown)
-
-
-register("audit", "table", audit_text)
-register("audit", "markdown", lambda d: audit_text(d, markdown=True))
-register("audit", "csv", audit_csv)
-register("audit", "html", audit_html)
-register("audit-runs", "table", runs_text)
-register("audit-runs", "markdown", lambda d: runs_text(d, markdown=True))
-register("audit-diff", "table", diff_text)
-register("audit-diff", "markdown", lambda d: diff_text(d, markdown=True))

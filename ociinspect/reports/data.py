@@ -19,14 +19,39 @@ from ociinspect.model.osinfo import OsInfo
 __all__ = [
     "ARTIFACT_NOTE",
     "SCHEMA_VERSION",
+    "SOURCE_KEY",
+    "add_sources",
     "artifact_entry",
     "compare_document",
     "error_document",
+    "image_source",
     "inspect_document",
     "vm_document",
 ]
 
 SCHEMA_VERSION = 1
+
+#: the annotation (or config label) naming where an image's source lives
+SOURCE_KEY = "org.opencontainers.image.source"
+
+
+def image_source(image: Image) -> str | None:
+    """The image's ``org.opencontainers.image.source`` as written (manifest annotation first, then config
+    label), or ``None``.  Not validated: it comes from the image; a renderer that links it validates it."""
+    value = image.annotations.get(SOURCE_KEY)
+    if value is None and image.config is not None:
+        value = image.config.labels.get(SOURCE_KEY)
+    return value if isinstance(value, str) else None
+
+
+def add_sources(doc: dict[str, Any], images: Sequence[Image]) -> None:
+    """Set ``source`` (:func:`image_source`, or ``None``) on every entry of ``doc``'s ``images``,
+    ``unknown_images`` and ``artifacts`` lists, matched by reference.  Cost: linear in the entries."""
+    by_ref = {img.reference: image_source(img) for img in images}
+    for key in ("images", "unknown_images", "artifacts"):
+        for entry in doc.get(key) or ():
+            if isinstance(entry, dict) and "reference" in entry:
+                entry["source"] = by_ref.get(entry["reference"])
 
 
 def _entry(e: IndexEntry) -> dict[str, Any]:

@@ -1,30 +1,86 @@
 """Self-contained HTML reports: one file, inline CSS and SVG charts, no scripts, no network.
 
 Rendered from the same JSON documents as every other format.  All text from images (references, labels) is
-escaped.
+escaped; the only links are http(s) URLs that pass :func:`safe_url`.  Every page says when it was generated
+(UTC, ISO 8601), by which ociinspect version, and which refs it covers (:func:`page`).
+
+Layout rules (checked in headless Chromium at 1280 and 390 CSS px, ``tests/integration/test_html_pages.py``):
+the page never scrolls sideways — text wraps anywhere, tables wrap their cells and sit in a wrapper that scrolls
+only as the last resort, and charts are HTML grids of per-row SVG bars drawn in percent of their track.  A bar
+is never drawn thinner than :data:`MIN_BAR_PCT` % of its track, and its exact figure is printed next to it, so
+one dominating image (2 GB among 50 MB) leaves the others visible.
 """
 
 from __future__ import annotations
 
+import datetime
 import html
-from collections.abc import Sequence
+import re
+import urllib.parse
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from ociinspect._version import __version__
 from ociinspect.model.textsafe import escape_controls
 from ociinspect.reports.text import human_size
 
-__all__ = ["bar_chart", "compare_html", "esc", "html_table", "legend", "page", "stacked_bars", "vm_html"]
+__all__ = [
+    "MIN_BAR_PCT",
+    "MIN_PART_PCT",
+    "bar_chart",
+    "compare_html",
+    "esc",
+    "generated_now",
+    "html_table",
+    "legend",
+    "link",
+    "linkify",
+    "page",
+    "safe_url",
+    "scale_note",
+    "stacked_bars",
+    "vm_html",
+]
 
 _CSS = """
-body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:2rem auto;max-width:1100px;color:#1d2733;padding:0 1rem}
+*{box-sizing:border-box}
+body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:2rem auto;max-width:1100px;color:#1d2733;padding:0 1rem;overflow-wrap:anywhere}
 h1{font-size:1.5rem;margin-bottom:.2rem}h2{font-size:1.15rem;margin-top:2rem;border-bottom:1px solid #d8dee6;padding-bottom:.2rem}
+a{color:#1f5f99}
+.tw{max-width:100%;overflow-x:auto}
 table{border-collapse:collapse;width:100%;margin:.5rem 0}th,td{border-bottom:1px solid #e5e9ef;padding:.3rem .5rem;text-align:right;white-space:nowrap}
-th:first-child,td:first-child{text-align:left;white-space:normal;word-break:break-all}th{background:#f4f6f9}
+td{overflow-wrap:normal}th{background:#f4f6f9;white-space:normal;overflow-wrap:normal}
+th:first-child,td:first-child{text-align:left;white-space:normal;overflow-wrap:anywhere;min-width:8rem}
+td.w{white-space:normal;overflow-wrap:anywhere;text-align:left}
 .muted{color:#5b6775;font-size:.9em}.legend span{display:inline-block;margin-right:1.2rem}
 .sw{display:inline-block;width:.9em;height:.9em;margin-right:.3em;vertical-align:-.1em;border-radius:2px}
-.big{font-size:1.3rem;font-weight:600}svg text{font:12px system-ui,sans-serif;fill:#1d2733}
+.big{font-size:1.3rem;font-weight:600}
+.meta{color:#5b6775;font-size:.9em;margin-top:0}.refs{margin:.3rem 0 1rem;padding-left:2rem}.refs li{margin:.1rem 0}
+.refs code,td code{font-size:.85em;color:#5b6775}
+.chart{display:grid;grid-template-columns:minmax(6rem,17rem) minmax(0,1fr) max-content;gap:.15rem .6rem;align-items:center;margin:.6rem 0}
+.chart .lbl{font-size:.9em}.chart .grp{grid-column:1/-1;font-weight:600;font-size:.9em;margin-top:.35rem}
+.chart .val{font-size:.85em;white-space:nowrap;font-variant-numeric:tabular-nums}
+.chart svg{display:block;width:100%;height:18px;overflow:visible}
+@media (max-width:640px){
+body{margin:1rem auto;padding:0 .6rem}
+.tw table,.tw tbody,.tw tr{display:block;width:100%}.tw thead{display:none}
+.tw tr{border:1px solid #e5e9ef;border-radius:4px;margin:.4rem 0;padding:.2rem .5rem}
+.tw td{display:flex;justify-content:space-between;gap:.8rem;border:0;padding:.1rem 0;white-space:normal;text-align:right;overflow-wrap:anywhere}
+.tw td::before{content:attr(data-h);color:#5b6775;text-align:left;flex:none;max-width:40%}
+.tw td:first-child{display:block;font-weight:600;min-width:0;text-align:left}.tw td:first-child::before{content:none}
+.chart{grid-template-columns:minmax(0,1fr) max-content}.chart .lbl{grid-column:1/-1;margin-top:.2rem}
+.chart.g{grid-template-columns:minmax(3.5rem,max-content) minmax(0,1fr) max-content}.chart.g .lbl{grid-column:auto;margin-top:0}
+}
 """
 SHARED, UNIQUE, CONTAINER, VM, RANGE = "#3b82c4", "#f2a541", "#3b82c4", "#c4473b", "#7d2a22"
+
+#: the narrowest a non-zero bar is drawn, in percent of its track (its exact figure is printed beside it)
+MIN_BAR_PCT = 3.0
+#: the narrowest a non-zero part of a stacked bar is drawn, in percent of its track
+MIN_PART_PCT = 2.0
+
+_URL_IN_TEXT = re.compile(r"https?://[^\s<>\"'`]+", re.IGNORECASE)
+_URL_MAX = 2048
 
 
 def esc(value: object) -> str:
@@ -35,69 +91,175 @@ def esc(value: object) -> str:
     return html.escape(escape_controls(str(value)), quote=True)
 
 
-def page(title: str, body: str) -> str:
-    """A complete HTML document (UTF-8, no external resources)."""
-    return (
-        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
-        f'<meta name="viewport" content="width=device-width, initial-scale=1"><title>{esc(title)}</title>'
-        f"<style>{_CSS}</style></head><body>\n<h1>{esc(title)}</h1>\n{body}\n"
-        '<p class="muted">Generated by ociinspect. Sizes in IEC units (1 MiB = 1024² bytes).</p></body></html>\n'
-    )
+def safe_url(value: object) -> str | None:
+    """``value`` if it is a URL a page may link to, else ``None``: a string of at most 2048 characters, scheme
+    ``http`` or ``https`` (any other scheme — ``javascript:``, ``data:``, ``file:`` — is never a link), a host,
+    and no whitespace, control or invisible format character.  Values come from images and are hostile; the
+    result is still escaped by :func:`link`.  Cost: one parse."""
+    if not isinstance(value, str) or not value or len(value) > _URL_MAX:
+        return None
+    if escape_controls(value) != value or any(c.isspace() for c in value) or "\\" in value:
+        return None
+    try:
+        parts = urllib.parse.urlsplit(value)
+        host = parts.hostname
+        parts.port  # noqa: B018 - raises ValueError on a malformed port
+    except ValueError:
+        return None
+    if parts.scheme.lower() not in ("http", "https") or not host:
+        return None
+    return value
 
 
-def _label(text: str, width: int = 46) -> str:
-    return text if len(text) <= width else "…" + text[-(width - 1) :]
+def link(url: object, text: object | None = None) -> str:
+    """An ``<a>`` to ``url`` when :func:`safe_url` accepts it (``rel="noopener noreferrer nofollow"``), else
+    ``text`` (or ``url``) as escaped plain text."""
+    label = url if text is None else text
+    ok = safe_url(url)
+    if ok is None:
+        return esc(label)
+    return f'<a href="{esc(ok)}" rel="noopener noreferrer nofollow">{esc(label)}</a>'
 
 
-def stacked_bars(rows: Sequence[tuple[str, Sequence[tuple[int, str, str]]]], *, title: str) -> str:
-    """Horizontal stacked bars: each row is ``(label, [(bytes, colour, part name), …])``, scaled to the largest."""
-    label_w, bar_w, row_h = 330, 560, 26
-    top = max((sum(v for v, _, _ in parts) for _, parts in rows), default=0) or 1
-    height = row_h * len(rows) + 10
-    out = [
-        f'<svg role="img" aria-label="{esc(title)}" width="{label_w + bar_w + 230}" height="{height}" xmlns="http://www.w3.org/2000/svg">'
-    ]
-    for n, (label, parts) in enumerate(rows):
-        y = 5 + n * row_h
-        out.append(f'<text x="0" y="{y + 16}">{esc(_label(label))}</text>')
-        x = float(label_w)
-        for value, colour, name in parts:
-            w = bar_w * value / top
-            if w > 0:
-                out.append(
-                    f'<rect x="{x:.1f}" y="{y + 3}" width="{max(w, 1):.1f}" height="{row_h - 8}" fill="{colour}">'
-                    f"<title>{esc(name)}: {esc(human_size(value))}</title></rect>"
-                )
-            x += w
-        out.append(
-            f'<text x="{x + 6:.1f}" y="{y + 16}">{esc(human_size(sum(v for v, _, _ in parts)))}</text>'
-        )
-    out.append("</svg>")
+def linkify(text: object) -> str:
+    """``text`` escaped, with each http(s) URL inside it made a :func:`link` (trailing ``.,;:)`` left out of
+    the URL).  Cost: one regex pass."""
+    raw, out, pos = str(text), [], 0
+    for m in _URL_IN_TEXT.finditer(raw):
+        url = m.group(0).rstrip(".,;:)]")
+        out.append(esc(raw[pos : m.start()]))
+        out.append(link(url))
+        pos = m.start() + len(url)
+    out.append(esc(raw[pos:]))
     return "".join(out)
 
 
-def bar_chart(groups: Sequence[tuple[str, Sequence[tuple[int, str, str]]]], *, title: str) -> str:
-    """Side-by-side bars per group (``(label, [(bytes, colour, name), …])``), on one linear scale."""
-    label_w, bar_w, bar_h = 330, 560, 18
+def generated_now() -> str:
+    """The current UTC time as ISO 8601 to the second (``2026-11-28T10:15:00Z``): a page's generation time."""
+    now = datetime.datetime.now(datetime.UTC).replace(microsecond=0)
+    return now.isoformat().replace("+00:00", "Z")
+
+
+def _refs_block(refs: Sequence[str], sources: Mapping[str, object], notes: Mapping[str, str]) -> str:
+    items = []
+    for ref in refs:
+        extra = ""
+        if (src := sources.get(ref)) is not None and safe_url(src):
+            extra += f" · source: {link(src)}"
+        if ref in notes:
+            extra += f' <span class="muted">({esc(notes[ref])})</span>'
+        items.append(f"<li><span>{esc(ref)}</span>{extra}</li>")
+    return f'<ol class="refs">{"".join(items)}</ol>' if items else ""
+
+
+def page(
+    title: str,
+    body: str,
+    *,
+    refs: Sequence[str] = (),
+    sources: Mapping[str, object] | None = None,
+    notes: Mapping[str, str] | None = None,
+    covers: str | None = None,
+    generated_at: str | None = None,
+) -> str:
+    """A complete HTML document (UTF-8, no external resources, no script).
+
+    Under the title: the generation time (``generated_at``, default :func:`generated_now`, UTC ISO 8601), the
+    ociinspect version, and what the page covers — ``covers`` (a sentence) and/or ``refs``, listed numbered, each
+    with its ``sources[ref]`` linked when that is an http(s) URL and ``notes[ref]`` (e.g. "failed") beside it.
+    Cost: linear in the size of ``body``."""
+    when = generated_at or generated_now()
+    what = covers if covers is not None else f"{len(refs)} ref{'s' if len(refs) != 1 else ''}"
+    meta = (
+        f'<p class="meta">Generated <time datetime="{esc(when)}">{esc(when)}</time> (UTC) by ociinspect '
+        f'<span class="version">{esc(__version__)}</span> · covers {esc(what)}</p>'
+    )
+    return (
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        f'<meta name="viewport" content="width=device-width, initial-scale=1"><title>{esc(title)}</title>'
+        f"<style>{_CSS}</style></head><body>\n<h1>{esc(title)}</h1>\n{meta}\n"
+        f"{_refs_block(refs, sources or {}, notes or {})}\n{body}\n"
+        f'<p class="muted">Generated by ociinspect {esc(__version__)} at {esc(when)}. '
+        "Sizes in IEC units (1 MiB = 1024² bytes).</p></body></html>\n"
+    )
+
+
+def _label(text: str, width: int = 64) -> str:
+    return text if len(text) <= width else "…" + text[-(width - 1) :]
+
+
+def _pct(value: int, top: int) -> float:
+    """``value`` as percent of ``top``, never below :data:`MIN_BAR_PCT` unless it is 0."""
+    if value <= 0:
+        return 0.0
+    return min(100.0, max(100.0 * value / top, MIN_BAR_PCT))
+
+
+def _bar_svg(title: str, rects: Sequence[tuple[float, float, str, str]]) -> str:
+    """One bar track: ``rects`` are ``(x %, width %, colour, tooltip)``."""
+    body = "".join(
+        f'<rect x="{x:.2f}%" y="2" width="{w:.2f}%" height="14" fill="{c}"><title>{esc(t)}</title></rect>'
+        for x, w, c, t in rects
+    )
+    return f'<svg role="img" aria-label="{esc(title)}" xmlns="http://www.w3.org/2000/svg">{body}</svg>'
+
+
+def stacked_bars(
+    rows: Sequence[tuple[str, Sequence[tuple[int, str, str]]]], *, title: str, split: bool = False
+) -> str:
+    """Horizontal stacked bars: each row is ``(label, [(bytes, colour, part name), …])``, its total printed
+    beside it.
+
+    Linear (default): a row's length is its total against the largest total, never below :data:`MIN_BAR_PCT` %
+    of the track.  ``split``: every row fills the track (its own 100 %), so one dominating row cannot squeeze the
+    others.  Within a row the parts share its length in proportion, each non-zero part at least
+    :data:`MIN_PART_PCT` % of the track.  Cost: linear in the parts."""
+    top = max((sum(v for v, _, _ in parts) for _, parts in rows), default=0) or 1
+    out = [f'<div class="chart" role="group" aria-label="{esc(title)}">']
+    for label, parts in rows:
+        total = sum(v for v, _, _ in parts if v > 0)
+        length = (100.0 if total else 0.0) if split else _pct(total, top)
+        shown = [(v, c, n) for v, c, n in parts if v > 0]
+        widths = [max(length * v / total, MIN_PART_PCT) for v, _, _ in shown]
+        if sum(widths) > 100.0:  # the minimum widths made the row too long: take it from the widest part
+            widest = max(range(len(widths)), key=widths.__getitem__)
+            widths[widest] -= sum(widths) - 100.0
+        rects, x = [], 0.0
+        for (value, colour, name), w in zip(shown, widths, strict=True):
+            share = f" ({100 * value / total:.0f} %)" if split else ""
+            rects.append((x, w, colour, f"{name}: {human_size(value)}{share}"))
+            x += w
+        out.append(
+            f'<div class="lbl" title="{esc(label)}">{esc(_label(label))}</div>'
+            f"{_bar_svg(f'{label}: {human_size(total)}', rects)}"
+            f'<div class="val">{esc(human_size(total))}</div>'
+        )
+    out.append("</div>")
+    return "".join(out)
+
+
+def bar_chart(
+    groups: Sequence[tuple[str, Sequence[tuple[int, str, str]]]],
+    *,
+    title: str,
+    value_text: Callable[[int], str] = human_size,
+) -> str:
+    """Side-by-side bars per group (``(label, [(value, colour, name), …])``), on one linear scale against the
+    largest value, each non-zero bar at least :data:`MIN_BAR_PCT` % of its track, its name and exact figure
+    (``value_text``, IEC sizes by default) printed beside it.  Cost: linear in the bars."""
     top = max((v for _, bars in groups for v, _, _ in bars), default=0) or 1
-    rows = sum(len(bars) for _, bars in groups)
-    height = rows * (bar_h + 4) + len(groups) * 12 + 10
-    out = [
-        f'<svg role="img" aria-label="{esc(title)}" width="{label_w + bar_w + 230}" height="{height}" xmlns="http://www.w3.org/2000/svg">'
-    ]
-    y = 5
+    out = [f'<div class="chart g" role="group" aria-label="{esc(title)}">']
     for label, bars in groups:
-        out.append(f'<text x="0" y="{y + 13}">{esc(_label(label))}</text>')
+        out.append(f'<div class="grp" title="{esc(label)}">{esc(_label(label))}</div>')
         for value, colour, name in bars:
-            w = max(bar_w * value / top, 1)
+            w = _pct(value, top)
+            figure = value_text(value)
             out.append(
-                f'<rect x="{label_w}" y="{y}" width="{w:.1f}" height="{bar_h}" fill="{colour}">'
-                f"<title>{esc(name)}: {esc(human_size(value))}</title></rect>"
-                f'<text x="{label_w + w + 6:.1f}" y="{y + 13}">{esc(name)} {esc(human_size(value))}</text>'
+                f'<div class="lbl">{esc(name)}</div>'
+                f"{_bar_svg(f'{label} {name}: {figure}', [(0.0, w, colour, f'{name}: {figure}')] if w else [])}"
+                f'<div class="val">{esc(figure)}</div>'
             )
-            y += bar_h + 4
-        y += 12
-    out.append("</svg>")
+    out.append("</div>")
     return "".join(out)
 
 
@@ -106,10 +268,47 @@ def legend(*items: tuple[str, str]) -> str:
     return f'<p class="legend">{spans}</p>'
 
 
+def _td(value: object, header: str) -> str:
+    """A cell; long text (over 24 characters: references, OS names, messages) may wrap anywhere.  ``header``
+    labels the cell when a narrow screen shows each row as a card."""
+    text = str(value)
+    cls = ' class="w"' if len(text) > 24 else ""
+    return f'<td{cls} data-h="{esc(header)}">{esc(text)}</td>'
+
+
 def html_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
+    """A table whose long cells wrap, inside a wrapper that scrolls sideways only if it still cannot fit; on a
+    narrow screen (≤ 640 px) each row is shown as a card of ``header: value`` lines."""
     head = "".join(f"<th>{esc(h)}</th>" for h in headers)
-    body = "".join("<tr>" + "".join(f"<td>{esc(c)}</td>" for c in row) + "</tr>" for row in rows)
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    body = "".join(
+        "<tr>" + "".join(_td(c, h) for c, h in zip(row, [*headers, *[""] * len(row)], strict=False)) + "</tr>"
+        for row in rows
+    )
+    return f'<div class="tw"><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>'
+
+
+def _coverage(images: Sequence[dict[str, Any]], doc: dict[str, Any]) -> dict[str, Any]:
+    """:func:`page`'s ``refs``/``sources``/``notes`` for a document listing ``images`` (and failed refs under
+    ``errors``): each image's ``source`` (its ``org.opencontainers.image.source``, when the document has it)."""
+    refs = [str(i["reference"]) for i in images]
+    notes = {
+        str(e["reference"]): f"not read: {e.get('type', 'error')}"
+        for e in doc.get("errors", ())
+        if "reference" in e
+    }
+    return {
+        "refs": [*refs, *[r for r in notes if r not in refs]],
+        "sources": {str(i["reference"]): i.get("source") for i in images if i.get("source")},
+        "notes": notes,
+    }
+
+
+def scale_note() -> str:
+    """The sentence under a linear chart saying that tiny bars are drawn at :data:`MIN_BAR_PCT` %."""
+    return (
+        f'<p class="muted">Bars share one linear scale; a bar below {MIN_BAR_PCT:g} % of the longest is drawn at '
+        f"{MIN_BAR_PCT:g} % so it stays visible — the figure printed beside each bar is exact.</p>"
+    )
 
 
 def compare_html(doc: dict[str, Any]) -> str:
@@ -127,7 +326,10 @@ def compare_html(doc: dict[str, Any]) -> str:
                 for i in imgs
             ],
             title="shared vs unique bytes per image",
+            split=True,
         ),
+        '<p class="muted">Each bar is one image\'s own bytes (100 %), split into shared and unique, so a large '
+        "image cannot hide the split of a small one; the figure beside it is the image's size.</p>",
         html_table(
             ["image", "layers", "size", "shared", "unique", "unpacked", "unpacked shared", "base"],
             [
@@ -183,7 +385,7 @@ def compare_html(doc: dict[str, Any]) -> str:
                 [(f"#{n + 1} {a}", *[cell.get((a, b), "—") for b in refs]) for n, a in enumerate(refs)],
             )
         )
-    return page("ociinspect compare", "\n".join(parts))
+    return page("ociinspect compare", "\n".join(parts), **_coverage(imgs, doc))
 
 
 def vm_html(doc: dict[str, Any]) -> str:
@@ -239,6 +441,7 @@ def vm_html(doc: dict[str, Any]) -> str:
             title="container vs VM per image",
         )
     )
+    parts.append(scale_note())
     parts.append(
         html_table(
             ["image", "base OS", "VM profile", "container", "VM used", "range", "VM download", "VM disk"],
@@ -291,12 +494,13 @@ def vm_html(doc: dict[str, Any]) -> str:
     parts.append(
         "<p>VM used = VM OS + (container − base layers); download = used ÷ "
         f"{esc(p['download_ratio']['central'])}; disk = max(default disk, used × {1 + p['headroom']:.2f}). "
-        f"Parameters: {esc(p['origin'])}. See docs/vm-model.md.</p><ul>"
+        f"Parameters: {linkify(p['origin'])}. See docs/vm-model.md.</p><ul>"
     )
     for name, fam in p["families"].items():
-        srcs = "; ".join(esc(s) for s in fam["sources"])
+        srcs = "; ".join(linkify(s) for s in fam["sources"])
         parts.append(
-            f'<li><b>{esc(name)}</b> ({esc(fam["label"])}): {esc(fam["derivation"])}. <span class="muted">Sources: {srcs}</span></li>'
+            f'<li><b>{esc(name)}</b> ({esc(fam["label"])}): {linkify(fam["derivation"])}. <span class="muted">Sources: {srcs}</span></li>'
         )
     parts.append("</ul>")
-    return page("ociinspect vm", "\n".join(parts))
+    covered = [*imgs, *doc.get("unknown_images", ()), *doc.get("artifacts", ())]
+    return page("ociinspect vm", "\n".join(parts), **_coverage(covered, doc))

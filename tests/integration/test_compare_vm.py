@@ -207,10 +207,10 @@ def test_html_report_renders_in_headless_chromium(
     assert r.returncode == 0, r.stderr
     html = r.stdout
     assert html.startswith("<!DOCTYPE html>") and "<svg" in html
-    assert (
-        "http://" not in html.replace('xmlns="http://www.w3.org/2000/svg"', "")
-        and "https://" not in html.split("<h2>Model")[0]
-    )
+    # no external resource; the only URLs are links (the images' source label, the model's citations)
+    assert "http://" not in html.replace('xmlns="http://www.w3.org/2000/svg"', "")
+    assert " src=" not in html and "<link" not in html and "url(" not in html
+    assert html.count("https://") == html.count('<a href="https://') * 2
     assert "<script" not in html
     page = tmp_path / f"{command}.html"
     page.write_text(html)
