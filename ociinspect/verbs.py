@@ -32,7 +32,7 @@ from ociinspect.image.loader import (
 from ociinspect.image.nesting import MAX_INDEX_DEPTH, IndexChain
 from ociinspect.model import digest as digests
 from ociinspect.model import mediatypes as mt
-from ociinspect.model.image import Platform, RawManifest
+from ociinspect.model.image import Image, Platform, RawManifest
 from ociinspect.model.reference import Reference, parse_reference, parse_repository
 from ociinspect.session import Session
 from ociinspect.sources.base import Source
@@ -42,6 +42,7 @@ __all__ = [
     "blob",
     "config",
     "digest",
+    "image_referrer_count",
     "manifest",
     "referrer_count",
     "referrers",
@@ -320,3 +321,20 @@ def referrer_count(session: Session, ref: str | Reference, subject: str) -> int:
     """
     registry, repository = _registry_ref(_ref(ref), "referrers")
     return len(_referrers_of(session, registry, repository, subject, None))
+
+
+def image_referrer_count(session: Session, image: Image, cache: dict[str, int] | None = None) -> int | None:
+    """For ``inspect``: how many referrers the image's top manifest (its index when it came from one) has, or
+    ``None`` for a local image (no request).  ``cache`` (subject digest → count) saves the request for the other
+    platforms of one index.  Cost: one GET (the referrers API), + one manifest GET on registries without it.
+    """
+    reference = parse_reference(image.reference)
+    if not reference.is_registry:
+        return None
+    subject = image.index_digest or image.digest
+    if cache is not None and subject in cache:
+        return cache[subject]
+    count = referrer_count(session, reference, subject)
+    if cache is not None:
+        cache[subject] = count
+    return count

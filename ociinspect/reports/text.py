@@ -122,6 +122,9 @@ def inspect_text(doc: dict[str, Any], *, markdown: bool = False) -> str:
         ("Compressed", f"{human_size(doc['compressed_size'])} ({doc['compressed_size']} bytes)"),
         ("Uncompressed", unc_text + (f" ({unc} bytes)" if unc is not None else "")),
     ]
+    if "referrers" in doc:  # registry images only
+        n = doc["referrers"]
+        summary.append(("Referrers", "not known" if n is None else f"{n} (`ociinspect referrers` lists them)"))
     if doc.get("base_os"):
         o = doc["base_os"]
         summary.append(("Base OS", f"{o['pretty_name'] or o['id'] or 'none found'} ({o['evidence']})"))

@@ -6,6 +6,8 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import sys
+import tempfile
 from collections.abc import Callable, Iterator
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -142,8 +144,11 @@ def referrers_api(calls: list[str]) -> Callable[[Req], Reply]:
     def app(req: Req) -> Reply:
         calls.append(req.path)
         if req.path.startswith(f"/v2/team/app/referrers/{SUBJECT}"):
-            index = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json"}
-            index["manifests"] = [SIG, SBOM]  # type: ignore[assignment]
+            index: dict[str, Any] = {
+                "schemaVersion": 2,
+                "mediaType": "application/vnd.oci.image.index.v1+json",
+            }
+            index["manifests"] = [SIG, SBOM]
             return Reply(
                 200, {"Content-Type": "application/vnd.oci.image.index.v1+json"}, json.dumps(index).encode()
             )
@@ -233,12 +238,12 @@ def test_stdin_is_read_once_and_spooled_to_a_removed_file(
     tmp_path: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(stdin_source, "_used", False)
-    monkeypatch.setattr(stdin_source.tempfile, "tempdir", str(tmp_path))
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
 
     class FakeStdin:
         buffer = io.BytesIO(b"x" * 3000)
 
-    monkeypatch.setattr(stdin_source.sys, "stdin", FakeStdin)
+    monkeypatch.setattr(sys, "stdin", FakeStdin)
     seen: list[bytes] = []
 
     def opener(ref: Any) -> Any:
