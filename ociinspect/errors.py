@@ -16,8 +16,10 @@ from __future__ import annotations
 import enum
 
 __all__ = [
+    "TRANSIENT_STATUSES",
     "AuthError",
     "ConnectionFailed",
+    "DatabaseError",
     "DeadlineExceeded",
     "DigestMismatch",
     "ExitCode",
@@ -31,6 +33,7 @@ __all__ = [
     "PolicyError",
     "RangeNotSupported",
     "RateLimited",
+    "RecordedError",
     "RegistryError",
     "RegistryNotFound",
     "SourceError",
@@ -38,6 +41,8 @@ __all__ = [
     "Timeout",
     "UnsupportedMediaType",
     "UsageError",
+    "error_type_name",
+    "is_transient",
 ]
 
 
@@ -172,6 +177,32 @@ class DeadlineExceeded(Timeout):
     flight (exit 3; 4 when other references of the same command were read)."""
 
 
+class DatabaseError(OciInspectError):
+    """The audit database cannot be opened, migrated or written (exit 3)."""
+
+
+class RecordedError(OciInspectError):
+    """An error as it was recorded (an audit database row, a worker's result): the name of its original type,
+    its message, its hint and its exit code, as a typed value instead of attributes stuck on an exception.
+
+    ``type_name`` is what the record says (``"DigestMismatch"``, or ``"ValueError"`` for an internal error met
+    on a hostile value); :func:`error_type_name` reads it back.  Such an error is never transient (see
+    :func:`is_transient`): transient errors are not recorded.
+    """
+
+    def __init__(
+        self,
+        type_name: str,
+        message: str,
+        *,
+        hint: str | None = None,
+        exit_code: ExitCode = ExitCode.UNREADABLE,
+    ) -> None:
+        super().__init__(message, hint=hint)
+        self.type_name = type_name
+        self.exit_code = exit_code
+
+
 class PartialFailure(OciInspectError):
     """Several inputs were processed; some failed (exit 4). ``errors`` maps input to error."""
 
@@ -180,3 +211,24 @@ class PartialFailure(OciInspectError):
     def __init__(self, message: str, *, errors: dict[str, OciInspectError]) -> None:
         super().__init__(message)
         self.errors = errors
+
+
+#: HTTP statuses that may go away by themselves (rate limit, an overloaded gateway, a registry still starting):
+#: the transport retries them and the audit never records them as facts.  500 is the content's fault, not here.
+TRANSIENT_STATUSES: frozenset[int] = frozenset({429, 502, 503, 504})
+
+_TRANSIENT_TYPES = (ConnectionFailed, Timeout, RateLimited)
+
+
+def is_transient(exc: BaseException) -> bool:
+    """True for errors that may go away by themselves (network, overload, rate limit): a connection failure,
+    a timeout, a rate limit, or a registry error whose status is in :data:`TRANSIENT_STATUSES`.  Cost: O(1)."""
+    if isinstance(exc, _TRANSIENT_TYPES):
+        return True
+    return isinstance(exc, RegistryError) and exc.status in TRANSIENT_STATUSES
+
+
+def error_type_name(exc: BaseException) -> str:
+    """The type name to record for ``exc``: a :class:`RecordedError`'s original ``type_name``, else the name of
+    its class (``"NotFound"``, ``"DigestMismatch"`` …).  Cost: O(1)."""
+    return exc.type_name if isinstance(exc, RecordedError) else type(exc).__name__

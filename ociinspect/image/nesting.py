@@ -4,8 +4,8 @@ An index may list indexes, which may list indexes …: a registry can serve a ch
 that follows it by recursion dies at Python's recursion limit.  Every walker therefore carries an
 :class:`IndexChain` (the indexes entered on the way from the root it was given) and calls :meth:`IndexChain.enter`
 before it reads the children of an index.  Too deep (more than :data:`MAX_INDEX_DEPTH` indexes) or cyclic (an
-index met again below itself) is a :class:`~ociinspect.errors.LimitExceeded` that :func:`is_nesting_error`
-recognises: it belongs to the path walked, not to the digest where it was met (the same index may be fine as a
+index met again below itself) is an :class:`IndexNestingError` (a :class:`~ociinspect.errors.LimitExceeded`)
+that :func:`is_nesting_error` recognises: it belongs to the path walked, not to the digest where it was met (the same index may be fine as a
 root), so walkers that remember errors per digest must not remember these.
 
 Cost: a tuple of at most :data:`MAX_INDEX_DEPTH` digests per step; no I/O.  Standard library and the error tree
@@ -16,29 +16,30 @@ from __future__ import annotations
 
 import dataclasses
 
-from ociinspect.errors import LimitExceeded, OciInspectError
+from ociinspect.errors import LimitExceeded
 
-__all__ = ["MAX_INDEX_DEPTH", "IndexChain", "is_nesting_error"]
+__all__ = ["MAX_INDEX_DEPTH", "IndexChain", "IndexNestingError", "is_nesting_error"]
 
 #: Indexes that may be entered on one path from a root to an image (root included): 4 allows
 #: index → index → index → index → image; buildx and every known tool write 1 (2 for an index of indexes).
 MAX_INDEX_DEPTH = 4
 
-_MARK = "index_nesting"
+
+class IndexNestingError(LimitExceeded):
+    """Indexes nested too deep, or an index listed below itself: a property of the path walked, not of the
+    digest where it was met (exit 3, as every :class:`~ociinspect.errors.LimitExceeded`)."""
 
 
 def is_nesting_error(exc: BaseException) -> bool:
     """True for the errors :class:`IndexChain` raises (a property of the path, not of one digest)."""
-    return isinstance(exc, OciInspectError) and bool(exc.__dict__.get(_MARK))
+    return isinstance(exc, IndexNestingError)
 
 
-def _error(message: str) -> LimitExceeded:
-    err = LimitExceeded(
+def _error(message: str) -> IndexNestingError:
+    return IndexNestingError(
         message,
         hint="the registry holds an index chain no image tool writes; check how this tag was pushed",
     )
-    err.__dict__[_MARK] = True
-    return err
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -5,6 +5,8 @@ Standard library plus ``oras.defaults`` (constants only, no side effects, ~0.3 m
 
 from __future__ import annotations
 
+import json
+
 from oras import defaults as _oras
 
 __all__ = [
@@ -15,6 +17,7 @@ __all__ = [
     "DOCKER_MANIFEST_LIST",
     "DOCKER_SCHEMA1",
     "DOCKER_SCHEMA1_SIGNED",
+    "GENERIC_TYPES",
     "MANIFEST_ACCEPT",
     "OCI_CONFIG",
     "OCI_EMPTY",
@@ -30,6 +33,7 @@ __all__ = [
     "is_layer",
     "is_manifest",
     "is_schema1",
+    "manifest_media_type",
 ]
 
 OCI_MANIFEST: str = _oras.default_manifest_media_type  # application/vnd.oci.image.manifest.v1+json
@@ -95,3 +99,41 @@ def compression_of(media_type: str) -> str:
     if media_type.endswith((".tar", "/tar")):
         return "none"
     return "unknown"
+
+
+#: Types that say nothing about what a manifest is (a registry's missing or generic Content-Type, a descriptor's
+#: empty or generic mediaType): for these the document itself decides (:func:`manifest_media_type`).
+GENERIC_TYPES = frozenset(
+    {"", "application/json", "text/plain", "application/octet-stream", "binary/octet-stream"}
+)
+
+
+def manifest_media_type(declared: str | None, data: bytes) -> str:
+    """The media type of manifest bytes, the one sniffing rule for every source.
+
+    ``declared`` (a registry's Content-Type without parameters, or the descriptor's ``mediaType`` in a layout)
+    wins unless it is missing or in :data:`GENERIC_TYPES`; then the ``mediaType`` inside the JSON; then its
+    shape (``schemaVersion: 1`` → Docker schema1, signed when it has ``signatures``; a ``manifests`` list → OCI
+    index; ``config`` or ``layers`` → OCI manifest); else ``declared`` or ``application/octet-stream``.  The
+    loader still checks the document against the type (:func:`ociinspect.image.loader.parse_manifest`).
+
+    Cost: one JSON parse of ``data`` when ``declared`` is generic, else none.
+    """
+    declared = declared or ""
+    if declared not in GENERIC_TYPES:
+        return declared
+    try:
+        doc = json.loads(data)
+    except (ValueError, RecursionError):  # RecursionError: nested deeper than Python's recursion limit
+        return declared or "application/octet-stream"
+    if isinstance(doc, dict):
+        value = doc.get("mediaType")
+        if isinstance(value, str) and value:
+            return value
+        if doc.get("schemaVersion") == 1:
+            return DOCKER_SCHEMA1_SIGNED if "signatures" in doc else DOCKER_SCHEMA1
+        if isinstance(doc.get("manifests"), list):
+            return OCI_INDEX
+        if "config" in doc or "layers" in doc:
+            return OCI_MANIFEST
+    return declared or "application/octet-stream"

@@ -24,12 +24,21 @@ from ociinspect.errors import InvalidReference
 from ociinspect.model import digest as _digest
 from ociinspect.model.textsafe import parse_uint
 
-__all__ = ["DOCKER_HUB", "Reference", "Transport", "parse_reference", "parse_repository"]
+__all__ = [
+    "DOCKER_HUB",
+    "HUB_ALIASES",
+    "Reference",
+    "Transport",
+    "is_docker_hub",
+    "parse_reference",
+    "parse_repository",
+]
 
 Transport = Literal["docker", "oci", "oci-archive", "docker-archive"]
 
 DOCKER_HUB = "registry-1.docker.io"
-_HUB_ALIASES = frozenset({"docker.io", "index.docker.io", "registry-1.docker.io", "registry.hub.docker.com"})
+#: every name Docker Hub goes by (lower case); the one list, used by references, credentials and the audit
+HUB_ALIASES = frozenset({"docker.io", "index.docker.io", "registry-1.docker.io", "registry.hub.docker.com"})
 
 # distribution/reference grammar
 _COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
@@ -94,6 +103,11 @@ class Reference:
         return s
 
 
+def is_docker_hub(host: str) -> bool:
+    """True when ``host`` (any case, no scheme or path) is one of Docker Hub's names.  Cost: one set lookup."""
+    return host.lower() in HUB_ALIASES
+
+
 def _fail(text: str, why: str) -> InvalidReference:
     return InvalidReference(f"invalid image reference {text!r}: {why}", hint=_HINT)
 
@@ -126,7 +140,7 @@ def parse_repository(text: str, name: str) -> tuple[str, str]:
         registry, path = first, rest
     else:
         registry, path = DOCKER_HUB, name
-    if registry.lower() in _HUB_ALIASES:
+    if is_docker_hub(registry):
         registry = DOCKER_HUB
         if "/" not in path:
             path = f"library/{path}"

@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ociinspect.model.reference import is_docker_hub
 from ociinspect.registry.transport import normalize_host
 
 __all__ = ["DOCKER_HUB_KEY", "CredentialResolver", "Credentials", "registry_key"]
@@ -41,7 +42,6 @@ __all__ = ["DOCKER_HUB_KEY", "CredentialResolver", "Credentials", "registry_key"
 log = logging.getLogger("ociinspect.registry")
 
 DOCKER_HUB_KEY = "https://index.docker.io/v1/"
-_HUB_ALIASES = frozenset({"index.docker.io", "docker.io", "registry-1.docker.io", "registry.hub.docker.com"})
 _HELPER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 _HELPER_OUTPUT_LIMIT = 1 << 20
 
@@ -69,7 +69,7 @@ class Credentials:
 def registry_key(name: str) -> str:
     """Lookup key of a registry name or config key: ``https://index.docker.io/v1/`` → ``docker.io``."""
     host = normalize_host(name)
-    return "docker.io" if host in _HUB_ALIASES else host
+    return "docker.io" if is_docker_hub(host) else host
 
 
 def _server_url(key: str) -> str:

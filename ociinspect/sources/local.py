@@ -13,6 +13,7 @@ import re
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+from ociinspect.content.compression import sniff as sniff_compression
 from ociinspect.errors import InvalidImage, InvalidReference, NotFound, UsageError
 from ociinspect.model import digest as _digest
 from ociinspect.model import mediatypes as mt
@@ -85,28 +86,6 @@ class _LocalBlobs:
         self.files.close()
 
 
-def _media_type_of(data: bytes, fallback: str | None) -> str:
-    """The media type the descriptor gave (``fallback``, like a registry's Content-Type), else the
-    ``mediaType`` inside the manifest's JSON, else one guessed from its shape."""
-    if fallback:
-        return fallback
-    try:
-        doc = json.loads(data)
-    except (ValueError, RecursionError):  # RecursionError: nested deeper than Python's recursion limit
-        return "application/octet-stream"
-    if isinstance(doc, dict):
-        value = doc.get("mediaType")
-        if isinstance(value, str) and value:
-            return value
-        if "manifests" in doc:
-            return mt.OCI_INDEX
-        if "layers" in doc or "config" in doc:
-            return mt.OCI_MANIFEST
-        if doc.get("schemaVersion") == 1:
-            return mt.DOCKER_SCHEMA1
-    return fallback or "application/octet-stream"
-
-
 class LayoutSource(_LocalBlobs):
     """An OCI image layout, as a directory (``oci:``) or a tar of one (``oci-archive:``)."""
 
@@ -176,7 +155,9 @@ class LayoutSource(_LocalBlobs):
                 f"{what}: the manifest blob is empty", hint="the layout is corrupt; export it again"
             )
         mtype = entry.get("mediaType")
-        return RawManifest(data, _media_type_of(data, mtype if isinstance(mtype, str) else None), digest)
+        return RawManifest(
+            data, mt.manifest_media_type(mtype if isinstance(mtype, str) else None, data), digest
+        )
 
     def root(self) -> RawManifest:
         ref = self.reference
@@ -320,7 +301,7 @@ class DockerArchiveSource(_LocalBlobs):
     def _layer(self, path: str, diff_id: str | None, sources: Mapping[str, Any]) -> dict[str, Any]:
         size = self.files.size(path)
         head = self.files.read_range(path, 0, 6)
-        compression = _sniff(head)
+        compression = sniff_compression(head)
         named = _HEX_NAME.search(path)
         if named and "blobs/" in path:
             digest = f"sha256:{named.group(1)}"
@@ -355,14 +336,6 @@ class DockerArchiveSource(_LocalBlobs):
         if digest == self._root.digest:
             return self._root
         raise NotFound(f"reading {self.reference}: a docker-archive holds no manifest {digest}")
-
-
-def _sniff(head: bytes) -> str:
-    if head.startswith(b"\x1f\x8b"):
-        return "gzip"
-    if head.startswith(b"\x28\xb5\x2f\xfd"):
-        return "zstd"
-    return "none"
 
 
 def _diff_ids(config: bytes) -> list[str]:

@@ -16,10 +16,10 @@ from collections.abc import Iterable, Iterator, Mapping
 
 from ociinspect.errors import InvalidImage, LimitExceeded, NotFound, RangeNotSupported
 from ociinspect.model import digest as _digest
+from ociinspect.model import mediatypes as mt
 from ociinspect.model.image import RawManifest
 from ociinspect.model.reference import Reference, parse_reference
 from ociinspect.sources.base import MAX_MANIFEST_BYTES
-from ociinspect.sources.local import _media_type_of
 
 __all__ = ["MemorySource", "Reads"]
 
@@ -54,6 +54,9 @@ class MemorySource:
       that ignores Range.
     * ``kind``: ``"local"`` (default: ranges and streams are cheap) or ``"registry"`` (the loader then treats
       reads as costly, as it would for a real registry).
+    * ``verify=False``: serve whatever is held under a digest unchecked (a lying registry: the only way to
+      plant an index that lists its own digest); by default every whole read and stream is verified.
+    * ``chunk``: the stream chunk size in bytes (:meth:`open_blob`).
     * ``reads`` (a :class:`Reads`) counts what was fetched; it is thread-safe.
     """
 
@@ -66,9 +69,15 @@ class MemorySource:
         reference: Reference | str = "oci:/memory:latest",
         ranges: bool = True,
         kind: str = "local",
+        verify: bool = True,
+        chunk: int = CHUNK,
     ) -> None:
         if kind not in ("local", "registry"):
             raise ValueError(f"kind must be 'local' or 'registry', not {kind!r}")
+        if chunk < 1:
+            raise ValueError(f"chunk must be at least 1 byte, not {chunk}")
+        self.verify = verify
+        self.chunk = chunk
         self.reference = parse_reference(reference) if isinstance(reference, str) else reference
         self.warnings: list[str] = []
         self.blobs: dict[str, bytes] = {}
@@ -85,6 +94,10 @@ class MemorySource:
         self._kind = kind
         self.reads = Reads()
         self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        tags = {tag: _digest.short(d) if _digest.is_digest(d) else d for tag, d in self.tags.items()}
+        return f"MemorySource({self.reference}, blobs={len(self.blobs)}, tags={tags}, verify={self.verify})"
 
     # ------------------------------------------------------------------------------------------ building
 
@@ -137,10 +150,11 @@ class MemorySource:
                 f"reading {self.reference}: manifest {digest} is {len(data)} bytes, over the "
                 f"{MAX_MANIFEST_BYTES}-byte limit"
             )
-        _digest.verify(data, digest, what=f"reading {self.reference}: manifest {_digest.short(digest)}")
+        if self.verify:
+            _digest.verify(data, digest, what=f"reading {self.reference}: manifest {_digest.short(digest)}")
         with self._lock:
             self.reads.manifests.append(digest)
-        return RawManifest(data, _media_type_of(data, self.media_types.get(digest)), digest)
+        return RawManifest(data, mt.manifest_media_type(self.media_types.get(digest), data), digest)
 
     def blob(self, digest: str, *, size: int | None, max_bytes: int) -> bytes:
         """A whole blob, verified against ``digest`` and ``size``.  Cost: one hash of the blob."""
@@ -150,9 +164,10 @@ class MemorySource:
                 f"reading {self.reference}: blob {_digest.short(digest)} is {len(data)} bytes, over the "
                 f"{max_bytes}-byte limit"
             )
-        _digest.verify(
-            data, digest, what=f"reading {self.reference}: blob {_digest.short(digest)}", size=size
-        )
+        if self.verify:
+            _digest.verify(
+                data, digest, what=f"reading {self.reference}: blob {_digest.short(digest)}", size=size
+            )
         with self._lock:
             self.reads.blobs.append(digest)
             self.reads.blob_bytes += len(data)
@@ -180,18 +195,19 @@ class MemorySource:
         data = self._get("blob", digest)
         with self._lock:
             self.reads.streams.append(digest)
-        hasher = _digest.DigestHasher(
-            digest, what=f"reading {self.reference}: blob {_digest.short(digest)}", size=size
-        )
+        what = f"reading {self.reference}: blob {_digest.short(digest)}"
+        hasher = _digest.DigestHasher(digest, what=what, size=size) if self.verify else None
 
         def chunks() -> Iterator[bytes]:
-            for i in range(0, len(data), CHUNK):
-                piece = data[i : i + CHUNK]
+            for i in range(0, len(data), self.chunk):
+                piece = data[i : i + self.chunk]
                 with self._lock:
                     self.reads.streamed_bytes += len(piece)
-                hasher.update(piece)
+                if hasher is not None:
+                    hasher.update(piece)
                 yield piece
-            hasher.check()
+            if hasher is not None:
+                hasher.check()
 
         yield chunks()
 

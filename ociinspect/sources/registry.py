@@ -35,8 +35,9 @@ class RegistrySource:
         return self.manifest(ref)
 
     def manifest(self, digest: str) -> RawManifest:
-        m = self.client.get_manifest(self._registry, self._repository, digest, max_bytes=MAX_MANIFEST_BYTES)
-        return RawManifest(m.data, m.media_type, m.digest)
+        return self.client.get_manifest(
+            self._registry, self._repository, digest, max_bytes=MAX_MANIFEST_BYTES
+        )
 
     def blob(self, digest: str, *, size: int | None, max_bytes: int) -> bytes:
         return self.client.get_blob(

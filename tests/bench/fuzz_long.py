@@ -136,7 +136,7 @@ def atheris_main(target: str, libfuzzer_args: list[str]) -> None:
                           "application/json", "")[fdp.ConsumeIntInRange(0, 3)]  # fmt: skip
             body = fdp.ConsumeBytes(fdp.remaining_bytes())
             root = RawManifest(body, media_type, ft._sha(body))
-            source = ft.FakeSource(root, {root.digest: root}, {}, honest=True)
+            source = ft.memory_source(root, {root.digest: root}, {}, honest=True)
             load(source, LoadOptions(sizes="none", workers=1))
         elif target == "tar headers":
             scan.scan_tar_stream(iter([data]), what="atheris tar", hash_files=True, max_entries=1000)

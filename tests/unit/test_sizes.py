@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import gzip
 import hashlib
 import io
@@ -10,66 +9,17 @@ import itertools
 import os
 import random
 import tarfile
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 import zstandard
 
-from ociinspect.errors import DigestMismatch, LimitExceeded, RangeNotSupported
+from ociinspect.errors import DigestMismatch, LimitExceeded
 from ociinspect.image import sizes
 from ociinspect.model import digest as dg
 from ociinspect.model import mediatypes as mt
-from ociinspect.model.image import Descriptor, RawManifest, SizeEstimate, frozen_map
-from ociinspect.model.reference import parse_reference
-
-
-class MemorySource:
-    """A Source over in-memory blobs; counts the bytes each method hands out."""
-
-    kind = "local"
-
-    def __init__(self, blobs: dict[str, bytes], *, ranges: bool = True) -> None:
-        self.reference = parse_reference("oci:/memory")
-        self.blobs = blobs
-        self.ranges = ranges
-        self.range_bytes = 0
-        self.streamed_bytes = 0
-        self.warnings: list[str] = []
-
-    def root(self) -> RawManifest:
-        raise NotImplementedError
-
-    def manifest(self, digest: str) -> RawManifest:
-        raise NotImplementedError
-
-    def blob(self, digest: str, *, size: int | None, max_bytes: int) -> bytes:
-        return self.blobs[digest]
-
-    def blob_range(self, digest: str, start: int, end: int) -> bytes:
-        if not self.ranges:
-            raise RangeNotSupported("no ranges here")
-        data = self.blobs[digest][start : end + 1]
-        self.range_bytes += len(data)
-        return data
-
-    @contextlib.contextmanager
-    def open_blob(self, digest: str, *, size: int | None) -> Iterator[Iterator[bytes]]:
-        data = self.blobs[digest]
-        h = dg.DigestHasher(digest, what="blob", size=size)
-
-        def chunks() -> Iterator[bytes]:
-            for i in range(0, len(data), 4096):
-                piece = data[i : i + 4096]
-                self.streamed_bytes += len(piece)
-                h.update(piece)
-                yield piece
-            h.check()
-
-        yield chunks()
-
-    def close(self) -> None:
-        pass
+from ociinspect.model.image import Descriptor, SizeEstimate, frozen_map
+from ociinspect.sources.memory import MemorySource
 
 
 def layer(data: bytes, media_type: str, **annotations: str) -> tuple[Descriptor, dict[str, bytes]]:
@@ -87,7 +37,7 @@ def test_plain_tar_is_exact_without_reading() -> None:
     src = MemorySource(blobs)
     est = sizes.estimate(src, desc)
     assert (est.value, est.source) == (10240, "exact")
-    assert src.range_bytes == src.streamed_bytes == 0
+    assert src.reads.range_bytes == src.reads.streamed_bytes == 0
 
 
 @pytest.mark.parametrize("n", [0, 512, 10240, 70144, 300032])
@@ -100,7 +50,7 @@ def test_gzip_trailer_reads_trailer_and_head(n: int) -> None:
     est = sizes.estimate(src, desc)
     assert (est.value, est.source, est.note) == (n, "trailer", None)
     expected = desc.size if desc.size <= sizes.HEAD_BYTES else 8 + sizes.HEAD_BYTES
-    assert src.range_bytes == expected and src.streamed_bytes == 0
+    assert src.reads.range_bytes == expected and src.reads.streamed_bytes == 0
 
 
 def test_zstd_header() -> None:
@@ -109,7 +59,7 @@ def test_zstd_header() -> None:
     src = MemorySource(blobs)
     est = sizes.estimate(src, desc)
     assert (est.value, est.source) == (51200, "header")
-    assert src.range_bytes <= 18
+    assert src.reads.range_bytes <= 18
 
 
 def test_zstd_without_content_size_streams_when_cheap() -> None:
@@ -153,7 +103,7 @@ def test_untrusted_and_expensive_is_unknown_not_wrong(monkeypatch: pytest.Monkey
     est = sizes.estimate(src, desc)
     assert (est.value, est.source) == (None, "unknown")
     assert "--exact" in (est.note or "")
-    assert src.streamed_bytes == 0
+    assert src.reads.streamed_bytes == 0
 
 
 def test_estargz_annotation_distrusts_trailer() -> None:
@@ -198,7 +148,7 @@ def test_none_mode_makes_no_reads() -> None:
     desc, blobs = layer(gzip.compress(payload(5000), mtime=0), mt.OCI_LAYER_GZIP)
     src = MemorySource(blobs)
     assert sizes.estimate(src, desc, mode="none").source == "unknown"
-    assert src.range_bytes == src.streamed_bytes == 0
+    assert src.reads.range_bytes == src.reads.streamed_bytes == 0
 
 
 def test_non_layer_blob_is_unknown() -> None:
@@ -384,7 +334,7 @@ def test_store_remembers_streamed_sizes_and_answers_when_cheap_evidence_fails(
     src = MemorySource(blobs)
     est = sizes.estimate(src, desc, diff_id=diff_id, store=store)
     assert (est.value, est.source) == (50000, "store") and "store" in (est.note or "")
-    assert src.streamed_bytes == 0
+    assert src.reads.streamed_bytes == 0
     # the same content recompressed as gzip, ambiguous from its trailer, is known too
     amb = SizeEstimate(None, "unknown", "ambiguous", (1, 2))
     monkeypatch.setattr(sizes, "decide_gzip", lambda *a: (amb, ""))
