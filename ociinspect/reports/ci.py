@@ -29,7 +29,6 @@ from ociinspect._version import __version__
 from ociinspect.errors import OciInspectError
 from ociinspect.model.textsafe import markdown_cell, markdown_code
 from ociinspect.policy.rules import RULES, Finding, ImageCheck, Origin, Policy
-from ociinspect.reports import register
 from ociinspect.reports.text import human_size
 
 __all__ = [
@@ -674,15 +673,3 @@ def check_gitlab(doc: dict[str, Any]) -> str:
             }
         )
     return json.dumps(issues, indent=2)
-
-
-for _fmt, _renderer in (
-    ("text", check_text),
-    ("table", check_text),
-    ("markdown", check_markdown),
-    ("junit", check_junit),
-    ("sarif", check_sarif),
-    ("github", check_github),
-    ("gitlab", check_gitlab),
-):
-    register("check", _fmt, _renderer)

@@ -1,8 +1,8 @@
 """Renderers of ``ociinspect diff``: table, Markdown (for a pull-request comment) and one self-contained HTML page.
 
 Every renderer reads the JSON document of :meth:`ociinspect.analyzers.diff.ImageDiff.to_json` (plus the command's
-``read`` and ``options`` keys), so the formats cannot disagree.  The renderers are registered with
-:func:`ociinspect.reports.register` on import.  Sizes are int bytes in the document and IEC units (KiB, MiB) here;
+``read`` and ``options`` keys), so the formats cannot disagree.  The renderers are listed in
+:data:`ociinspect.reports.VIEWS`.  Sizes are int bytes in the document and IEC units (KiB, MiB) here;
 an unknown figure is shown as ``?`` with its reason.  No I/O.
 """
 
@@ -12,7 +12,6 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from ociinspect.reports import register
 from ociinspect.reports.html import esc, html_table, legend, page, stacked_bars
 from ociinspect.reports.text import human_size, join_lines, text_table
 
@@ -332,8 +331,3 @@ def diff_html(doc: dict[str, Any]) -> str:
 
 def _list(items: Sequence[str]) -> str:
     return "<ul>" + "".join(f"<li>{esc(x)}</li>" for x in items) + "</ul>"
-
-
-register("diff", "table", diff_text)
-register("diff", "markdown", lambda d: diff_text(d, markdown=True))
-register("diff", "html", diff_html)

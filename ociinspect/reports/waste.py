@@ -2,7 +2,7 @@
 
 ``waste_document`` is the JSON contract of ``waste`` (schema_version 1, see ``docs/waste.md``); ``dive_export``
 is dive's ``--json`` export shape (for scripts that already parse dive); ``files_document`` serves ``files``.
-The table and Markdown renderers are registered with :func:`ociinspect.reports.register` on import.  Sizes are
+The table and Markdown renderers are listed in :data:`ociinspect.reports.VIEWS`.  Sizes are
 ``int`` bytes in documents; the text renderers print IEC units (KiB, MiB) and say so.
 """
 
@@ -15,7 +15,6 @@ from typing import Any
 from ociinspect.analyzers.waste import WasteReport, dive_file_lists, flatten, layer_changes
 from ociinspect.model.entries import Entry, LayerScan
 from ociinspect.model.image import Image
-from ociinspect.reports import register
 from ociinspect.reports.text import human_size, join_lines, text_table
 
 __all__ = [
@@ -404,9 +403,3 @@ def files_text(doc: dict[str, Any], *, markdown: bool = False) -> str:
     out.append("")
     out.append("Sizes in IEC units (1 KiB = 1024 bytes).")
     return join_lines(out, markdown)
-
-
-register("waste", "table", waste_text)
-register("waste", "markdown", lambda d: waste_text(d, markdown=True))
-register("files", "table", files_text)
-register("files", "markdown", lambda d: files_text(d, markdown=True))
