@@ -103,10 +103,38 @@ def _display(registry: str, repository: str, reference: str) -> str:
     return f"{registry}/{repository}{'@' if ':' in reference else ':'}{reference}"
 
 
+def _content_type(header: str | None) -> str:
+    """A Content-Type header without parameters, lower case (``""`` when absent)."""
+    return (header or "").split(";", 1)[0].strip().lower()
+
+
 def _media_type(content_type: str | None, data: bytes) -> str:
     """Content-Type without parameters; for a missing/generic one, the JSON's ``mediaType`` (or its shape): the
     one sniffing rule, :func:`ociinspect.model.mediatypes.manifest_media_type`."""
-    return mediatypes.manifest_media_type((content_type or "").split(";", 1)[0].strip().lower(), data)
+    return mediatypes.manifest_media_type(_content_type(content_type), data)
+
+
+@dataclass(frozen=True, slots=True)
+class _ManifestHead:
+    """What one manifest HEAD told: ``digest`` is the ``Docker-Content-Digest`` when it is of the reference's
+    algorithm (else None), ``media_type`` the Content-Type (:func:`_content_type`), ``size`` the Content-Length
+    in bytes (None when absent); ``expected`` the digest the reference names, if it names one."""
+
+    what: str
+    expected: str | None
+    digest: str | None
+    media_type: str
+    size: int | None
+
+    def confirmed_digest(self) -> str:
+        """The header's digest, which must be the one asked for.  Raises :class:`~ociinspect.errors.DigestMismatch`."""
+        assert self.digest is not None
+        if self.expected is not None and self.digest != self.expected:
+            raise errors.DigestMismatch(
+                f"{self.what}: digest mismatch: asked for {self.expected}, the registry says {self.digest}",
+                hint="the registry is broken or a proxy rewrote the answer",
+            )
+        return self.digest
 
 
 class RegistryClient:
@@ -305,29 +333,33 @@ class RegistryClient:
             not_found_code="BLOB_UNKNOWN",
         )
 
-    def head_manifest(self, registry: str, repository: str, reference: str) -> tuple[str, str, int]:
-        """``(digest, media_type, size)`` of a manifest, from a HEAD's headers.
-
-        Cost: 1 HEAD + auth; + 1 GET when the registry omits ``Docker-Content-Digest``, ``Content-Length``
-        or a specific ``Content-Type`` (then the manifest is fetched and hashed, up to 4 MiB).
-        """
+    def _head_manifest(self, registry: str, repository: str, reference: str) -> _ManifestHead:
+        """One HEAD of a manifest, read into a :class:`_ManifestHead` (no body).  Cost: 1 HEAD + auth."""
         path_repo = _check_repository(repository)
         path_ref, expected = _check_reference(reference)
         what = f"checking manifest {_display(registry, repository, reference)}"
         response = self._manifest_request("HEAD", registry, repository, path_repo, path_ref, what)
         discard(response)
         header_digest = response.headers.get("Docker-Content-Digest", "").strip()
-        declared = response.headers.get("Content-Type", "").split(";", 1)[0].strip().lower()
-        size = content_length(response)
         algorithm = expected.split(":", 1)[0] if expected else "sha256"
         usable = digests.is_digest(header_digest) and header_digest.split(":", 1)[0] == algorithm
-        if usable and declared not in _GENERIC_TYPES and size is not None:
-            if expected is not None and header_digest != expected:
-                raise errors.DigestMismatch(
-                    f"{what}: digest mismatch: asked for {expected}, the registry says {header_digest}",
-                    hint="the registry is broken or a proxy rewrote the answer",
-                )
-            return header_digest, declared, size
+        return _ManifestHead(
+            what,
+            expected,
+            header_digest if usable else None,
+            _content_type(response.headers.get("Content-Type")),
+            content_length(response),
+        )
+
+    def head_manifest(self, registry: str, repository: str, reference: str) -> tuple[str, str, int]:
+        """``(digest, media_type, size)`` of a manifest, from a HEAD's headers.
+
+        Cost: 1 HEAD + auth; + 1 GET when the registry omits ``Docker-Content-Digest``, ``Content-Length``
+        or a specific ``Content-Type`` (then the manifest is fetched and hashed, up to 4 MiB).
+        """
+        head = self._head_manifest(registry, repository, reference)
+        if head.digest is not None and head.media_type not in _GENERIC_TYPES and head.size is not None:
+            return head.confirmed_digest(), head.media_type, head.size
         fetched = self.get_manifest(registry, repository, reference)
         return fetched.digest, fetched.media_type, len(fetched.data)
 
@@ -550,22 +582,11 @@ class RegistryClient:
         The media type is the HEAD's specific ``Content-Type`` (None when generic).  Cost: 1 HEAD + auth, + 1 GET
         only when the registry omits the digest header.
         """
-        path_repo = _check_repository(repository)
-        path_ref, expected = _check_reference(reference)
-        what = f"checking manifest {_display(registry, repository, reference)}"
-        response = self._manifest_request("HEAD", registry, repository, path_repo, path_ref, what)
-        discard(response)
-        header_digest = response.headers.get("Docker-Content-Digest", "").strip()
-        declared = response.headers.get("Content-Type", "").split(";", 1)[0].strip().lower()
-        algorithm = expected.split(":", 1)[0] if expected else "sha256"
-        if digests.is_digest(header_digest) and header_digest.split(":", 1)[0] == algorithm:
-            if expected is not None and header_digest != expected:
-                raise errors.DigestMismatch(
-                    f"{what}: digest mismatch: asked for {expected}, the registry says {header_digest}",
-                    hint="the registry is broken or a proxy rewrote the answer",
-                )
-            return header_digest, (None if declared in _GENERIC_TYPES else declared)
-        log.debug("%s: no usable Docker-Content-Digest on HEAD; fetching the manifest", what)
+        head = self._head_manifest(registry, repository, reference)
+        if head.digest is not None:
+            declared = head.media_type
+            return head.confirmed_digest(), (None if declared in _GENERIC_TYPES else declared)
+        log.debug("%s: no usable Docker-Content-Digest on HEAD; fetching the manifest", head.what)
         fetched = self.get_manifest(registry, repository, reference)
         return fetched.digest, fetched.media_type
 

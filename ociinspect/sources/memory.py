@@ -128,6 +128,16 @@ class MemorySource:
             raise self._missing(what, digest)
         return data
 
+    def _checked(self, what: str, digest: str, *, size: int | None, max_bytes: int) -> bytes:
+        """Whole content by digest: at most ``max_bytes``, and verified (digest, ``size``) unless ``verify`` is off."""
+        data = self._get(what, digest)
+        doing = f"reading {self.reference}: {what} {_digest.short(digest)}"
+        if len(data) > max_bytes:
+            raise LimitExceeded(f"{doing} is {len(data)} bytes, over the {max_bytes}-byte limit")
+        if self.verify:
+            _digest.verify(data, digest, what=doing, size=size)
+        return data
+
     def root(self) -> RawManifest:
         """The manifest the reference names (its digest, else its tag, else ``latest``).  Cost: a dict lookup."""
         if self.reference.digest:
@@ -144,30 +154,14 @@ class MemorySource:
 
     def manifest(self, digest: str) -> RawManifest:
         """A manifest by digest, verified.  Cost: one dict lookup and one hash of the manifest."""
-        data = self._get("manifest", digest)
-        if len(data) > MAX_MANIFEST_BYTES:
-            raise LimitExceeded(
-                f"reading {self.reference}: manifest {digest} is {len(data)} bytes, over the "
-                f"{MAX_MANIFEST_BYTES}-byte limit"
-            )
-        if self.verify:
-            _digest.verify(data, digest, what=f"reading {self.reference}: manifest {_digest.short(digest)}")
+        data = self._checked("manifest", digest, size=None, max_bytes=MAX_MANIFEST_BYTES)
         with self._lock:
             self.reads.manifests.append(digest)
         return RawManifest(data, mt.manifest_media_type(self.media_types.get(digest), data), digest)
 
     def blob(self, digest: str, *, size: int | None, max_bytes: int) -> bytes:
         """A whole blob, verified against ``digest`` and ``size``.  Cost: one hash of the blob."""
-        data = self._get("blob", digest)
-        if len(data) > max_bytes:
-            raise LimitExceeded(
-                f"reading {self.reference}: blob {_digest.short(digest)} is {len(data)} bytes, over the "
-                f"{max_bytes}-byte limit"
-            )
-        if self.verify:
-            _digest.verify(
-                data, digest, what=f"reading {self.reference}: blob {_digest.short(digest)}", size=size
-            )
+        data = self._checked("blob", digest, size=size, max_bytes=max_bytes)
         with self._lock:
             self.reads.blobs.append(digest)
             self.reads.blob_bytes += len(data)
