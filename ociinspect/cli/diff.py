@@ -10,7 +10,14 @@ import click
 
 from ociinspect.analyzers.diff import ImageDiff, diff_images, layers_to_read, prefix_needed
 from ociinspect.cli import cli
-from ociinspect.cli.options import ReadContext, ScanSettings, image_options, output_options, scan_options
+from ociinspect.cli.options import (
+    ReadContext,
+    ScanSettings,
+    image_options,
+    output_options,
+    scan_options,
+    write_output,
+)
 from ociinspect.content.scan import scan_image
 from ociinspect.errors import ExitCode, OciInspectError, UsageError
 from ociinspect.image.loader import load
@@ -142,7 +149,7 @@ def diff(
         "read": cost.to_json(),
         "options": {"hash": scan.options.hash_files, "top": top},
     }
-    click.echo(render("diff", fmt, [doc]))
+    write_output(render("diff", fmt, [doc]))
     if result.identical is None:
         click.echo(
             f"ociinspect: {len(result.files.unknown)} file(s) rewritten with the same size, mode and owner were "

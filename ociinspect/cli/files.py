@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import click
@@ -13,6 +12,7 @@ from ociinspect.cli.options import (
     emit,
     image_options,
     output_options,
+    output_path,
     progress_bar,
     report_error,
     scan_options,
@@ -54,10 +54,7 @@ from ociinspect.session import ReadContext, ScanSettings, exit_code, scan_refere
 )
 @click.option("--cat", "cat", metavar="PATH", help="Write the final bytes of the file at PATH to stdout.")
 @click.option(
-    "--extract", "extract", multiple=True, metavar="PATH", help="Write PATH (file or tree) under -o DIR."
-)
-@click.option(
-    "-o", "--output", "outdir", type=click.Path(file_okay=False, path_type=Path), help="For --extract."
+    "--extract", "extract", multiple=True, metavar="PATH", help="Write PATH (file or tree) under the directory -o DIR."
 )
 @scan_options
 @image_options
@@ -70,7 +67,6 @@ def files(
     sort: str,
     cat: str | None,
     extract: tuple[str, ...],
-    outdir: Path | None,
     scan: ScanSettings,
     read: ReadContext,
     fmt: str,
@@ -88,7 +84,7 @@ def files(
     if len(refs) != 1:
         raise UsageError(f"files reads one image, {len(refs)} references were given")
     if cat is not None or extract:  # one file or tree, reading only the layers that hold it (docs/diff.md)
-        return cat_or_extract(read, refs[0], scan, cat=cat, extract=extract, outdir=outdir)
+        return cat_or_extract(read, refs[0], scan, cat=cat, extract=extract, outdir=output_path())
     try:
         scanned = scan_reference(read, refs[0], scan, progress_bar)
     except OciInspectError as exc:
