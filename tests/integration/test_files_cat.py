@@ -105,7 +105,8 @@ def reference_tree(tars: Sequence[bytes]) -> dict[str, tuple[str, bytes | str]]:
 
 def reference_cat(fs: dict[str, tuple[str, bytes | str]], path: str) -> bytes | None:
     """Resolve ``path`` inside the reference tree (symlinks followed, ``..`` stops at the root)."""
-    parts, done, hops = path.split("/"), [], 0
+    parts, hops = path.split("/"), 0
+    done: list[str] = []
     while parts:
         name = parts.pop(0)
         if name in ("", "."):
@@ -142,7 +143,7 @@ def image_ref(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, dict[str, 
 def tarfile_bytes(specs: Sequence[Spec]) -> bytes:
     from waste_fixtures import tar_bytes
 
-    return tar_bytes(specs)
+    return bytes(tar_bytes(specs))
 
 
 def cat(capsysbinary: pytest.CaptureFixture[bytes], ref: str, path: str) -> tuple[int, bytes, bytes]:
@@ -253,7 +254,7 @@ def test_extract_writes_files_trees_and_symlinks_as_symlinks(
 
 
 def _hostile_layout(root: Path, layers: list[list[Spec]]) -> str:
-    return write_oci_layout(root, [gzip_layer(specs) for specs in layers])
+    return str(write_oci_layout(root, [gzip_layer(specs) for specs in layers]))
 
 
 def test_hostile_layers_cannot_write_outside_the_output_directory(
