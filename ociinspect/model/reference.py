@@ -30,6 +30,8 @@ __all__ = [
     "Reference",
     "Transport",
     "is_docker_hub",
+    "is_repository_path",
+    "is_tag",
     "parse_reference",
     "parse_repository",
 ]
@@ -43,7 +45,7 @@ HUB_ALIASES = frozenset({"docker.io", "index.docker.io", "registry-1.docker.io",
 # distribution/reference grammar
 _COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
 _PATH_RE = re.compile(rf"^{_COMPONENT}(?:/{_COMPONENT})*$")
-_TAG_RE = re.compile(r"^[\w][\w.-]{0,127}$")
+_TAG_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")  # the OCI tag grammar: ASCII only
 _DOMAIN_COMPONENT = r"(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])"
 _DOMAIN_RE = re.compile(
     rf"^(?:{_DOMAIN_COMPONENT}(?:\.{_DOMAIN_COMPONENT})*|\[[0-9a-fA-F:.]+\])(?::[0-9]{{1,5}})?$"
@@ -101,6 +103,16 @@ class Reference:
         if self.tag:
             s += f":{self.tag}"
         return s
+
+
+def is_repository_path(name: str) -> bool:
+    """True when ``name`` is a repository path of the distribution grammar (``library/alpine``), ≤ 255 chars."""
+    return len(name) <= _MAX_NAME and bool(_PATH_RE.match(name))
+
+
+def is_tag(text: str) -> bool:
+    """True when ``text`` is a tag of the OCI grammar (ASCII letters, digits, ``_ . -``; at most 128)."""
+    return bool(_TAG_RE.match(text))
 
 
 def is_docker_hub(host: str) -> bool:

@@ -23,6 +23,7 @@ from ociinspect import errors
 from ociinspect.model import digest as digests
 from ociinspect.model import mediatypes
 from ociinspect.model.image import RawManifest
+from ociinspect.model.reference import is_repository_path, is_tag
 from ociinspect.registry.auth import AuthManager
 from ociinspect.registry.credentials import CredentialResolver
 from ociinspect.registry.transport import (
@@ -53,10 +54,6 @@ _OPEN_RANGE_LIMIT = 16 << 20  # ``bytes=N-`` without an end
 _LIST_PAGE_LIMIT = 32 << 20  # one page of tags or repositories (Distribution ignores ``n`` for tags)
 _AUTH_ATTEMPTS = 4
 _GENERIC_TYPES = mediatypes.GENERIC_TYPES
-_REPOSITORY_RE = re.compile(
-    r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$"
-)
-_TAG_RE = re.compile(r"^[\w][\w.-]{0,127}$")
 _CONTENT_RANGE_RE = re.compile(r"^bytes (\d{1,20})-(\d{1,20})/(\d{1,20}|\*)$", re.ASCII)  # ASCII digits only
 
 
@@ -79,7 +76,7 @@ def _scope(repository: str) -> str:
 
 
 def _check_repository(repository: str) -> str:
-    if not _REPOSITORY_RE.match(repository) or len(repository) > 255:
+    if not is_repository_path(repository):
         raise errors.InvalidReference(
             f"invalid repository name {repository!r}",
             hint="repository names are lower-case path components like library/alpine",
@@ -92,7 +89,7 @@ def _check_reference(reference: str) -> tuple[str, str | None]:
     if ":" in reference:
         digests.parse(reference)
         return reference, reference
-    if not _TAG_RE.match(reference):
+    if not is_tag(reference):
         raise errors.InvalidReference(
             f"invalid tag {reference!r}", hint="tags are up to 128 letters, digits, '_', '.' or '-'"
         )

@@ -23,7 +23,6 @@ import pytest
 
 from ociinspect._version import __version__
 from ociinspect.cli import main
-from ociinspect.reports import audit as _audit_renderers  # noqa: F401  (registers the audit views)
 from ociinspect.reports import render
 from ociinspect.reports.html import MIN_BAR_PCT, link, linkify, page, safe_url
 

@@ -190,3 +190,18 @@ def test_refusals(text: str, match: str) -> None:
     assert exc.value.exit_code == ExitCode.USAGE
     assert exc.value.hint
     assert "\n" not in str(exc.value)
+
+
+@pytest.mark.parametrize("tag", ["ｖ1", "v²", "é", "١٢", "a\u200b", "x" * 129, ".hidden", "-x"])
+def test_tags_are_ascii_only_everywhere(tag: str) -> None:
+    """The OCI tag grammar is ASCII (`[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}`): Python's `\\w` would let Unicode letters and
+    digits through, in references and in the registry client alike (one rule)."""
+    from ociinspect.errors import InvalidReference
+    from ociinspect.model.reference import is_tag
+    from ociinspect.registry.client import _check_reference
+
+    assert not is_tag(tag)
+    with pytest.raises(InvalidReference):
+        parse_reference(f"docker://registry.example.com/app:{tag}")
+    with pytest.raises(InvalidReference):
+        _check_reference(tag)
