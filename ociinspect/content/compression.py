@@ -27,7 +27,10 @@ __all__ = ["GZIP_MAGIC", "ZSTD_MAGIC", "decompress", "sniff"]
 
 GZIP_MAGIC = b"\x1f\x8b"
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
-_OUT_CHUNK = 1 << 20
+#: Largest piece of output per inflate call (bytes): small pieces keep the layers in flight within a few MiB.
+_OUT_CHUNK = 256 << 10
+#: Largest piece of input per inflate call (bytes): the decompressor copies what it cannot consume yet.
+_IN_PIECE = 256 << 10
 
 
 def sniff(head: bytes) -> str:
@@ -44,40 +47,64 @@ def _gzip_members(chunks: Iterator[bytes], what: str) -> Iterator[bytes]:
 
     With isal, :class:`isal.igzip_lib.IgzipDecompressor` inflates with the GIL released (layers scanned in
     parallel threads really run in parallel) and checks each member's header CRC, CRC32 and ISIZE; zlib's
-    ``decompressobj`` (fallback) checks the same.  Trailing zero padding after the last member is tolerated
-    (some tools pad to a block)."""
+    ``decompressobj`` (fallback) checks the same.  Zero padding after the last member is tolerated (some
+    tools pad to a block); anything after the padding is an error."""
     if _Igzip is None:  # pragma: no cover - exercised only where isal is missing
         yield from _zlib_members(chunks, what)
         return
-    d: Any = None
-    padding = False
+    state = _Members()
     for chunk in chunks:
-        data: bytes = chunk
-        while data:
-            if d is None:
-                if padding and not data.strip(b"\0"):
-                    break
-                d = _Igzip(flag=_DECOMP_GZIP)
-            try:
-                out = d.decompress(data, _OUT_CHUNK)  # bounded output: a bomb never inflates in one call
-                while True:
-                    if out:
-                        yield out
-                    if d.eof or d.needs_input:
-                        break
-                    out = d.decompress(b"", _OUT_CHUNK)
-            except _isal_error as exc:  # corrupt stream
-                raise InvalidImage(
-                    f"{what}: corrupt gzip stream ({exc})", hint="the blob is damaged; fetch it again"
-                ) from None
-            if d.eof:
-                data = d.unused_data
-                d = None
-                padding = bool(data) and not data.strip(b"\0")
-            else:
-                data = b""
-    if d is not None:
+        view = memoryview(chunk)
+        for start in range(0, len(view), _IN_PIECE):
+            yield from _feed(view[start : start + _IN_PIECE], state, what)
+    if state.d is not None:
         raise InvalidImage(f"{what}: truncated gzip stream", hint="the blob is incomplete; fetch it again")
+
+
+class _Members:
+    """Where :func:`_gzip_members` is between two input pieces: the current member's decompressor (``None``
+    between members) and whether only zero padding may follow."""
+
+    __slots__ = ("d", "padding")
+
+    def __init__(self) -> None:
+        self.d: Any = None
+        self.padding = False
+
+
+def _feed(data: memoryview | bytes, state: _Members, what: str) -> Iterator[bytes]:
+    """Inflate one input piece (≤ ``_IN_PIECE`` bytes), crossing member boundaries inside it."""
+    while data:
+        if state.d is None:
+            if (
+                state.padding or data[0] == 0
+            ):  # zeros after the last member: padding, and nothing else may follow
+                if bytes(data).strip(b"\0"):
+                    raise InvalidImage(
+                        f"{what}: corrupt gzip stream (data after the zero padding that ends it)",
+                        hint="the blob is damaged; fetch it again",
+                    )
+                state.padding = True
+                return
+            state.d = _Igzip(flag=_DECOMP_GZIP)
+        d = state.d
+        try:
+            out = d.decompress(data, _OUT_CHUNK)  # bounded output: a bomb never inflates in one call
+            while True:
+                if out:
+                    yield out
+                if d.eof or d.needs_input:
+                    break
+                out = d.decompress(b"", _OUT_CHUNK)
+        except _isal_error as exc:  # corrupt stream
+            raise InvalidImage(
+                f"{what}: corrupt gzip stream ({exc})", hint="the blob is damaged; fetch it again"
+            ) from None
+        if d.eof:
+            data = d.unused_data
+            state.d = None
+        else:
+            data = b""
 
 
 def _zlib_members(chunks: Iterator[bytes], what: str) -> Iterator[bytes]:  # pragma: no cover - no isal

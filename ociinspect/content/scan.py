@@ -26,6 +26,7 @@ import concurrent.futures
 import dataclasses
 import hashlib
 import logging
+import queue
 import re
 import tarfile
 import threading
@@ -70,13 +71,15 @@ class ScanOptions:
     """How to scan.  ``hash_files``: sha256 of every regular file's content (one more hash pass over the
     uncompressed bytes).  ``max_uncompressed``: bytes per layer before :class:`LimitExceeded` (``None``: no cap).
     ``use_estargz_toc``: index eStargz layers from their TOC (two Range reads) instead of streaming them.
-    ``workers``: layers scanned in parallel (threads)."""
+    ``workers``: layers scanned in parallel (threads).  ``pipeline``: each streamed layer takes two threads
+    (reading and inflating in one, hashing and indexing in the other)."""
 
     hash_files: bool = False
     max_uncompressed: int | None = DEFAULT_MAX_UNCOMPRESSED
     max_entries: int = DEFAULT_MAX_ENTRIES
     use_estargz_toc: bool = True
     workers: int = 4
+    pipeline: bool = True
 
 
 class ScanCache(Protocol):
@@ -601,6 +604,70 @@ def _check_end(tf: tarfile.TarFile, reader: _ForwardReader, what: str) -> None:
     )
 
 
+# ------------------------------------------------------------------------------------------------ pipeline
+
+#: Inflated pieces a layer's inflating thread may run ahead of its hashing and indexing thread.
+_PIPELINE_DEPTH = 2
+_DONE = object()
+
+
+class _Prefetch:
+    """Run an iterator in a thread of its own, ``depth`` items ahead of the consumer (a bounded queue).
+
+    Used to inflate a layer (and read and verify its compressed bytes) in one thread while another hashes
+    the uncompressed stream and walks its tar headers: isal's inflate and sha256 release the GIL, so the two
+    halves of one layer use two cores.  The producer's exception is raised in the consumer, in order; leaving
+    the ``with`` block early (an error, or a partial read) stops the producer and waits for it, so the
+    blob's stream is never used after its context is closed.  Memory: ``depth`` + 2 items.
+    """
+
+    def __init__(self, items: Iterator[bytes], depth: int = _PIPELINE_DEPTH) -> None:
+        self._items = items
+        self._queue: queue.Queue[object] = queue.Queue(maxsize=depth)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="ociinspect-inflate", daemon=True)
+
+    def _put(self, item: object) -> bool:
+        while not self._stop.is_set():
+            try:
+                self._queue.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _run(self) -> None:
+        try:
+            for item in self._items:
+                if not self._put(item):
+                    return
+        except BaseException as exc:  # handed to the consumer, raised there
+            self._put(exc)
+            return
+        finally:
+            close = getattr(self._items, "close", None)
+            if close is not None:
+                close()  # in this thread: the generators reading the blob end where they ran
+        self._put(_DONE)
+
+    def __enter__(self) -> Iterator[bytes]:
+        self._thread.start()
+        return self._consume()
+
+    def _consume(self) -> Iterator[bytes]:
+        while True:
+            item = self._queue.get()
+            if item is _DONE:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield cast(bytes, item)
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
 # ------------------------------------------------------------------------------------------------ layers
 
 
@@ -659,9 +726,15 @@ def _scan_layer(
                 yield chunk
 
         inflated = compression.decompress(counted(), what=what, max_output=options.max_uncompressed)
-        entries, diff_id, total, warnings = scan_tar_stream(
-            inflated, what=what, hash_files=options.hash_files, max_entries=options.max_entries
-        )
+        if options.pipeline:
+            with _Prefetch(inflated) as ahead:
+                entries, diff_id, total, warnings = scan_tar_stream(
+                    ahead, what=what, hash_files=options.hash_files, max_entries=options.max_entries
+                )
+        else:
+            entries, diff_id, total, warnings = scan_tar_stream(
+                inflated, what=what, hash_files=options.hash_files, max_entries=options.max_entries
+            )
     if layer.diff_id and layer.diff_id.startswith("sha256:") and layer.diff_id != diff_id:
         raise DigestMismatch(
             f"{what}: uncompressed content is {diff_id}, but the config's diff_id is {layer.diff_id}",

@@ -72,3 +72,36 @@ def test_bomb_capped_without_inflating_everything() -> None:
         for piece in decompress(chunks(bomb), what="t", max_output=1_000_000):
             out += len(piece)
     assert out <= 1_000_000
+
+
+def test_a_bad_crc32_or_isize_is_a_corrupt_stream() -> None:
+    """Item (issue 14, isal's IgzipDecompressor): each member's CRC32 and ISIZE are still checked."""
+    for at in (-8, -1):
+        blob = bytearray(gzip.compress(DATA, mtime=0))
+        blob[at] ^= 0x01
+        with pytest.raises(InvalidImage, match="layer x: corrupt gzip"):
+            b"".join(decompress(chunks(bytes(blob), 65536), what="layer x"))
+
+
+def test_members_split_anywhere_and_padding_across_chunks() -> None:
+    """Members ending inside an input piece or across chunks, then zero padding over several chunks."""
+    blob = gzip.compress(DATA[:300_000], mtime=0) + gzip.compress(DATA[300_000:], mtime=0)
+    for size in (1, 4093, 65536, 1 << 20):
+        padded = blob + bytes(3 * size)
+        assert b"".join(decompress(chunks(padded, size), what="t")) == DATA
+
+
+def test_data_after_padding_that_is_not_gzip_is_corrupt() -> None:
+    blob = gzip.compress(DATA, mtime=0) + bytes(10) + b"junk"
+    with pytest.raises(InvalidImage, match="corrupt gzip"):
+        b"".join(decompress(chunks(blob), what="t"))
+
+
+def test_large_inputs_inflate_in_bounded_pieces() -> None:
+    """A 4 MiB chunk of input is fed in pieces; no output piece exceeds the output bound."""
+    from ociinspect.content import compression
+
+    big = gzip.compress(os.urandom(1 << 20) * 6, 1)
+    pieces = list(decompress([big], what="t"))
+    assert sum(map(len, pieces)) == 6 << 20
+    assert max(map(len, pieces)) <= compression._OUT_CHUNK

@@ -568,3 +568,51 @@ def test_walker_pax_records_and_gnu_long_names() -> None:
         same_as_tarfile(data)
         same_as_tarfile(data, hash_files=True)
         assert [e.path for e in scan(data)[0]] == [long, long + "/f", "s", "é/ü"]
+
+
+# ----------------------------------------------------------------- two threads per layer (issue 14 pipeline)
+
+
+def test_pipeline_hands_the_producers_error_over_and_stops_it_on_an_early_exit() -> None:
+    """Item: the inflating thread's error is raised in the scanning thread; leaving early stops the producer
+    and closes its generator in its own thread before the blob's context ends."""
+    from ociinspect.content.scan import _Prefetch
+
+    closed = threading.Event()
+
+    def endless() -> object:
+        try:
+            while True:
+                yield b"x" * 10
+        finally:
+            closed.set()
+
+    with _Prefetch(endless()) as ahead:  # type: ignore[arg-type]
+        assert next(ahead) == b"x" * 10
+    assert closed.is_set()
+
+    def failing() -> object:
+        yield b"a"
+        raise DigestMismatch("blob digest differs")
+
+    with pytest.raises(DigestMismatch, match="blob digest differs"), _Prefetch(failing()) as ahead:  # type: ignore[arg-type]
+        assert list(ahead) == [b"a"]
+
+
+@pytest.mark.parametrize("pipeline", [True, False])
+def test_scan_layer_with_and_without_the_pipeline_agree(pipeline: bool) -> None:
+    lb = gzip_layer([d("etc"), f("etc/a", os.urandom(300_000)), f("etc/b", b"b")])
+    src, layer = one_layer(lb)
+    result = scan_layer(src, layer, ScanOptions(pipeline=pipeline, hash_files=True))  # type: ignore[arg-type]
+    assert [(e.path, e.size) for e in result.entries] == [("etc", 0), ("etc/a", 300_000), ("etc/b", 1)]
+    assert result.diff_id == lb.diff_id and result.entries[2].sha256 == sha256(b"b")[7:]
+
+
+def test_pipeline_error_from_the_inflating_thread_names_the_layer() -> None:
+    good = gzip_layer([f("a", os.urandom(600_000))])
+    blob = bytearray(good.blob)
+    blob[400_000:400_050] = b"\xff" * 50  # corrupt past the first pieces the scanning thread has read
+    lb = LayerBlob(bytes(blob), good.media_type, good.diff_id)
+    src, layer = one_layer(lb)
+    with pytest.raises(InvalidImage, match=r"layer 0 \(.*\): corrupt gzip"):
+        scan_layer(src, layer)  # type: ignore[arg-type]
