@@ -488,9 +488,12 @@ class RegistryClient:
 
     @contextlib.contextmanager
     def stream_blob(
-        self, registry: str, repository: str, digest: str, *, chunk_size: int = 1 << 20, verify: bool = True
+        self, registry: str, repository: str, digest: str, *, chunk_size: int = 256 << 10, verify: bool = True
     ) -> Iterator[Iterator[bytes]]:
         """Context manager yielding an iterator of chunks (≤ ``chunk_size`` bytes) of the blob.
+
+        256 KiB chunks keep several layers streamed at once within a few MiB (1 MiB chunks cost ~3 MiB of
+        peak memory per stream in http.client's and urllib3's copies; measured in docs/benchmarks.md).
 
         With ``verify``, the digest is computed on the way and a mismatch raises
         :class:`~ociinspect.errors.DigestMismatch` after the last chunk.  A reset raises
