@@ -1,40 +1,84 @@
 """ociinspect: what is really inside an OCI container image, without a Docker daemon.
 
-Library use::
+Library use (every entry point, with examples the test suite runs: docs/library.md)::
 
     from ociinspect import Session
     with Session() as s:
         image = s.load("oci:fixtures/demo:latest")
         print(image.digest, image.compressed_size, image.uncompressed_size)
+        print(s.waste("oci:fixtures/demo:latest").report.dive.wasted_bytes)
+
+:class:`Session` has one method per command (``waste``, ``files``, ``compare``, ``vm``, ``check``, ``diff``,
+``manifest``, ``config``, ``digest``, ``tags``, ``repositories``, ``referrers``, ``blob``); each returns a frozen
+value, most with ``to_json()`` — the document ``--format json`` prints.
 
 Logging is silent by default (a ``NullHandler`` on the ``ociinspect`` logger); the CLI turns it on with ``-v``.
 """
 
 from __future__ import annotations
 
+import importlib
 import logging
+from typing import TYPE_CHECKING, Any
 
 from ociinspect._version import __version__
+from ociinspect.api import CheckResult, CompareResult, FilesResult, Session, VmResult, WasteResult
 from ociinspect.errors import ExitCode, OciInspectError
 from ociinspect.image.loader import LoadOptions
-from ociinspect.model.image import Image, Layer, Platform, SizeEstimate
+from ociinspect.model.image import Image, Layer, Platform, RawManifest, SizeEstimate
 from ociinspect.model.reference import Reference, parse_reference
-from ociinspect.session import LoadResult, Session
+from ociinspect.session import LoadResult
+
+if TYPE_CHECKING:
+    from ociinspect.analyzers.diff import ImageDiff
+    from ociinspect.analyzers.sharing import SharingReport
+    from ociinspect.analyzers.waste import WasteReport
+    from ociinspect.policy.rules import ImageCheck, Policy
+    from ociinspect.verbs import Referrer
 
 logging.getLogger("ociinspect").addHandler(logging.NullHandler())
 logging.getLogger("oras").addHandler(logging.NullHandler())
 
+#: result types imported on first use, so that ``ociinspect inspect`` does not pay for every analyzer
+_LAZY = {
+    "ImageCheck": "ociinspect.policy.rules",
+    "ImageDiff": "ociinspect.analyzers.diff",
+    "Policy": "ociinspect.policy.rules",
+    "Referrer": "ociinspect.verbs",
+    "SharingReport": "ociinspect.analyzers.sharing",
+    "WasteReport": "ociinspect.analyzers.waste",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'ociinspect' has no attribute {name!r}")
+
+
 __all__ = [
+    "CheckResult",
+    "CompareResult",
     "ExitCode",
+    "FilesResult",
     "Image",
+    "ImageCheck",
+    "ImageDiff",
     "Layer",
     "LoadOptions",
     "LoadResult",
     "OciInspectError",
     "Platform",
+    "Policy",
+    "RawManifest",
     "Reference",
+    "Referrer",
     "Session",
+    "SharingReport",
     "SizeEstimate",
+    "VmResult",
+    "WasteReport",
+    "WasteResult",
     "__version__",
     "parse_reference",
 ]

@@ -18,7 +18,7 @@ import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Self, TypeVar
 
 from ociinspect.errors import ExitCode, OciInspectError, UsageError
 from ociinspect.image.loader import LoadOptions, load, load_all_platforms
@@ -31,7 +31,7 @@ from ociinspect.sources.base import Source
 if TYPE_CHECKING:
     from ociinspect.content.osdetect import Cache
     from ociinspect.content.scan import ScanOptions
-    from ociinspect.registry import CredentialResolver, RegistryClient, RegistrySettings
+    from ociinspect.registry import CredentialResolver, Credentials, RegistryClient, RegistrySettings
     from ociinspect.store import Store
 
 __all__ = [
@@ -68,9 +68,18 @@ class LoadResult:
 class Session:
     """Shared state for reading images: registry settings, credentials and the (lazy) registry client.
 
+    Either pass the lower-level ``settings`` (:class:`~ociinspect.registry.RegistrySettings`) and ``credentials``
+    (:class:`~ociinspect.registry.CredentialResolver`), or the keyword conveniences that build them, as the
+    command line's flags do: ``plain_http``, ``insecure`` (skip TLS verification), ``ca_file`` (an extra PEM
+    bundle), ``authfile`` (a containers-auth.json / docker config.json, read before the usual files: skopeo's
+    ``--authfile``), ``username`` with ``password`` (a password or token; sent only to ``registry`` when given,
+    else to the first registry this session talks to — another registry is then a
+    :class:`~ociinspect.errors.UsageError`, never sent the password).  Mixing both styles is a ``UsageError``.
+    The password is kept only inside the credential resolver: never logged, never in a ``repr``.
+
     ``deadline`` (seconds, from now) bounds everything this session does over the network, retries, token
     requests and downloads included (:class:`~ociinspect.errors.DeadlineExceeded` once passed); it replaces any
-    deadline in ``settings``.
+    deadline in ``settings``.  Cost of construction: none (an ``authfile`` is checked to exist, not read).
     """
 
     def __init__(
@@ -79,16 +88,45 @@ class Session:
         credentials: CredentialResolver | None = None,
         *,
         deadline: float | None = None,
+        username: str | None = None,
+        password: str | None = None,
+        registry: str | None = None,
+        authfile: str | Path | None = None,
+        insecure: bool = False,
+        ca_file: str | Path | None = None,
+        plain_http: bool = False,
     ) -> None:
+        if insecure or ca_file is not None or plain_http:
+            if settings is not None:
+                raise UsageError(
+                    "Session: give settings= or insecure=/ca_file=/plain_http=, not both",
+                    hint="put the TLS choices in settings.default (HostSettings), or drop settings=",
+                )
+            settings = _host_settings(insecure=insecure, ca_file=ca_file, plain_http=plain_http)
+        if username is not None or password is not None or authfile is not None or registry is not None:
+            if credentials is not None:
+                raise UsageError(
+                    "Session: give credentials= or username=/password=/authfile=, not both",
+                    hint="build the CredentialResolver with explicit= yourself, or drop credentials=",
+                )
+            credentials = _credentials(username, password, registry, authfile)
         if deadline is not None:
             from ociinspect.registry import Deadline, RegistrySettings
 
             settings = dataclasses.replace(settings or RegistrySettings(), deadline=Deadline.after(deadline))
         self._settings = settings
         self._credentials = credentials
+        self._username = username
         self._client: RegistryClient | None = None
         self._lock = threading.Lock()
         self.os_cache: Cache | None = None  # (get, put) by key; set by callers that have a store
+
+    def __repr__(self) -> str:
+        default = self._settings.default if self._settings is not None else None
+        parts = [f"username={self._username!r}"] if self._username is not None else []
+        if default is not None:
+            parts += [f"plain_http={default.plain_http}", f"insecure={default.insecure}"]
+        return f"{type(self).__name__}({', '.join(parts)})"  # never the password
 
     @property
     def client(self) -> RegistryClient:
@@ -172,11 +210,83 @@ class Session:
                 self._client.close()
                 self._client = None
 
-    def __enter__(self) -> Session:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _host_settings(*, insecure: bool, ca_file: str | Path | None, plain_http: bool) -> RegistrySettings:
+    """The CLI's ``--insecure``/``--ca-file``/``--plain-http`` as settings for every host.  Cost: one stat."""
+    from ociinspect.registry import HostSettings, RegistrySettings
+
+    if ca_file is not None and not Path(ca_file).is_file():
+        raise UsageError(f"Session: ca_file {str(ca_file)!r} is not a file", hint="give a PEM bundle's path")
+    host = HostSettings(
+        plain_http=plain_http, insecure=insecure, ca_file=None if ca_file is None else str(ca_file)
+    )
+    return RegistrySettings(default=host)
+
+
+def _credentials(
+    username: str | None, password: str | None, registry: str | None, authfile: str | Path | None
+) -> CredentialResolver:
+    """The CLI's ``--username``/``--password-stdin``/``--authfile`` as a resolver.  Cost: one stat."""
+    import os
+
+    from ociinspect.registry import CredentialResolver, Credentials
+
+    if (username is None) != (password is None):
+        raise UsageError(
+            "Session: username= and password= go together",
+            hint="give both, or neither to use docker/podman logins (or authfile=)",
+        )
+    if registry is not None and username is None:
+        raise UsageError("Session: registry= names where username=/password= go", hint="give them too")
+    env: dict[str, str] | None = None
+    if authfile is not None:
+        if not Path(authfile).is_file():
+            raise UsageError(
+                f"Session: authfile {str(authfile)!r} is not a file",
+                hint="give the path of an auth.json (podman login / skopeo login write one)",
+            )
+        env = {**os.environ, "REGISTRY_AUTH_FILE": str(authfile)}
+    if username is None:
+        return CredentialResolver(env=env)
+    explicit = Credentials(username=username, password=password)
+    return _one_registry(explicit, registry, env)
+
+
+def _one_registry(
+    explicit: Credentials, registry: str | None, env: dict[str, str] | None
+) -> CredentialResolver:
+    """A resolver giving ``explicit`` to ``registry`` (or the first registry asked about) and refusing to give it
+    to any other: a second registry is a :class:`UsageError`.  Thread-safe.  (Defined here, not at import:
+    ``ociinspect.registry`` imports ``requests``, which local-only work never needs.)"""
+    from ociinspect.registry import CredentialResolver
+    from ociinspect.registry.credentials import registry_key
+
+    class OneRegistry(CredentialResolver):
+        def __init__(self) -> None:
+            super().__init__(env=env)
+            self._bound = registry_key(registry) if registry is not None else None
+            self._bind_lock = threading.Lock()
+
+        def for_registry(self, name: str) -> Credentials | None:
+            key = registry_key(name)
+            with self._bind_lock:
+                if self._bound is None:
+                    self._bound = key
+                bound = self._bound
+            if key == bound:
+                return explicit
+            raise UsageError(
+                f"Session: username= and password= were given for {bound}, not for {key}",
+                hint="use one Session per registry (registry=HOST names it), or an authfile= for several",
+            )
+
+    return OneRegistry()
 
 
 class ReadContext:
@@ -323,3 +433,4 @@ def exit_code(
     if codes or undecidable:
         return ExitCode.PARTIAL
     return ExitCode.OK
+

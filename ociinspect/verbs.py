@@ -15,7 +15,6 @@ from typing import Any, BinaryIO
 
 from ociinspect.errors import (
     AuthError,
-    DigestMismatch,
     InvalidImage,
     OciInspectError,
     RegistryNotFound,
@@ -23,13 +22,13 @@ from ociinspect.errors import (
 )
 from ociinspect.image.loader import (
     MAX_CONFIG_BYTES,
-    _child,
-    _pick,
+    LoadOptions,
     manifest_facts,
     parse_descriptor,
     parse_manifest,
+    resolve,
+    root_manifest,
 )
-from ociinspect.image.nesting import MAX_INDEX_DEPTH, IndexChain
 from ociinspect.model import digest as digests
 from ociinspect.model import mediatypes as mt
 from ociinspect.model.image import Image, Platform, RawManifest
@@ -76,33 +75,19 @@ def _ref(reference: str | Reference) -> Reference:
     return parse_reference(reference) if isinstance(reference, str) else reference
 
 
-def _root(source: Source) -> RawManifest:
-    """The manifest the reference names, checked against a pinned digest.  Cost: one manifest read."""
-    root = source.root()
-    pinned = source.reference.digest
-    if pinned and root.digest != pinned:
-        raise DigestMismatch(f"asked for {pinned}, got content with digest {root.digest}")
-    return root
-
-
 def _resolved(source: Source, platform: Platform | None, index: bool) -> RawManifest:
-    """The root manifest, or (an index without ``index``) the one manifest for ``platform`` (default: host), chosen
-    by the loader's rules (its platform pick, its nesting limit, each child verified against its descriptor)."""
-    what = f"reading {source.reference}"
+    """The root manifest (checked against a pinned digest), or (an index without ``index``) the one manifest for
+    ``platform`` (default: host), chosen by :func:`ociinspect.image.loader.resolve` (its platform pick, its nesting
+    limit, each child verified against its descriptor's digest and size)."""
     if index and platform is not None:
         raise UsageError("--index and --platform exclude each other", hint="give one of them")
-    raw = _root(source)
-    facts = manifest_facts(raw, what)
     if index:
+        raw = root_manifest(source)
+        manifest_facts(raw, f"reading {source.reference}")  # refuse what is not a manifest or an index
         return raw
-    chain = IndexChain(limit=MAX_INDEX_DEPTH)
-    while facts.kind == "index":
-        chain = chain.enter(facts.digest, what)
-        if not facts.entries:
-            raise InvalidImage(f"{what}: the index lists no manifests", hint="the image is empty or broken")
-        raw = _child(source, _pick(facts.entries, platform, what).descriptor, what)
-        facts = manifest_facts(raw, what)
-    return raw
+    resolution = resolve(source, LoadOptions(platform=platform))
+    assert resolution.raw is not None  # resolve() always sets it
+    return resolution.raw
 
 
 def _context(source: Source, exc: OciInspectError) -> OciInspectError:

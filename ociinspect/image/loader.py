@@ -15,10 +15,16 @@ import logging
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
-from ociinspect.errors import DigestMismatch, InvalidImage, PlatformNotFound, UnsupportedMediaType
+from ociinspect.errors import (
+    DigestMismatch,
+    InvalidImage,
+    PlatformNotFound,
+    UnsupportedMediaType,
+    UsageError,
+)
 from ociinspect.image import sizes
 from ociinspect.image.nesting import MAX_INDEX_DEPTH, IndexChain
-from ociinspect.image.sizes import SizeFacts
+from ociinspect.image.sizes import SizeFacts, SizeMode
 from ociinspect.model import digest as _digest
 from ociinspect.model import mediatypes as mt
 from ociinspect.model.image import (
@@ -49,6 +55,9 @@ __all__ = [
     "parse_config",
     "parse_descriptor",
     "parse_manifest",
+    "parse_platform",
+    "resolve",
+    "root_manifest",
 ]
 
 log = logging.getLogger(__name__)
@@ -57,21 +66,60 @@ MAX_CONFIG_BYTES = 8 * 1024 * 1024
 ATTESTATION = "attestation-manifest"
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+@dataclasses.dataclass(frozen=True, slots=True, init=False)
 class LoadOptions:
     """How to load an image.
 
-    ``platform``: the platform to pick from an index (default: the host's Linux platform).
+    ``platform``: the platform to pick from an index (default: the host's Linux platform) — a
+    :class:`~ociinspect.model.image.Platform` or its text (``"linux/arm64"``), normalised by
+    :meth:`Platform.parse <ociinspect.model.image.Platform.parse>` as ``--platform`` is; malformed text is refused
+    here, at construction, with a :class:`~ociinspect.errors.UsageError`.
     ``sizes``: ``"cheap"`` (trailers/headers, see :mod:`ociinspect.image.sizes`), ``"exact"`` (stream every layer),
     ``"none"`` (no blob reads).  ``max_uncompressed``: cap per streamed layer, bytes.
     """
 
-    platform: Platform | None = None
-    sizes: sizes.SizeMode = "cheap"
-    max_uncompressed: int | None = None
-    size_store: SizeFacts | None = None  # remembered verified sizes (None: no store)
-    max_index_depth: int = MAX_INDEX_DEPTH
-    workers: int = 8
+    platform: Platform | None
+    sizes: sizes.SizeMode
+    max_uncompressed: int | None
+    size_store: SizeFacts | None  # remembered verified sizes (None: no store)
+    max_index_depth: int
+    workers: int
+
+    def __init__(
+        self,
+        platform: Platform | str | None = None,
+        sizes: SizeMode = "cheap",
+        max_uncompressed: int | None = None,
+        size_store: SizeFacts | None = None,
+        max_index_depth: int = MAX_INDEX_DEPTH,
+        workers: int = 8,
+    ) -> None:
+        if isinstance(platform, str):
+            platform = parse_platform(platform)
+        elif platform is not None and not isinstance(platform, Platform):
+            raise UsageError(
+                f"LoadOptions: platform must be a Platform or text like 'linux/arm64', not {type(platform).__name__}"
+            )
+        for name, value in (
+            ("platform", platform),
+            ("sizes", sizes),
+            ("max_uncompressed", max_uncompressed),
+            ("size_store", size_store),
+            ("max_index_depth", max_index_depth),
+            ("workers", workers),
+        ):
+            object.__setattr__(self, name, value)
+
+
+def parse_platform(text: str) -> Platform:
+    """``text`` (``linux/arm64``, and whatever shorthands :meth:`Platform.parse` accepts) as a :class:`Platform`;
+    malformed text is a :class:`~ociinspect.errors.UsageError` (exit 2) with a hint.  Cost: none (no I/O)."""
+    try:
+        return Platform.parse(text)
+    except ValueError as exc:
+        raise UsageError(
+            str(exc), hint="write OS/ARCH[/VARIANT], e.g. linux/amd64 or linux/arm64/v8"
+        ) from None
 
 
 def _what(source: Source) -> str:
@@ -220,11 +268,13 @@ def manifest_facts(raw: RawManifest, what: str) -> ManifestFacts:
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Resolution:
-    """Where a walk down indexes ended: the image ``manifest`` chosen, and the top ``index`` it was chosen from
-    (``None`` when the reference named an image manifest)."""
+    """Where a walk down indexes ended: the image ``manifest`` chosen, the top ``index`` it was chosen from
+    (``None`` when the reference named an image manifest), and ``raw``: the chosen manifest's bytes exactly as
+    served, verified against the descriptor that named them (always set by :func:`resolve`)."""
 
     manifest: ManifestFacts
     index: ManifestFacts | None = None
+    raw: RawManifest | None = None
 
 
 def _pick(entries: Sequence[IndexEntry], wanted: Platform | None, what: str) -> IndexEntry:
@@ -345,8 +395,31 @@ def _resolve(source: Source, options: LoadOptions, raw: RawManifest) -> Resoluti
         if not facts.entries:
             raise InvalidImage(f"{what}: the index lists no manifests", hint="the image is empty or broken")
         chosen = _pick(facts.entries, options.platform, what)
-        facts = manifest_facts(_child(source, chosen.descriptor, what), what)
-    return Resolution(facts, top)
+        raw = _child(source, chosen.descriptor, what)
+        facts = manifest_facts(raw, what)
+    return Resolution(facts, top, raw)
+
+
+def root_manifest(source: Source) -> RawManifest:
+    """The manifest (or index) the source's reference names, exactly as served, checked against the reference's
+    pinned digest when it has one (:class:`~ociinspect.errors.DigestMismatch`).  Cost: one manifest read."""
+    root = source.root()
+    ref = source.reference
+    if ref.digest and root.digest != ref.digest:
+        raise DigestMismatch(
+            f"{_what(source)}: asked for {ref.digest}, got content with digest {root.digest}"
+        )
+    return root
+
+
+def resolve(source: Source, options: LoadOptions | None = None) -> Resolution:
+    """Walk from the manifest the reference names down to one image manifest, by the loader's rules: the platform
+    pick (``options.platform``, default this host's Linux platform; attestations skipped; a single-image index
+    used whatever its platform), the nesting limit (``options.max_index_depth``), each child verified against its
+    descriptor's digest and size.  The result holds the chosen manifest's bytes (``raw``), its facts and the top
+    index's.  Cost: one manifest read, + one per index level; no config or layer read.
+    """
+    return _resolve(source, options or LoadOptions(), root_manifest(source))
 
 
 def load(source: Source, options: LoadOptions | None = None) -> Image:
@@ -380,9 +453,9 @@ def load_all_platforms(source: Source, options: LoadOptions | None = None) -> li
     for e in top.entries:
         if e.kind != "image":
             continue
-        child = manifest_facts(_child(source, e.descriptor, what), what)
+        raw = _child(source, e.descriptor, what)
         opts = dataclasses.replace(options, platform=e.descriptor.platform)
-        images.append(_build(source, opts, Resolution(child, top)))
+        images.append(_build(source, opts, Resolution(manifest_facts(raw, what), top, raw)))
     if not images:
         raise PlatformNotFound(f"{what}: the index lists no runnable image (only attestations or artifacts)")
     return images

@@ -28,7 +28,7 @@ LAYERS: list[set[str]] = [
     {"session", "analyzers"},
     {"policy", "audit", "verbs"},
     {"reports"},
-    {"__init__", "cli", "__main__"},
+    {"__init__", "api", "cli", "__main__"},
 ]
 LAYER_OF = {unit: i for i, units in enumerate(LAYERS) for unit in units}
 THIRD_PARTY_OK_IN_MODEL = {"oras"}
