@@ -29,17 +29,21 @@ from ociinspect.model.reference import Reference, parse_reference
 from ociinspect.sources.base import Source
 
 if TYPE_CHECKING:
+    from ociinspect.analyzers.diff import ImageDiff
     from ociinspect.content.osdetect import Cache
     from ociinspect.content.scan import ScanOptions
     from ociinspect.registry import CredentialResolver, Credentials, RegistryClient, RegistrySettings
     from ociinspect.store import Store
 
 __all__ = [
+    "DiffRead",
     "LoadResult",
     "Progress",
     "ReadContext",
     "ScanSettings",
     "Session",
+    "diff_loaded",
+    "diff_references",
     "each_image",
     "exit_code",
     "scan_layers",
@@ -434,3 +438,117 @@ def exit_code(
         return ExitCode.PARTIAL
     return ExitCode.OK
 
+
+# ------------------------------------------------------------------------------------------------ diff
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class DiffRead:
+    """What a diff read: layers streamed (and their compressed bytes), layers taken from the cache or given
+    already scanned, shared layers never read."""
+
+    layers_streamed: int
+    bytes_streamed: int
+    layers_cached: int
+    layers_skipped: int
+
+    def to_json(self) -> dict[str, int]:
+        return dataclasses.asdict(self)
+
+
+def _diff_side(read: ReadContext, src: Source, label: str) -> Image:
+    try:
+        image = load(src, read.options)
+    except OciInspectError as exc:
+        raise exc.with_context(f"reading {label} {src.reference}") from None
+    if image.is_artifact:
+        raise UsageError(
+            f"{label} {image.reference} is an artifact ({image.artifact_type}), not a container image",
+            hint="diff compares container images",
+        )
+    return image
+
+
+def diff_references(
+    read: ReadContext, ref_a: str, ref_b: str, settings: ScanSettings, *, depth: int = 3
+) -> tuple[ImageDiff, DiffRead]:
+    """Load both images (``read.options``: one platform each) and diff them, reading only what the result
+    depends on (see :func:`diff_loaded`).
+
+    Cost: the two manifests and configs (plus the loader's small Range reads for cheap sizes), then what
+    :func:`diff_loaded` reads; each source is opened once.  Errors name A or B."""
+    with read.session.source(ref_a) as src_a, read.session.source(ref_b) as src_b:
+        a, b = _diff_side(read, src_a, "A"), _diff_side(read, src_b, "B")
+        return _diff_sources(src_a, a, src_b, b, settings, depth, {}, ("A", "B"))
+
+
+def diff_loaded(
+    read: ReadContext,
+    a: tuple[str, Image],
+    b: tuple[str, Image],
+    settings: ScanSettings,
+    *,
+    depth: int = 3,
+    scanned: Sequence[LayerScan] = (),
+    labels: tuple[str, str] = ("A", "B"),
+) -> tuple[ImageDiff, DiffRead]:
+    """Diff two images already loaded (each with the reference it came from), reading only what the result
+    depends on (:func:`ociinspect.analyzers.diff.layers_to_read` / ``prefix_needed``).
+
+    Cost: no manifest or config is read again (each source is opened once more: nothing for a registry, a tar
+    header index for an archive); the layers above the shared prefix of each image, each streamed once unless
+    the layer cache holds its index or ``scanned`` (layer scans the caller already has, matched by blob digest)
+    does; the shared prefix only when ``prefix_needed`` says so (once, from A, same order).  Errors name the
+    side (``labels``) and its image."""
+    (ref_a, image_a), (ref_b, image_b) = a, b
+    known = {s.digest: s for s in scanned}
+    with read.session.source(ref_a) as src_a, read.session.source(ref_b) as src_b:
+        return _diff_sources(src_a, image_a, src_b, image_b, settings, depth, known, labels)
+
+
+def _diff_sources(
+    src_a: Source,
+    image_a: Image,
+    src_b: Source,
+    image_b: Image,
+    settings: ScanSettings,
+    depth: int,
+    known: dict[str, LayerScan],
+    labels: tuple[str, str],
+) -> tuple[ImageDiff, DiffRead]:
+    from ociinspect.analyzers.diff import diff_images, layers_to_read, prefix_needed
+    from ociinspect.content.scan import scan_image
+
+    store = settings.store()
+    read_now: list[LayerScan] = []
+    reused = 0
+    plan = layers_to_read(image_a, image_b)
+
+    def scan(src: Source, image: Image, indexes: tuple[int, ...], label: str) -> list[LayerScan]:
+        nonlocal reused
+        wanted = tuple(i for i in indexes if image.layers[i].digest not in known)
+        try:
+            got = scan_image(src, image, settings.options, cache=store, layers=wanted) if wanted else []
+        except OciInspectError as exc:
+            raise exc.with_context(f"reading {label} {image.reference}") from None
+        read_now.extend(got)
+        reused += len(indexes) - len(wanted)
+        by_index = dict(zip(wanted, got, strict=True))
+        return [by_index[i] if i in by_index else known[image.layers[i].digest] for i in indexes]
+
+    try:
+        sa = scan(src_a, image_a, plan.only_a, labels[0])
+        sb = scan(src_b, image_b, plan.only_b, labels[1])
+        prefix = scan(src_a, image_a, plan.prefix, labels[0]) if plan.shared and prefix_needed(sa, sb) else None
+        result = diff_images(image_a, image_b, sa, sb, prefix, depth=depth)
+    finally:
+        if store is not None:
+            store.close()
+    sizes = {x.digest: x.size for x in (*image_a.layers, *image_b.layers)}
+    streamed = [s for s in read_now if not s.from_cache]
+    return result, DiffRead(
+        layers_streamed=len(streamed),
+        bytes_streamed=sum(sizes.get(s.digest, 0) for s in streamed if s.index_source == "stream"),
+        layers_cached=len(read_now) - len(streamed) + reused,
+        layers_skipped=0 if result.prefix_read else plan.shared,
+    )

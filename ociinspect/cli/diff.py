@@ -2,13 +2,8 @@
 
 from __future__ import annotations
 
-import contextlib
-import dataclasses
-from typing import Any
-
 import click
 
-from ociinspect.analyzers.diff import ImageDiff, diff_images, layers_to_read, prefix_needed
 from ociinspect.cli import cli
 from ociinspect.cli.options import (
     ReadContext,
@@ -18,85 +13,14 @@ from ociinspect.cli.options import (
     scan_options,
     write_output,
 )
-from ociinspect.content.scan import scan_image
-from ociinspect.errors import ExitCode, OciInspectError, UsageError
-from ociinspect.image.loader import load
-from ociinspect.model.entries import LayerScan
-from ociinspect.model.image import Image
+from ociinspect.errors import ExitCode, UsageError
 from ociinspect.reports import render
+from ociinspect.session import (  # the loading lives below the CLI (check uses it too)
+    DiffRead,
+    diff_references,
+)
 
 __all__ = ["DiffRead", "diff", "diff_references"]
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class DiffRead:
-    """What a diff read: layers streamed (and their compressed bytes), layers taken from the cache, shared
-    layers never read."""
-
-    layers_streamed: int
-    bytes_streamed: int
-    layers_cached: int
-    layers_skipped: int
-
-    def to_json(self) -> dict[str, int]:
-        return dataclasses.asdict(self)
-
-
-def _load(read: ReadContext, src: Any, label: str) -> Image:
-    try:
-        image = load(src, read.options)
-    except OciInspectError as exc:
-        raise exc.with_context(f"reading {label} {src.reference}") from None
-    if image.is_artifact:
-        raise UsageError(
-            f"{label} {image.reference} is an artifact ({image.artifact_type}), not a container image",
-            hint="diff compares container images",
-        )
-    return image
-
-
-def diff_references(
-    read: ReadContext, ref_a: str, ref_b: str, settings: ScanSettings, *, depth: int = 3
-) -> tuple[ImageDiff, DiffRead]:
-    """Load both images and diff them, reading only what the result depends on.
-
-    Cost: the two manifests and configs (plus the loader's small Range reads for cheap sizes); the layers above
-    the shared prefix of each image, each streamed once unless the layer cache holds its index; the shared
-    prefix only when :func:`~ociinspect.analyzers.diff.prefix_needed` says so (once, from A, cache first).
-    """
-    store = settings.store()
-    scans: list[LayerScan] = []
-    sizes: dict[str, int] = {}
-    try:
-        with contextlib.ExitStack() as stack:
-            src_a = stack.enter_context(read.session.source(ref_a))
-            src_b = stack.enter_context(read.session.source(ref_b))
-            a, b = _load(read, src_a, "A"), _load(read, src_b, "B")
-            sizes.update({x.digest: x.size for x in (*a.layers, *b.layers)})
-            plan = layers_to_read(a, b)
-
-            def scan(src: Any, image: Image, indexes: tuple[int, ...], label: str) -> list[LayerScan]:
-                try:
-                    out = scan_image(src, image, settings.options, cache=store, layers=indexes)
-                except OciInspectError as exc:
-                    raise exc.with_context(f"reading {label} {image.reference}") from None
-                scans.extend(out)
-                return out
-
-            sa = scan(src_a, a, plan.only_a, "A")
-            sb = scan(src_b, b, plan.only_b, "B")
-            prefix = scan(src_a, a, plan.prefix, "A") if plan.shared and prefix_needed(sa, sb) else None
-            result = diff_images(a, b, sa, sb, prefix, depth=depth)
-    finally:
-        if store is not None:
-            store.close()
-    streamed = [s for s in scans if not s.from_cache]
-    return result, DiffRead(
-        layers_streamed=len(streamed),
-        bytes_streamed=sum(sizes.get(s.digest, 0) for s in streamed if s.index_source == "stream"),
-        layers_cached=len(scans) - len(streamed),
-        layers_skipped=0 if result.prefix_read else layers_to_read(result.a, result.b).shared,
-    )
 
 
 @cli.command()

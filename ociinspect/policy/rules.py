@@ -51,6 +51,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Literal
 
 from ociinspect.analyzers import sharing
+from ociinspect.analyzers.diff import GrowthNode, ImageDiff
 from ociinspect.analyzers.waste import WasteReport, analyze, flatten
 from ociinspect.errors import ExitCode, OciInspectError
 from ociinspect.model.entries import Entry
@@ -58,10 +59,13 @@ from ociinspect.model.image import Image, Platform
 from ociinspect.model.textsafe import parse_uint
 
 __all__ = [
+    "GROWTH_RULES",
     "RULES",
     "RULE_METHODS",
     "Facts",
     "Finding",
+    "GrowthExplanation",
+    "GrowthPath",
     "ImageCheck",
     "Need",
     "Origin",
@@ -74,6 +78,8 @@ __all__ = [
     "compile_glob",
     "evaluate",
     "exit_code",
+    "explain_growth",
+    "growth_explanation",
     "is_root_user",
     "platform_matches",
 ]
@@ -256,6 +262,36 @@ class Facts:
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
+class GrowthPath:
+    """One line of a growth explanation: a directory of the diff's growth tree (``kind`` ``dir``, ``changed``
+    paths below it) or a file added or grown (``added`` / ``grown``); ``delta`` in bytes (tar header sizes,
+    image − baseline)."""
+
+    path: str
+    delta: int
+    kind: Literal["dir", "added", "grown"]
+    changed: int = 1
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class GrowthExplanation:
+    """Why a growth rule was violated, from ``diff baseline image`` (:mod:`ociinspect.analyzers.diff`).
+
+    ``paths``: the largest growing directories, then the largest added or grown files (bytes, uncompressed
+    file sizes); ``files_delta``: the net byte delta of every changed path; ``changed``: how many paths
+    changed; ``layers``: (shared, only in the baseline, only in the image) layer counts; ``added_layers_size``:
+    compressed bytes of the image's layers above the shared prefix.  ``unavailable`` says why there is no
+    explanation (a layer unreadable, the deadline …): the rule's verdict stands without it."""
+
+    paths: tuple[GrowthPath, ...] = ()
+    files_delta: int | None = None
+    changed: int = 0
+    layers: tuple[int, int, int] | None = None
+    added_layers_size: int | None = None
+    unavailable: str | None = None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
 class Finding:
     """The outcome of one rule on one image.
 
@@ -275,6 +311,7 @@ class Finding:
     note: str | None = None
     origin: Origin | None = None
     text: str | None = None
+    explanation: GrowthExplanation | None = None
 
     @property
     def reads_content(self) -> bool:
@@ -776,6 +813,61 @@ RULE_METHODS: Mapping[str, Callable[[_Evaluator, RuleConfig], Finding]] = {
     "allowed-platforms": _Evaluator.rule_allowed_platforms,
     "required-platforms": _Evaluator.rule_required_platforms,
 }
+
+
+#: the rules that measure growth against the baseline: explained by a diff when violated
+GROWTH_RULES = ("max-growth-bytes", "max-growth-percent")
+
+
+def _growing_dirs(root: GrowthNode) -> list[GrowthNode]:
+    """Directories that grew, without those a single child explains entirely (same delta and count)."""
+    out: list[GrowthNode] = []
+
+    def walk(n: GrowthNode) -> None:
+        for c in n.children:
+            walk(c)
+        if n.path == "/" or n.delta <= 0:
+            return
+        if any(c.delta == n.delta and c.changed == n.changed for c in n.children):
+            return
+        out.append(n)
+
+    walk(root)
+    return out
+
+
+def growth_explanation(diff: ImageDiff, top: int = 5) -> GrowthExplanation:
+    """The top ``top`` growing directories of ``diff``'s growth tree (baseline = A, image = B) and the top
+    ``top`` added or grown files, largest delta first (ties by path).  Pure; cost O(changed paths)."""
+    dirs = sorted(_growing_dirs(diff.growth), key=lambda n: (-n.delta, n.path))[:top]
+    files = [
+        c
+        for c in (*diff.files.added, *diff.files.modified)
+        if c.delta > 0 and c.b is not None and not c.b.is_dir
+    ]
+    files.sort(key=lambda c: (-c.delta, c.path))
+    paths = [GrowthPath(n.path, n.delta, "dir", n.changed) for n in dirs]
+    paths += [GrowthPath(c.path, c.delta, "added" if c.a is None else "grown") for c in files[:top]]
+    layers = diff.layers
+    return GrowthExplanation(
+        paths=tuple(paths),
+        files_delta=diff.growth.delta,
+        changed=len(diff.files.changed),
+        layers=(len(layers.shared), len(layers.only_a), len(layers.only_b)),
+        added_layers_size=sum(x.size for x in layers.only_b),
+    )
+
+
+def explain_growth(check: ImageCheck, explanation: GrowthExplanation) -> ImageCheck:
+    """``check`` with ``explanation`` attached to its violated (``fail`` / ``warn``) growth findings; the
+    findings' verdicts and numbers are unchanged.  Pure."""
+    findings = tuple(
+        dataclasses.replace(f, explanation=explanation)
+        if f.rule in GROWTH_RULES and f.status in ("fail", "warn")
+        else f
+        for f in check.findings
+    )
+    return dataclasses.replace(check, findings=findings)
 
 
 def _layer_label(image: Image, index: int) -> str:

@@ -13,10 +13,19 @@ from ociinspect.errors import NotFound, OciInspectError, UsageError
 from ociinspect.image.loader import LoadOptions
 from ociinspect.model.entries import LayerScan
 from ociinspect.model.image import Image
-from ociinspect.policy.rules import Facts, ImageCheck, Policy, evaluate
-from ociinspect.session import Progress, ReadContext, ScanSettings, scan_loaded
+from ociinspect.policy.rules import (
+    GROWTH_RULES,
+    Facts,
+    GrowthExplanation,
+    ImageCheck,
+    Policy,
+    evaluate,
+    explain_growth,
+    growth_explanation,
+)
+from ociinspect.session import Progress, ReadContext, ScanSettings, diff_loaded, scan_loaded
 
-__all__ = ["Errors", "gather"]
+__all__ = ["Errors", "explain", "gather"]
 
 #: the errors of a run, each with the reference it concerns (an image, the baseline or an allowed base)
 Errors = list[tuple[str, OciInspectError]]
@@ -25,13 +34,17 @@ _Cache = dict[tuple[str, str], Image | OciInspectError]
 
 
 def _load_per_platform(
-    read: ReadContext, reference: str, image: Image, cache: _Cache
+    read: ReadContext, reference: str, image: Image, cache: _Cache, policy: Policy
 ) -> Image | OciInspectError:
-    """``reference`` loaded for ``image``'s platform, once per (reference, platform)."""
+    """``reference`` loaded for ``image``'s platform, once per (reference, platform).  Cost: its manifests and
+    config; the uncompressed-size trailers only when a rule needs sizes (a size rule, or growth on the
+    uncompressed basis)."""
     key = (reference, str(image.platform))
     if key not in cache:
         options: LoadOptions = dataclasses.replace(
-            read.options, platform=image.platform or read.options.platform
+            read.options,
+            platform=image.platform or read.options.platform,
+            sizes=read.options.sizes if policy.needs("sizes") else "none",
         )
         try:
             cache[key] = read.session.load(reference, options)
@@ -104,7 +117,7 @@ def _facts(
             layer_sizes=[s.uncompressed_size for s in layer_scans],
         )
     if policy.baseline and policy.needs("baseline"):
-        found = _load_per_platform(read, policy.baseline, image, cache)
+        found = _load_per_platform(read, policy.baseline, image, cache, policy)
         if isinstance(found, NotFound):
             note = f"baseline {policy.baseline} not found (first push?): growth not checked"
             facts = dataclasses.replace(facts, baseline_note=note)
@@ -120,7 +133,7 @@ def _facts(
         for entry in allowed.value:
             if entry.startswith(("sha256:", "sha512:")):
                 continue  # a bare digest can only match the annotations
-            base = _load_per_platform(read, entry, image, cache)
+            base = _load_per_platform(read, entry, image, cache, policy)
             if isinstance(base, Image):
                 bases.append(base)
             elif not isinstance(base, NotFound):
@@ -149,14 +162,59 @@ def gather(
     scans = _scan(read, loaded, policy, scan, progress, errors)
     cache: _Cache = {}
     checks = []
-    failed = {ref for ref, _ in errors}  # refs that failed to load or scan (not the baseline's later failures)
+    failed = {
+        ref for ref, _ in errors
+    }  # refs that failed to load or scan (not the baseline's later failures)
     for reference, image in loaded:
         if reference in failed:
             continue
         facts = _facts(read, image, policy, scans, cache, errors)
         if facts is not None:
-            checks.append(evaluate(policy, facts))
+            check = evaluate(policy, facts)
+            if facts.baseline is not None and _growth_violated(check):
+                explanation = explain(
+                    read, (policy.baseline or "", facts.baseline), (reference, image), scan, scans
+                )
+                check = explain_growth(check, explanation)
+            checks.append(check)
     return checks, errors
+
+
+def _growth_violated(check: ImageCheck) -> bool:
+    return any(f.rule in GROWTH_RULES and f.status in ("fail", "warn") for f in check.findings)
+
+
+def explain(
+    read: ReadContext,
+    baseline: tuple[str, Image],
+    image: tuple[str, Image],
+    scan: ScanSettings,
+    scans: dict[str, list[LayerScan]] | None = None,
+    *,
+    top: int = 5,
+) -> GrowthExplanation:
+    """Why ``image`` grew against ``baseline``: ``diff baseline image`` (:func:`ociinspect.session.diff_loaded`,
+    the diff's read plan) summarised (:func:`~ociinspect.policy.rules.growth_explanation`).  Never raises an
+    :class:`OciInspectError`: when the diff cannot be computed (a layer unreadable, the deadline …) the
+    explanation says it is unavailable and why.
+
+    Cost (paid only for a violated growth rule): the layers above the shared prefix of both images, each
+    streamed once unless the layer cache (or ``scans``, the layers the content rules already read) holds its
+    index; the shared prefix once, only when the result depends on it; no manifest or config again.
+    """
+    known = [s for layer_scans in (scans or {}).values() for s in layer_scans]
+    try:
+        diff, _ = diff_loaded(
+            read, baseline, image, scan, depth=_EXPLAIN_DEPTH, scanned=known, labels=("baseline", "image")
+        )
+    except OciInspectError as exc:
+        why = exc.message + (f" (hint: {exc.hint})" if exc.hint else "")
+        return GrowthExplanation(unavailable=why)
+    return growth_explanation(diff, top)
+
+
+#: levels of the growth tree an explanation looks at (deep enough for /usr/local/lib/python3.12/site-packages/x)
+_EXPLAIN_DEPTH = 6
 
 
 def _has_base_annotations(image: Image) -> bool:

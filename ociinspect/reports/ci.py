@@ -27,8 +27,8 @@ from typing import Any
 
 from ociinspect._version import __version__
 from ociinspect.errors import OciInspectError
-from ociinspect.model.textsafe import markdown_cell, markdown_code
-from ociinspect.policy.rules import RULES, Finding, ImageCheck, Origin, Policy
+from ociinspect.model.textsafe import escape_controls, markdown_cell, markdown_code
+from ociinspect.policy.rules import RULES, Finding, GrowthExplanation, ImageCheck, Origin, Policy
 from ociinspect.reports.text import human_size
 
 __all__ = [
@@ -42,6 +42,7 @@ __all__ = [
     "check_sarif",
     "check_text",
     "describe",
+    "explanation_lines",
 ]
 
 SCHEMA_VERSION = 1
@@ -222,7 +223,60 @@ def _finding(f: Finding) -> dict[str, Any]:
         "note": f.note,
         "reads_content": f.reads_content,
         "origin": _origin(f.origin),
+        "explanation": _explanation(f.explanation),
     }
+
+
+def _explanation(e: GrowthExplanation | None) -> dict[str, Any] | None:
+    """A violated growth rule's explanation (``None`` for every other finding): see ``docs/ci.md``."""
+    if e is None:
+        return None
+    return {
+        "available": e.unavailable is None,
+        "unavailable": e.unavailable,
+        "files_delta": e.files_delta,
+        "changed": e.changed,
+        "layers": None
+        if e.layers is None
+        else {"shared": e.layers[0], "only_baseline": e.layers[1], "only_image": e.layers[2]},
+        "added_layers_size": e.added_layers_size,
+        "paths": [{"path": p.path, "delta": p.delta, "kind": p.kind, "changed": p.changed} for p in e.paths],
+    }
+
+
+def _signed(n: int) -> str:
+    return ("+" if n > 0 else "-" if n < 0 else "") + human_size(abs(n))
+
+
+def explanation_lines(f: dict[str, Any]) -> list[str]:
+    """A finding's explanation as lines (empty when it has none): a heading, then one line per growing path
+    (``+180.0 MiB /usr/lib/python3/ (directory, 12 changed paths)``), or why it is unavailable."""
+    e = f.get("explanation")
+    if not e:
+        return []
+    if not e["available"]:
+        why = escape_controls(str(e["unavailable"]))
+        return [f"why it grew: explanation unavailable ({why}); the numbers above stand"]
+    head = "why it grew (diff against the baseline, uncompressed file bytes): "
+    head += f"{e['changed']} changed path(s), net {_signed(e['files_delta'] or 0)}"
+    layers = e["layers"]
+    if layers is not None:
+        head += (
+            f"; layers: {layers['shared']} shared, {layers['only_baseline']} only in the baseline, "
+            f"{layers['only_image']} only in the image ({human_size(e['added_layers_size'] or 0)} compressed)"
+        )
+    lines = [head]
+    for p in e["paths"]:
+        if p["kind"] == "dir":
+            where = escape_controls(p["path"].rstrip("/") + "/")
+            lines.append(f"{_signed(p['delta'])} {where} (directory, {p['changed']} changed path(s))")
+        else:
+            lines.append(
+                f"{_signed(p['delta'])} {escape_controls(p['path'])} ({'added' if p['kind'] == 'added' else 'grown'})"
+            )
+    if not e["paths"]:
+        lines.append("no file grew: the growth is in the layers (e.g. files rewritten, or compression)")
+    return lines
 
 
 def check_document(
@@ -347,6 +401,9 @@ def check_text(doc: dict[str, Any]) -> str:
                 lines += [f"          {' ' * width}  {d}" for d in f["details"][:20]]
                 if len(f["details"]) > 20:
                     lines.append(f"          {' ' * width}  … {len(f['details']) - 20} more")
+            why = explanation_lines(f)
+            lines += [f"          {' ' * width}  {w}" for w in why[:1]]
+            lines += [f"          {' ' * width}    {w}" for w in why[1:]]
     for err in doc["errors"]:
         lines += ["", f"{err['reference']}: ERROR {err['message']}"]
     lines += ["", _summary_line(doc)]
@@ -385,6 +442,11 @@ def check_markdown(doc: dict[str, Any]) -> str:
             lines += ["", "<details><summary>Details</summary>", ""]
             lines += [f"- `{rule}`: {_md(d)}" for rule, d in details[:50]]
             lines += ["", "</details>"]
+        for f in img["findings"]:
+            why = explanation_lines(f)
+            if why:
+                lines += ["", f"{_ICON[f['status']]} `{f['rule']}`: {_md(why[0])}", ""]
+                lines += [f"- {_md(w)}" for w in why[1:]]
     for err in doc["errors"]:
         lines += [
             "",
@@ -399,7 +461,16 @@ def check_markdown(doc: dict[str, Any]) -> str:
 
 def _with_details(f: dict[str, Any]) -> str:
     """The message, then the offending items one per line for the rules whose message does not name them."""
-    return "\n".join([f["message"], *(f["details"] if f["rule"] in _LISTED else [])])
+    return "\n".join([f["message"], *(f["details"] if f["rule"] in _LISTED else []), *explanation_lines(f)])
+
+
+def _with_why(f: dict[str, Any]) -> str:
+    """The message and, for an explained growth rule, its largest growing path (one line, for attributes and
+    single-line fields)."""
+    why = explanation_lines(f)
+    if not why:
+        return str(f["message"])
+    return f"{f['message']}; " + (why[1] if len(why) > 1 and f["explanation"]["available"] else why[0])
 
 
 def _undecided_error(f: dict[str, Any]) -> bool:
@@ -441,7 +512,7 @@ def check_junit(doc: dict[str, Any]) -> str:
             case = ET.SubElement(suite, "testcase", name=f["rule"], classname=title)
             body = _with_details(f)
             if f["status"] == "fail":
-                ET.SubElement(case, "failure", type=f["rule"], message=f["message"]).text = body
+                ET.SubElement(case, "failure", type=f["rule"], message=_with_why(f)).text = body
             elif f["status"] == "skip" or _undecided_warning(f):
                 ET.SubElement(case, "skipped", message=f["message"])
             elif f["status"] == "undecidable":  # severity error: the build must not pass silently
@@ -515,7 +586,9 @@ def check_sarif(doc: dict[str, Any]) -> str:
                     if f["status"] == "undecidable"
                     else {"level": "error" if f["status"] == "fail" else "warning"}
                 ),
-                "message": {"text": f"{img['reference']}: {f['message']}"},
+                "message": {
+                    "text": "\n".join([f"{img['reference']}: {f['message']}", *explanation_lines(f)])
+                },
                 "partialFingerprints": {
                     "ociinspectImageRule/v1": _fingerprint(
                         f["rule"], _stable(img["reference"]), img["platform"] or ""
@@ -528,6 +601,7 @@ def check_sarif(doc: dict[str, Any]) -> str:
                     "measured": f["measured"],
                     "limit": f["limit"],
                     "details": f["details"],
+                    "explanation": f.get("explanation"),
                 },
             }
             location: dict[str, Any] = {
@@ -616,11 +690,16 @@ def check_github(doc: dict[str, Any]) -> str:
                 props.append(f"file={_escape_property(_uri(origin['path']))}")
                 if origin["line"]:
                     props.append(f"line={origin['line']}")
-            title = "ociinspect check: " + f["rule"] + (f" ({UNDECIDABLE})" if f["status"] == "undecidable" else "")
+            title = (
+                "ociinspect check: "
+                + f["rule"]
+                + (f" ({UNDECIDABLE})" if f["status"] == "undecidable" else "")
+            )
             props.append(f"title={_escape_property(title)}")
             message = f"{img['reference']}: {f['message']}"
             if f["rule"] in _LISTED and f["details"]:
                 message += "\n" + "\n".join(f["details"][:20])
+            message += "".join("\n" + w for w in explanation_lines(f))
             lines.append(f"::{level} {','.join(props)}::{_escape_data(message)}")
     for err in doc["errors"]:
         title = _escape_property("ociinspect check: image unreadable")
@@ -647,7 +726,8 @@ def check_gitlab(doc: dict[str, Any]) -> str:
                 {
                     "type": "issue",
                     "check_name": f["rule"],
-                    "description": f"{img['reference']}: {f['message']}",
+                    "description": f"{img['reference']}: {f['message']}"
+                    + "".join(f"; {w}" for w in explanation_lines(f)),
                     "categories": [
                         "Performance"
                         if RULES[f["rule"]].kind in ("bytes", "count", "ratio", "percent")

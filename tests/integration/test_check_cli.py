@@ -368,3 +368,119 @@ def test_content_rules_read_manifest_and_config_once(
     code, _, doc = findings(capsys, layouts["app1"], "--forbidden-path", "**/*.py")
     assert code == 1 and doc["images"][0]["content_read"] is True
     assert roots == [layouts["app1"]]
+
+
+# ------------------------------------------------------------------------------------------ issue 13: why it grew
+
+SCHEMAS = Path(__file__).resolve().parents[1] / "data" / "schemas"
+#: app1 = base + one layer (COPY app1/ /) holding /app/app1.py (800 bytes) and /app/VERSION (6 bytes)
+GROWN_DIR, GROWN_FILE = "+806 B /app/ (directory, 2 changed path(s))", "+800 B /app/app1.py (added)"
+
+
+def _layer_reads(monkeypatch: pytest.MonkeyPatch, layers: set[str]) -> list[str]:
+    """Every read of a layer blob (``open_blob``, ``blob``, ``blob_range``) of any source the session opens."""
+    from ociinspect.session import Session
+
+    opened = Session.open
+    reads: list[str] = []
+
+    def counting(self: Session, reference: object) -> Any:
+        src = opened(self, reference)  # type: ignore[arg-type]
+        for name in ("open_blob", "blob", "blob_range"):
+            method = getattr(src, name)
+
+            def counted(digest: str, *args: Any, _m: Any = method, **kwargs: Any) -> Any:
+                if digest in layers:
+                    reads.append(digest)
+                return _m(digest, *args, **kwargs)
+
+            monkeypatch.setattr(src, name, counted)
+        return src
+
+    monkeypatch.setattr(Session, "open", counting)
+    return reads
+
+
+def test_a_failed_growth_rule_names_the_grown_paths_in_every_format(
+    layouts: dict[str, str], capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    import jsonschema  # type: ignore[import-untyped]
+    import xmlschema
+
+    args = (
+        layouts["app1"],
+        "--baseline",
+        layouts["base"],
+        "--max-growth-bytes",
+        str(GROWTH - 1),
+        "--no-cache",
+    )
+    code, got, _ = findings(capsys, *args, "--max-growth-percent", "2")
+    for rule in ("max-growth-bytes", "max-growth-percent"):  # the numbers stand; the diff is computed once
+        assert got[rule]["status"] == "fail" and got[rule]["explanation"]["available"] is True
+    assert code == 1 and got["max-growth-bytes"]["measured"] == GROWTH
+    paths = got["max-growth-bytes"]["explanation"]["paths"]
+    assert paths[:2] == [
+        {"path": "/app", "delta": 806, "kind": "dir", "changed": 2},
+        {"path": "/app/app1.py", "delta": 800, "kind": "added", "changed": 1},
+    ]
+    code, out, _ = run(
+        capsys,
+        *args,
+        "--report",
+        "junit=check.xml",
+        "--report",
+        "sarif=check.sarif",
+        "--report",
+        "markdown=check.md",
+        "--report",
+        "gitlab=gl.json",
+    )
+    assert code == 1
+    failed = out.split("FAIL  max-growth-bytes", 1)[1]
+    assert GROWN_DIR in failed and GROWN_FILE in failed  # the list under the failed rule
+    assert GROWN_FILE in (tmp_path / "check.md").read_text()
+    junit = (tmp_path / "check.xml").read_text()
+    xmlschema.XMLSchema(str(SCHEMAS / "junit-10.xsd")).validate(tmp_path / "check.xml")
+    failure = ET.fromstring(junit).find(".//failure")
+    assert failure is not None and GROWN_DIR in (failure.get("message") or "")
+    assert GROWN_FILE in (failure.text or "")
+    sarif = json.loads((tmp_path / "check.sarif").read_text())
+    jsonschema.Draft7Validator(json.loads((SCHEMAS / "sarif-schema-2.1.0.json").read_text())).validate(sarif)
+    assert GROWN_FILE in sarif["runs"][0]["results"][0]["message"]["text"]
+    assert GROWN_FILE in json.loads((tmp_path / "gl.json").read_text())[0]["description"]
+    code, out, _ = run(capsys, *args, "-f", "github")
+    assert code == 1 and out.startswith("::error ") and "%0A" + GROWN_FILE in out
+
+
+def test_a_passing_growth_rule_reads_no_layer(
+    layouts: dict[str, str], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    layers = {x.digest for x in EXPECTED["app1"].layers} | {x.digest for x in EXPECTED["base"].layers}
+    reads = _layer_reads(monkeypatch, layers)
+    args = (layouts["app1"], "--baseline", layouts["base"], "--max-growth-bytes")
+    code, got, _ = findings(capsys, *args, str(GROWTH))
+    assert code == 0 and got["max-growth-bytes"]["explanation"] is None and reads == []
+    code, got, _ = findings(capsys, *args, str(GROWTH - 1))  # violated: the diff reads app1's own layer
+    assert code == 1 and reads and got["max-growth-bytes"]["explanation"]["available"]
+
+
+def test_an_unavailable_explanation_never_hides_the_failure(
+    fixture_images: dict[str, Path],
+    layouts: dict[str, str],
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+) -> None:
+    import shutil
+
+    broken = tmp_path / "broken"
+    shutil.copytree(fixture_images["app1"], broken)
+    top = EXPECTED["app1"].layers[-1].digest
+    (broken / "blobs" / "sha256" / top.split(":", 1)[1]).write_bytes(b"not the layer")
+    args = (f"oci:{broken}:latest", "--baseline", layouts["base"], "--max-growth-bytes", str(GROWTH - 1))
+    code, got, doc = findings(capsys, *args)
+    finding = got["max-growth-bytes"]
+    assert (code, finding["status"], finding["measured"]) == (1, "fail", GROWTH) and doc["errors"] == []
+    assert finding["explanation"]["available"] is False and finding["explanation"]["unavailable"]
+    code, out, _ = run(capsys, *args, "--no-cache")
+    assert code == 1 and "FAIL  max-growth-bytes" in out and "explanation unavailable" in out
