@@ -7,6 +7,7 @@ warnings and logs go to stderr.  Commands live in one module each and register o
 
 from __future__ import annotations
 
+import difflib
 import gc
 import importlib
 import logging
@@ -17,7 +18,7 @@ import click
 
 from ociinspect._version import __version__
 from ociinspect.cli.options import report_error
-from ociinspect.errors import ExitCode, OciInspectError
+from ociinspect.errors import ExitCode, OciInspectError, UsageError
 from ociinspect.model.textsafe import SafeFormatter, escape_controls, redact_secrets
 
 __all__ = ["cli", "main", "run"]
@@ -44,8 +45,30 @@ COMMANDS = {
 }
 
 
-class _LazyGroup(click.Group):
+class _Group(click.Group):
+    """A group whose misspelt subcommand gets a did-you-mean hint (click offers none for commands)."""
+
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
+        name = click.utils.make_str(args[0]) if args else ""
+        if args and not name.startswith("-") and self.get_command(ctx, name) is None:
+            known = self.list_commands(ctx)
+            close = difflib.get_close_matches(name, known, n=3, cutoff=0.6)
+            where = " ".join(ctx.command_path.split()[1:])
+            hint = (
+                f"did you mean {' or '.join(f'`{c}`' for c in close)}?"
+                if close
+                else f"the commands are: {', '.join(known)}"
+            )
+            raise _UsageWithHint(f"No such command {name!r}{' under ' + where if where else ''}.", hint, ctx)
+        return super().resolve_command(ctx, args)
+
+
+class _LazyGroup(_Group):
     """A group whose subcommands are imported only when named (or when ``--help`` lists them)."""
+
+    group_class = _Group  # `audit` and any later group resolve misspelt subcommands the same way
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted(set(super().list_commands(ctx)) | set(COMMANDS))
@@ -54,6 +77,38 @@ class _LazyGroup(click.Group):
         if cmd_name not in self.commands and cmd_name in COMMANDS:
             importlib.import_module(f"ociinspect.cli.{COMMANDS[cmd_name]}")
         return super().get_command(ctx, cmd_name)
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        # skopeo's bool flags (pflag) take a value only after '=': a bare --tls-verify is --tls-verify=true
+        end = args.index("--") if "--" in args else len(args)
+        args = [("--tls-verify=true" if a == "--tls-verify" and i < end else a) for i, a in enumerate(args)]
+        return super().parse_args(ctx, args)
+
+
+class _UsageWithHint(click.UsageError):
+    """A click usage error that carries our hint line."""
+
+    def __init__(self, message: str, hint: str, ctx: click.Context | None = None) -> None:
+        super().__init__(message, ctx)
+        self.hint = hint
+
+
+def _usage_hint(exc: click.ClickException) -> str:
+    """The hint line of a click usage error: click's did-you-mean for options, else where to look."""
+    if isinstance(exc, _UsageWithHint):
+        return exc.hint
+    ctx = getattr(exc, "ctx", None)
+    where = f"`{ctx.command_path} --help`" if ctx is not None else "`ociinspect --help`"
+    if isinstance(exc, click.NoSuchOption) and exc.possibilities:
+        close = sorted(exc.possibilities)
+        return f"did you mean {' or '.join(close)}? (see {where})"
+    return f"see {where}"
+
+
+def _usage_message(exc: click.ClickException) -> str:
+    if isinstance(exc, click.NoSuchOption):
+        return f"No such option: {exc.option_name}"
+    return exc.format_message()
 
 
 @click.group(
@@ -91,8 +146,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except click.exceptions.Abort:
         click.echo("ociinspect: aborted", err=True)
         return int(ExitCode.INTERRUPTED)
-    except click.ClickException as exc:
-        exc.show()
+    except click.ClickException as exc:  # click's usage errors in our style: one line, a hint, exit 2
+        report_error(UsageError(_usage_message(exc), hint=_usage_hint(exc)))
         return int(ExitCode.USAGE)
     except SystemExit as exc:
         return int(exc.code or 0) if isinstance(exc.code, int) else 0

@@ -2,55 +2,37 @@
 
 from __future__ import annotations
 
-import contextlib
-import dataclasses
 import functools
 import os
 import sys
-import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
 import click
 
-from ociinspect.audit import (
-    AuditDB,
-    AuditOptions,
-    Counters,
-    Scope,
-    ShardSpec,
-    audit,
-    default_db_path,
-    diff,
-    report,
-    runs,
-)
+from ociinspect.audit import AuditDB, AuditOptions, Counters, ShardSpec, default_db_path, diff, report, runs
+from ociinspect.audit.scan import parse_registry, scan_registry, scope_for
+from ociinspect.audit.scan import qualify as _qualify
 from ociinspect.cli import cli
-from ociinspect.cli.options import RegistryAccess, output_options, registry_options
-from ociinspect.errors import ExitCode, UsageError
-from ociinspect.model.reference import DOCKER_HUB, is_docker_hub
-from ociinspect.reports import render
+from ociinspect.cli.options import (
+    RegistryAccess,
+    emit,
+    jobs,
+    jobs_option,
+    note,
+    output_options,
+    quiet_option,
+    registry_options,
+    result,
+    status_line,
+)
+from ociinspect.errors import UsageError
+from ociinspect.session import exit_code
 
-__all__ = ["audit_group", "parse_registry"]
+__all__ = ["_qualify", "audit_group", "parse_registry"]
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-
-def parse_registry(text: str) -> Scope:
-    """``host[:port][/prefix/]`` → :class:`Scope` (``docker.io`` means Docker Hub's API host)."""
-    body = text.strip()
-    for scheme in ("docker://", "https://", "http://"):
-        if body.startswith(scheme):
-            body = body[len(scheme) :]
-    host, _, path = body.partition("/")
-    if not host or " " in host:
-        raise UsageError(
-            f"{text!r} is not a registry", hint="e.g. registry.example.com or 127.0.0.1:5000/team/"
-        )
-    host = DOCKER_HUB if is_docker_hub(host) else host.lower()
-    path = path.strip("/")
-    return Scope(host, prefix=f"{path}/" if path else "")
 
 
 def registry_client_options(func: F) -> F:
@@ -112,30 +94,6 @@ def progress_line(snap: dict[str, Any]) -> str:
     )
 
 
-@contextlib.contextmanager
-def _progress(counters: Counters, enabled: bool) -> Iterator[None]:
-    """A status line on stderr, refreshed twice a second (only on a terminal, unless --quiet)."""
-    if not enabled:
-        yield
-        return
-    stop = threading.Event()
-
-    def loop() -> None:
-        while not stop.wait(0.5):
-            sys.stderr.write("\r\x1b[K" + progress_line(counters.snapshot()))
-            sys.stderr.flush()
-
-    thread = threading.Thread(target=loop, name="audit-progress", daemon=True)
-    thread.start()
-    try:
-        yield
-    finally:
-        stop.set()
-        thread.join()
-        sys.stderr.write("\r\x1b[K" + progress_line(counters.snapshot()) + "\n")
-        sys.stderr.flush()
-
-
 def _read_repos(path: Path | None, repos: tuple[str, ...]) -> tuple[str, ...]:
     names = list(repos)
     if path is not None:
@@ -145,16 +103,6 @@ def _read_repos(path: Path | None, repos: tuple[str, ...]) -> tuple[str, ...]:
             raise UsageError(f"--repos-from {path}: {exc.strerror}") from None
         names += [line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#")]
     return tuple(dict.fromkeys(names))
-
-
-def _qualify(scope: Scope, name: str) -> str:
-    """A --repo name under the REGISTRY prefix (``team/`` + ``api``), with Docker Hub's ``library/`` rule."""
-    name = name.strip().strip("/")
-    if scope.prefix and not name.startswith(scope.prefix):
-        name = scope.prefix + name
-    if scope.registry == DOCKER_HUB and "/" not in name:
-        name = f"library/{name}"
-    return name
 
 
 @cli.group("audit")
@@ -201,14 +149,7 @@ def audit_group() -> None:
     metavar="K/N",
     help="Audit only shard K of N (0-based) of the repositories; needs --run.",
 )
-@click.option(
-    "--concurrency",
-    "-j",
-    type=click.IntRange(1, 64),
-    default=8,
-    show_default=True,
-    help="Requests in flight at once.",
-)
+@jobs_option
 @click.option(
     "--max-rps",
     type=click.FloatRange(min=0),
@@ -238,7 +179,7 @@ def audit_group() -> None:
 @click.option(
     "--retry-errors", is_flag=True, help="Fetch again digests that failed for good in earlier runs."
 )
-@click.option("--quiet", "-q", is_flag=True, help="No progress line on stderr.")
+@quiet_option
 @db_option
 @registry_client_options
 def scan(
@@ -248,13 +189,11 @@ def scan(
     resume: bool,
     label: str | None,
     shard_text: str | None,
-    concurrency: int,
     max_rps: float,
     reserve: int,
     deep: bool,
     detect_os: bool,
     retry_errors: bool,
-    quiet: bool,
     db_target: str | None,
     client_factory: Callable[[str], Any],
 ) -> None:
@@ -268,21 +207,12 @@ def scan(
     \b
     Examples:
       ociinspect audit scan registry.example.com/team/
-      ociinspect audit scan docker.io --repos-from repos.txt --concurrency 4 --reserve 10
+      ociinspect audit scan docker.io --repos-from repos.txt --jobs 4 --reserve 10
       ociinspect audit scan reg.internal:5000 --db postgresql://audit@db/audit --run nightly --shard 0/3
     """
-    scope = parse_registry(registry)
-    names = _read_repos(repos_from, repos)
-    if names:
-        scope = Scope(scope.registry, scope.prefix, tuple(_qualify(scope, n) for n in names))
-    shard = ShardSpec.parse(shard_text) if shard_text else ShardSpec()
-    if shard.count > 1 and not label:
-        raise UsageError(
-            "--shard needs --run LABEL, the same for every worker of the audit",
-            hint="e.g. --run nightly-2026-11-28 --shard $JOB_COMPLETION_INDEX/3",
-        )
+    scope = scope_for(registry, _read_repos(repos_from, repos))
     options = AuditOptions(
-        concurrency=concurrency,
+        concurrency=jobs(),
         max_rps=max_rps,
         deep=deep,
         detect_os=detect_os,
@@ -290,46 +220,30 @@ def scan(
         reserve=reserve,
     )
     counters = Counters()
-    show = not quiet and sys.stderr.isatty()
-    with contextlib.ExitStack() as stack:
-        if deep:
-            from ociinspect.store import Store
+    shard = ShardSpec.parse(shard_text) if shard_text else ShardSpec()
+    where = f"{scope.registry}{'/' + scope.prefix if scope.prefix else ''}, shard {shard}"
 
-            store = stack.enter_context(Store())  # the layer-index cache shared with `waste`
-            options = dataclasses.replace(options, scan_cache=store, size_store=store)
-        db = stack.enter_context(AuditDB(db_target))
-        client = stack.enter_context(client_factory(scope.registry))
+    def started(run_id: int, run_label: str, db: str) -> None:
+        note(f"audit run {run_id} ({run_label}) of {where}, into {db}")
 
-        def started(run_id: int, run_label: str) -> None:
-            if not quiet:
-                click.echo(
-                    f"ociinspect: audit run {run_id} ({run_label}) of {scope.registry}"
-                    f"{'/' + scope.prefix if scope.prefix else ''}, shard {shard}, into {db.display}",
-                    err=True,
-                )
-
-        with _progress(counters, show):
-            run_id = audit(
-                db,
-                client,
-                scope,
-                options,
-                label=label,
-                shard=shard,
-                resume=resume,
-                counters=counters,
-                on_start=started,
-            )
-    snap = counters.snapshot()
-    if not quiet:
-        click.echo(
-            f"ociinspect: run {run_id}: {snap['tags_done']} tags ({snap['tag_errors']} failed) in "
-            f"{snap['repos_total']} repositories, {snap['requests']} requests in {snap['elapsed']:.1f} s; "
-            f"see `ociinspect audit report {run_id}`",
-            err=True,
+    with status_line(lambda: progress_line(counters.snapshot())):
+        done = scan_registry(
+            scope,
+            db_target,
+            client_factory,
+            options,
+            label=label,
+            shard=shard,
+            resume=resume,
+            counters=counters,
+            on_start=started,
         )
-    if snap["tag_errors"] or snap["repo_errors"]:  # this run's, found by this process or an earlier one
-        raise SystemExit(int(ExitCode.PARTIAL))
+    result(
+        f"run {done.run_id}: {done.tags_done} tags ({done.tag_errors} failed) in {done.repos_total} "
+        f"repositories, {done.requests} requests in {done.elapsed:.1f} s; see `ociinspect audit report {done.run_id}`"
+    )
+    if done.exit_code:  # this run's failures, found by this process or an earlier one
+        raise SystemExit(int(done.exit_code))
 
 
 @audit_group.command("report")
@@ -371,7 +285,7 @@ def report_cmd(
     params = load_parameters(vm_profile)
     with AuditDB(_existing(db_target)) as db:
         doc = report(db, run, stale_days=stale_days, top=top, vm_params=params)
-    click.echo(render("audit", fmt, [doc]))
+    emit("audit", fmt, [doc], code=exit_code([], read=1))
 
 
 @audit_group.command("runs")
@@ -380,7 +294,8 @@ def report_cmd(
 def runs_cmd(db_target: str | None, fmt: str) -> None:
     """List the audit runs in the database, newest first: status, shards, repositories, tags, errors, requests."""
     with AuditDB(_existing(db_target)) as db:
-        click.echo(render("audit-runs", fmt, [runs(db)]))
+        doc = runs(db)
+    emit("audit-runs", fmt, [doc], code=exit_code([], read=1))
 
 
 @audit_group.command("diff")
@@ -397,7 +312,8 @@ def diff_cmd(run_a: str, run_b: str, db_target: str | None, fmt: str) -> None:
       ociinspect audit diff 3 4
     """
     with AuditDB(_existing(db_target)) as db:
-        click.echo(render("audit-diff", fmt, [diff(db, run_a, run_b)]))
+        doc = diff(db, run_a, run_b)
+    emit("audit-diff", fmt, [doc], code=exit_code([], read=1))
 
 
 def _existing(target: str | None) -> str:

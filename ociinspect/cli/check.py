@@ -152,12 +152,6 @@ def _github_actions() -> bool:
 )
 @output_options("check")
 @click.option(
-    "--output",
-    "-o",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Write --format output to FILE instead of stdout.",
-)
-@click.option(
     "--report",
     "reports",
     multiple=True,
@@ -179,7 +173,6 @@ def check(
     exact: bool,
     warn_only: bool,
     fmt: str,
-    output: Path | None,
     reports: list[tuple[str, Path]],
     scan: ScanSettings,
     read: ReadContext,
@@ -209,7 +202,7 @@ def check(
     code = exit_code(checks, errors=[e for _, e in errors], warn_only=warn_only)
     doc = check_document(policy, checks, errors, warn_only=warn_only, exit_code=code)
     _side_reports(doc, fmt, reports)
-    emit("check", fmt, [doc], code=code, output=output)
+    emit("check", fmt, [doc], code=code)
 
 
 def _policy(

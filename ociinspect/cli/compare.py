@@ -9,6 +9,7 @@ import click
 from ociinspect.analyzers.sharing import analyze
 from ociinspect.cli import cli
 from ociinspect.cli.options import ReadContext, emit_results, image_options, load_for_command, output_options
+from ociinspect.errors import UsageError
 from ociinspect.reports.data import compare_document
 
 
@@ -62,6 +63,11 @@ def compare(
       ociinspect compare docker://reg.example.com/team/api:1 docker://reg.example.com/team/web:1
       ociinspect compare oci:build/layout:api oci:build/layout:web --matrix -f html > sharing.html
     """
+    if len(refs) < 2 and not bases and not read.all_platforms:
+        raise UsageError(
+            f"compare needs at least two images, {len(refs)} was given",
+            hint="name two or more refs, add --base REF, or compare an index's platforms with --all-platforms",
+        )
     if exact:
         read.options = dataclasses.replace(read.options, sizes="exact")
     results = load_for_command(read, refs, with_os=with_os)

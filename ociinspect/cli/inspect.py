@@ -11,7 +11,7 @@ from ociinspect import verbs
 from ociinspect.analyzers.vm import estimate_for
 from ociinspect.analyzers.vm_profiles import load_parameters
 from ociinspect.cli import cli
-from ociinspect.cli.options import emit, image_options, output_options, report_error
+from ociinspect.cli.options import emit, image_options, load_for_command, output_options, report_error
 from ociinspect.errors import OciInspectError
 from ociinspect.reports.data import error_document, inspect_document
 from ociinspect.session import ReadContext, exit_code
@@ -48,8 +48,9 @@ def inspect(refs: tuple[str, ...], exact: bool, with_os: bool, read: ReadContext
       ociinspect inspect oci:fixtures/demo:latest
       ociinspect inspect docker://localhost:5000/app:1.0 --platform linux/arm64 -f json
     """
-    options = dataclasses.replace(read.options, sizes="exact") if exact else read.options
-    results = read.session.load_many(list(refs), options, all_platforms=read.all_platforms, with_os=with_os)
+    if exact:
+        read.options = dataclasses.replace(read.options, sizes="exact")
+    results = load_for_command(read, refs, with_os=with_os, report=False)  # errors reported in order below
     params = load_parameters() if with_os else None
     docs = []
     referrer_counts: dict[str, int] = {}

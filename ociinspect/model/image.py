@@ -49,6 +49,44 @@ class RawManifest:
 
 _ARCH_ALIASES = {"x86_64": "amd64", "x86-64": "amd64", "aarch64": "arm64", "armhf": "arm", "armel": "arm"}
 _DEFAULT_VARIANT = {"arm64": "v8", "arm": "v7"}
+#: operating systems and architectures Go knows (``go tool dist list``): what containerd calls known
+_KNOWN_OS = frozenset(
+    [
+        "aix", "android", "darwin", "dragonfly", "freebsd", "hurd", "illumos", "ios", "js", "linux", "nacl",
+        "netbsd", "openbsd", "plan9", "solaris", "wasip1", "windows", "zos",
+    ]
+)
+_KNOWN_ARCH = frozenset(
+    [
+        "386", "amd64", "amd64p32", "arm", "armbe", "arm64", "arm64be", "loong64", "mips", "mipsle", "mips64",
+        "mips64le", "mips64p32", "mips64p32le", "ppc", "ppc64", "ppc64le", "riscv", "riscv64", "s390",
+        "s390x", "sparc", "sparc64", "wasm",
+    ]
+)
+
+
+def _is_arch(text: str) -> bool:
+    return text in _KNOWN_ARCH or text in ("x86_64", "x86-64", "aarch64", "armhf", "armel", "i386")
+
+
+def _normalize_arch(arch: str, variant: str) -> tuple[str, str]:
+    """containerd's ``normalizeArch``: (architecture, variant) in their canonical spelling."""
+    if arch == "i386":
+        return "386", ""
+    if arch in ("x86_64", "x86-64", "amd64"):
+        return "amd64", "" if variant == "v1" else variant
+    if arch in ("aarch64", "arm64"):
+        return "arm64", "" if variant in ("8", "v8", "v8.0") else variant
+    if arch == "armhf":
+        return "arm", "v7"
+    if arch == "armel":
+        return "arm", "v6"
+    if arch == "arm":
+        if variant in ("", "7"):
+            return "arm", "v7"
+        if variant in ("5", "6", "8"):
+            return "arm", "v" + variant
+    return arch, variant
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -62,14 +100,37 @@ class Platform:
 
     @classmethod
     def parse(cls, text: str) -> Platform:
-        """Parse ``os/arch[/variant]`` (``linux/arm64/v8``); raises ``ValueError`` when malformed."""
-        parts = text.strip().split("/")
-        if len(parts) not in (2, 3) or not all(parts):
+        """Parse a platform as containerd's ``platforms.Parse`` + ``Normalize`` do; raises ``ValueError`` when
+        malformed.  Accepted: ``os/arch[/variant]`` (``linux/arm64/v8``), a bare architecture (``arm64``,
+        ``amd64``: the OS is ``linux``), ``arch/variant`` (``arm64/v8``, when the first part is a known
+        architecture and not an OS).  Normalised: ``x86_64``/``x86-64`` → ``amd64``, ``aarch64`` → ``arm64``,
+        ``i386`` → ``386``, ``armhf`` → ``arm/v7``, ``armel`` → ``arm/v6``, a variant ``7`` → ``v7``; default
+        variants are dropped unless spelled out in three parts (``arm64`` = ``linux/arm64``, which matches
+        ``linux/arm64/v8`` images; ``arm`` = ``linux/arm``, matching ``v7``).  Cost: string operations."""
+        parts = [p.strip().lower() for p in text.strip().split("/")]
+        if not 1 <= len(parts) <= 3 or not all(parts):
             raise ValueError(
-                f"platform {text!r} is not os/arch[/variant], e.g. linux/amd64 or linux/arm64/v8"
+                f"platform {text!r} is not os/arch[/variant], e.g. linux/amd64, linux/arm64/v8 or arm64"
             )
-        arch = _ARCH_ALIASES.get(parts[1].lower(), parts[1].lower())
-        return cls(parts[0].lower(), arch, parts[2].lower() if len(parts) == 3 else None)
+        if len(parts) == 1 or (len(parts) == 2 and parts[0] not in _KNOWN_OS and _is_arch(parts[0])):
+            if not _is_arch(parts[0]):
+                raise ValueError(
+                    f"platform {text!r}: {parts[0]!r} is not a known architecture; give os/arch[/variant], "
+                    "e.g. linux/amd64 or linux/arm64/v8"
+                )
+            os_name, arch_text, variant_text = "linux", parts[0], (parts[1] if len(parts) == 2 else "")
+            explicit = len(parts) == 2
+        else:
+            os_name, arch_text = parts[0], parts[1]
+            variant_text = parts[2] if len(parts) == 3 else ""
+            explicit = len(parts) == 3
+        os_name = "darwin" if os_name == "macos" else os_name
+        arch, variant = _normalize_arch(arch_text, variant_text)
+        if explicit and not variant and arch in _DEFAULT_VARIANT:
+            variant = _DEFAULT_VARIANT[arch]  # containerd keeps a variant written out in full
+        if not explicit and arch == "arm" and variant == "v7":
+            variant = ""  # containerd: the default arm variant is left implicit
+        return cls(os_name, arch, variant or None)
 
     @classmethod
     def from_json(cls, value: Mapping[str, Any] | None) -> Platform | None:

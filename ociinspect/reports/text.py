@@ -56,6 +56,25 @@ def join_lines(lines: Sequence[str], markdown: bool) -> str:
     return markdown_prose(text) if markdown else text
 
 
+def plural(n: int, word: str, many: str | None = None) -> str:
+    """``1 layer``, ``2 layers`` (``many``: an irregular plural)."""
+    return f"{n:,} {word if n == 1 else (many or word + 's')}"
+
+
+#: human labels of the VM model's component keys (``components_mb`` in ``data/vm_profiles.toml``)
+COMPONENT_LABELS = {
+    "required_packages": "required packages",
+    "vm_only_packages_cloud_kernel_grub_systemd_cloud_init_ssh": "VM-only packages (kernel, GRUB, systemd, "
+    "cloud-init, SSH)",
+    "initrd": "initramfs",
+}
+
+
+def component_label(key: str) -> str:
+    """A VM-model component key as a label: from :data:`COMPONENT_LABELS`, else its words."""
+    return COMPONENT_LABELS.get(key) or key.replace("_", " ")
+
+
 def _short(digest: str | None) -> str:
     return digest.split(":", 1)[-1][:12] if digest else "-"
 
@@ -233,7 +252,7 @@ def compare_text(doc: dict[str, Any], *, markdown: bool = False) -> str:
         )
     elif doc.get("uncompressed_unknown"):
         out.append(
-            f"Unpacked totals unknown ('?'): {len(doc['uncompressed_unknown'])} image(s) have layers whose "
+            f"Unpacked totals unknown ('?'): {plural(len(doc['uncompressed_unknown']), 'image')} with layers whose "
             "uncompressed size is unknown or ambiguous: rerun with --exact."
         )
     for i in doc["images"]:
@@ -337,20 +356,20 @@ def vm_text(doc: dict[str, Any], *, markdown: bool = False) -> str:
     for a in doc.get("artifacts", ()):
         out.append(
             f"  {a['reference']}: an artifact ({a['artifact_type']}), not a container image: no VM figures; "
-            f"{a['blobs']} blob(s), {human_size(a['compressed_size'])} compressed; uncompressed not applicable"
+            f"{plural(a['blobs'], 'blob')}, {human_size(a['compressed_size'])} compressed; uncompressed not applicable"
         )
     f = doc["fleet"]
     if f:
         out.append("")
         if not f.get("complete", True):
             out.append(
-                f"Fleet totals are PARTIAL: they leave out {len(f['left_out'])} image(s) whose size is unknown "
+                f"Fleet totals are PARTIAL: they leave out {plural(len(f['left_out']), 'image')} whose size is unknown "
                 f"({', '.join(f['left_out'])}): rerun with --exact."
             )
         out.append(
-            f"Fleet: {f['containers']} containers ({f['replicas']} × {len(doc['images'])} image(s)) store "
+            f"Fleet: {plural(f['containers'], 'container')} ({f['replicas']} × {plural(len(doc['images']), 'image')}) store "
             f"{human_size(f['containers_size'])} (layers once: {human_size(f['unique_layers_size'])}"
-            f" + writable {human_size(f['writable_size'])}); as {f['containers']} VMs: "
+            f" + writable {human_size(f['writable_size'])}); as {plural(f['containers'], 'VM')}: "
             f"{human_size(f['vms_used_size'])} used [{human_size(f['vms_used_low'])}–{human_size(f['vms_used_high'])}], "
             f"{human_size(f['vms_disk_size'])} provisioned."
         )
@@ -377,7 +396,7 @@ def vm_text(doc: dict[str, Any], *, markdown: bool = False) -> str:
             f"({fam['disk_source']}); confidence {fam['confidence']}; {fam['derivation']}"
         )
         if fam["components"]:
-            parts = ", ".join(f"{k.replace('_', ' ')} {human_size(v)}" for k, v in fam["components"].items())
+            parts = ", ".join(f"{component_label(k)} {human_size(v)}" for k, v in fam["components"].items())
             out.append(f"    why a VM is bigger: {parts}; the rest is package metadata, logs and free space")
         for src in fam["sources"]:
             out.append(f"    source: {src}")

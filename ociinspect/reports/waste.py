@@ -15,7 +15,7 @@ from typing import Any
 from ociinspect.analyzers.waste import WasteReport, dive_file_lists, flatten, layer_changes
 from ociinspect.model.entries import Entry, LayerScan
 from ociinspect.model.image import Image
-from ociinspect.reports.text import human_size, join_lines, text_table
+from ociinspect.reports.text import human_size, join_lines, plural, text_table
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -342,7 +342,7 @@ def waste_text(doc: dict[str, Any], *, markdown: bool = False) -> str:
             )
         )
     else:
-        out.append("None")
+        out.append("No file is stored in more than one layer.")
     dups = doc["duplicate_files"]
     if dups:
         out.append("")
@@ -372,18 +372,25 @@ def waste_text(doc: dict[str, Any], *, markdown: bool = False) -> str:
     return join_lines(out, markdown)
 
 
+def _no_files(doc: dict[str, Any]) -> str:
+    """The sentence an empty ``files`` listing prints instead of a table."""
+    if doc["view"] == "layer":
+        return "The layer changes no file" + (" matching the filter." if doc["path_filter"] else ".")
+    return "No file matches the filter." if doc["path_filter"] else "The image holds no file."
+
+
 def files_text(doc: dict[str, Any], *, markdown: bool = False) -> str:
     """The file list of one ``files`` document."""
     if "error" in doc:
         return f"{doc['reference']}: error: {doc['error']['message']}"
     if doc["view"] == "layer":
         title = f"Layer {doc['layer']} ({doc['layer_digest'].split(':', 1)[-1][:12]}) of {doc['reference']}: "
-        title += f"{doc['matched_files']} changes"
+        title += plural(doc["matched_files"], "change")
         if doc.get("created_by"):
             title += f" — {_one_line(doc['created_by'], 80)}"
     else:
         title = (
-            f"Largest files of {doc['reference']}: {doc['matched_files']} files, "
+            f"Largest files of {doc['reference']}: {plural(doc['matched_files'], 'file')}, "
             f"{human_size(doc['matched_bytes'])}"
         )
     if doc["path_filter"]:
@@ -396,7 +403,7 @@ def files_text(doc: dict[str, Any], *, markdown: bool = False) -> str:
         row = [human_size(r["size"]), r["type"], r["mode"], f"{r['uid']}:{r['gid']}", r["layer"], path]
         rows.append(([r["change"]] if with_change else []) + row)
     headers = (["change"] if with_change else []) + ["size", "type", "mode", "uid:gid", "layer", "path"]
-    out.append(_table(rows, headers, markdown) if rows else "None")
+    out.append(_table(rows, headers, markdown) if rows else _no_files(doc))
     if len(doc["files"]) < doc["matched_files"]:
         out.append("")
         out.append(f"({doc['matched_files'] - len(doc['files'])} more: raise --top, or --top 0 for all)")
