@@ -56,6 +56,7 @@ __all__ = [
     "output_option",
     "output_options",
     "output_path",
+    "output_value_option",
     "progress_bar",
     "quiet_option",
     "registry_options",
@@ -168,10 +169,8 @@ def warn(message: str) -> None:
     click.echo(safe_text(f"ociinspect: warning: {message}"), err=True)
 
 
-def output_option(func: F | None = None, *, expose: bool = False, extra_help: str = "") -> Any:
-    """``-o/--output FILE`` (:data:`HELP` ``output``).  Remembered for :func:`write_output` and :func:`emit`;
-    with ``expose`` the command also receives it as ``output`` (a ``str`` or None)."""
-    option = click.option(
+def _output_decl(expose: bool) -> Callable[[F], F]:
+    return click.option(
         "-o",
         "--output",
         "output",
@@ -179,9 +178,19 @@ def output_option(func: F | None = None, *, expose: bool = False, extra_help: st
         type=click.Path(),
         callback=_remember(_META_OUTPUT),
         expose_value=expose,
-        help=HELP["output"] + extra_help,
+        help=HELP["output"],
     )
-    return option(func) if func is not None else option
+
+
+def output_option(func: F) -> F:
+    """``-o/--output FILE`` (:data:`HELP` ``output``), remembered for :func:`write_output` and :func:`emit`."""
+    return _output_decl(False)(func)
+
+
+def output_value_option(func: F) -> F:
+    """``-o/--output FILE`` as :func:`output_option`, and the command also receives it as ``output`` (a ``str``
+    or None): for commands that stream bytes to it themselves (``manifest``, ``config``, ``blob``)."""
+    return _output_decl(True)(func)
 
 
 def quiet_option(func: F) -> F:
@@ -336,7 +345,9 @@ def _read_secret(username: str, password_stdin: bool) -> str:
         return secret
     secret = str(click.prompt(f"Password for {username}", hide_input=True, err=True))
     if not secret:
-        raise UsageError("no password was given", hint="type it at the prompt, or pipe it with --password-stdin")
+        raise UsageError(
+            "no password was given", hint="type it at the prompt, or pipe it with --password-stdin"
+        )
     return secret
 
 
@@ -530,7 +541,9 @@ def parse_platform(text: str | None) -> Platform | None:
     try:
         return Platform.parse(text)
     except ValueError as exc:
-        raise UsageError(str(exc), hint="e.g. --platform linux/arm64, --platform arm64 or --platform amd64") from None
+        raise UsageError(
+            str(exc), hint="e.g. --platform linux/arm64, --platform arm64 or --platform amd64"
+        ) from None
 
 
 def image_options(func: F) -> F:
@@ -606,7 +619,7 @@ def output_options(func_or_view: F | str) -> F | Callable[[F], F]:
     )
 
     def decorate(func: F) -> F:
-        return fmt_option(output_option(quiet_option(func)))  # type: ignore[no-any-return]
+        return fmt_option(output_option(quiet_option(func)))
 
     if callable(func_or_view):
         return decorate(func_or_view)
@@ -636,7 +649,9 @@ PROGRESS_MIN_BYTES = 64 << 20
 
 
 @contextlib.contextmanager
-def progress_bar(total: int | None, label: str, *, items: bool = False) -> Iterator[Callable[[int], None] | None]:
+def progress_bar(
+    total: int | None, label: str, *, items: bool = False
+) -> Iterator[Callable[[int], None] | None]:
     """The one progress helper of the command line (and its :data:`~ociinspect.session.Progress`): a bar on
     stderr, only on a terminal and without ``-q``.  ``total`` is bytes (no bar under
     :data:`PROGRESS_MIN_BYTES`), or with ``items`` a count of things (images, refs); ``None``: bytes of an

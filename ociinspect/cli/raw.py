@@ -18,7 +18,18 @@ import click
 
 from ociinspect import verbs
 from ociinspect.cli import cli
-from ociinspect.cli.options import DEFAULT_DEADLINES, RegistryAccess, output_options, registry_options
+from ociinspect.cli.options import (
+    DEFAULT_DEADLINES,
+    HELP,
+    RegistryAccess,
+    output_option,
+    output_options,
+    output_value_option,
+    parse_platform,
+    quiet_option,
+    registry_options,
+    write_output,
+)
 from ociinspect.errors import InvalidReference, UsageError
 from ociinspect.model import mediatypes as mt
 from ociinspect.model.image import Platform
@@ -33,13 +44,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 DEFAULT_DEADLINES.setdefault("blob", 1800.0)  # a whole blob streams, like a layer in waste/files
 
-_OUTPUT = click.option(
-    "-o",
-    "--output",
-    "output",
-    type=click.Path(dir_okay=False, writable=True),
-    help="Write the bytes to FILE (through a temporary file next to it, renamed once verified).",
-)
+_OUTPUT = output_value_option  # the shared -o/--output (these commands write it through _sink)
 
 
 def _registries(texts: Sequence[str]) -> set[str]:
@@ -61,21 +66,11 @@ def _session(access: RegistryAccess, registries: set[str]) -> Iterator[Session]:
 def _platform_option(func: F) -> F:
     """``--platform``: the ``platform`` keyword becomes a :class:`Platform` (or None)."""
 
-    @click.option(
-        "--platform",
-        "platform_text",
-        metavar="OS/ARCH[/VARIANT]",
-        help="Platform to pick from an index (default: this host's linux platform).",
-    )
+    @click.option("--platform", "platform_text", metavar="OS/ARCH[/VARIANT]", help=HELP["platform"])
+    @quiet_option
     @functools.wraps(func)
     def wrapper(*args: Any, platform_text: str | None, **kwargs: Any) -> Any:
-        platform = None
-        if platform_text:
-            try:
-                platform = Platform.parse(platform_text)
-            except ValueError as exc:
-                raise UsageError(str(exc)) from None
-        return func(*args, platform=platform, **kwargs)
+        return func(*args, platform=parse_platform(platform_text), **kwargs)
 
     return wrapper  # type: ignore[return-value]
 
@@ -154,6 +149,7 @@ def config(ref: str, output: str | None, platform: Platform | None, registry_acc
 
 @cli.command()
 @click.argument("ref")
+@output_option
 @_platform_option
 @registry_options
 def digest(ref: str, platform: Platform | None, registry_access: RegistryAccess) -> None:
@@ -166,7 +162,15 @@ def digest(ref: str, platform: Platform | None, registry_access: RegistryAccess)
       ociinspect digest --platform linux/arm64 docker://localhost:5000/app:1.0
     """
     with _session(registry_access, _registries([ref])) as session:
-        click.echo(verbs.digest(session, ref, platform))
+        write_output(verbs.digest(session, ref, platform))
+
+
+def _write_lines(text: str, found: bool) -> None:
+    """The list on stdout (or -o FILE); "No tags." on stderr when there is none."""
+    if found:
+        write_output(text)
+    else:
+        click.echo(text, err=True)
 
 
 def _lines(names: list[str], fmt: str, what: str) -> str:
@@ -193,7 +197,7 @@ def tags(repo: str, fmt: str, registry_access: RegistryAccess) -> None:
     """
     with _session(registry_access, _registries([repo])) as session:
         names = verbs.tags(session, repo)
-    click.echo(_lines(names, fmt, "tags"), err=not names and fmt != "json")
+    _write_lines(_lines(names, fmt, "tags"), bool(names) or fmt == "json")
 
 
 @cli.command()
@@ -212,13 +216,14 @@ def repos(registry: str, fmt: str, registry_access: RegistryAccess) -> None:
     host = registry.removeprefix("docker://").rstrip("/")
     with _session(registry_access, {host}) as session:
         names = verbs.repositories(session, registry)
-    click.echo(_lines(names, fmt, "repositories"), err=not names and fmt != "json")
+    _write_lines(_lines(names, fmt, "repositories"), bool(names) or fmt == "json")
 
 
 @cli.command()
 @click.argument("ref")
 @click.argument("blob_digest", metavar="DIGEST")
 @_OUTPUT
+@quiet_option
 @registry_options
 def blob(ref: str, blob_digest: str, output: str | None, registry_access: RegistryAccess) -> None:
     """Stream one blob of REF's repository (or local image) to stdout or -o FILE, verified against DIGEST and
@@ -265,8 +270,8 @@ def referrers(ref: str, artifact_type: str | None, fmt: str, registry_access: Re
     with _session(registry_access, _registries([ref])) as session:
         found = verbs.referrers(session, ref, artifact_type)
     if fmt == "json":
-        click.echo(json.dumps([r.to_json() for r in found], indent=2))
+        write_output(json.dumps([r.to_json() for r in found], indent=2))
     elif not found:
         click.echo("No referrers.", err=True)
     else:
-        click.echo(_referrers_table(found, fmt))
+        write_output(_referrers_table(found, fmt))
