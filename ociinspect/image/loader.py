@@ -435,7 +435,13 @@ def load(source: Source, options: LoadOptions | None = None) -> Image:
         raise DigestMismatch(
             f"{_what(source)}: asked for {ref.digest}, got content with digest {root.digest}"
         )
-    return _build(source, options, _resolve(source, options, root))
+    image = _build(source, options, _resolve(source, options, root))
+    wanted = options.platform
+    if wanted and image.index_digest is None and image.platform and not image.platform.matches(wanted):
+        # a single-platform image is what the reference names: read it, and say it is not the platform asked
+        note = f"--platform {wanted} asked, but the image is single-platform {image.platform}: read as it is"
+        image = dataclasses.replace(image, warnings=(*image.warnings, note))
+    return image
 
 
 def load_all_platforms(source: Source, options: LoadOptions | None = None) -> list[Image]:
