@@ -386,7 +386,7 @@ class Session(_session.Session):
 
         Example: ``s.diff("oci:L:app1", "oci:L:app2").files.added`` (docs/library.md).
         """
-        from ociinspect.cli.diff import diff_references
+        from ociinspect.session import diff_references
 
         read = self._read(platform)
         result, _ = diff_references(read, a, b, self._scan(hash_files, cache_dir), depth=depth)

@@ -253,7 +253,7 @@ def _referrers_of(
             fetched = client.get_manifest(registry, repository, _fallback_tag(subject))
         except RegistryNotFound:
             return []
-        media_type, doc = parse_manifest(RawManifest(fetched.data, fetched.media_type, fetched.digest), what)
+        media_type, doc = parse_manifest(fetched, what)
         if not mt.is_index(media_type):
             raise InvalidImage(
                 f"{what}: the tag {_fallback_tag(subject)} is not an index",

@@ -83,6 +83,7 @@ DEFAULT_DEADLINES: dict[str, float | None] = {
     "vm": 600.0,
     "waste": 1800.0,
     "files": 1800.0,
+    "diff": 1800.0,  # streams the layers the two images do not share
     "audit": None,
 }
 _FALLBACK_DEADLINE = 600.0
