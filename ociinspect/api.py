@@ -299,7 +299,7 @@ class Session(_session.Session):
         """
         if replicas < 1:
             raise UsageError(f"vm: replicas={replicas} is below 1")
-        from ociinspect.analyzers.vm import estimate_fleet, estimate_for, size_basis, unknown_sizes
+        from ociinspect.analyzers.vm import analyse_fleet
         from ociinspect.analyzers.vm_profiles import load_parameters
 
         params = load_parameters(None if profile is None else str(profile))
@@ -308,24 +308,9 @@ class Session(_session.Session):
         results = self._load_all(
             [refs] if isinstance(refs, str) else list(refs), platform, exact, with_os=True
         )
-        estimates, known, bases = [], [], []
-        unknown: list[tuple[Image, OsInfo, str]] = []
-        artifacts: list[Image] = []
-        for r in results:
-            for img, info in zip(r.images, r.os, strict=False):
-                if img.is_artifact:
-                    artifacts.append(img)
-                    continue
-                estimate = estimate_for(img, info, params)
-                if estimate is None:
-                    why = unknown_sizes(img) or "uncompressed size unknown: rerun with exact=True"
-                    unknown.append((img, info, why))
-                    continue
-                estimates.append(estimate)
-                known.append(img)
-                bases.append(size_basis(img))
-        fleet = estimate_fleet(known, estimates, params, replicas=replicas) if known else None
-        return VmResult(tuple(estimates), fleet, params, tuple(bases), tuple(unknown), tuple(artifacts))
+        pairs = [(img, info) for r in results for img, info in zip(r.images, r.os, strict=False)]
+        got = analyse_fleet(pairs, params, replicas=replicas, rerun="exact=True")
+        return VmResult(got.estimates, got.fleet, params, got.bases, got.unknown, got.artifacts)
 
     def check(
         self,

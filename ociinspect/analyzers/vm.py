@@ -21,17 +21,19 @@ left out of the fleet, which says so; an OCI artifact (SBOM, signature) is not a
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 from ociinspect.model.image import Image
 from ociinspect.model.osinfo import OsInfo
 
 __all__ = [
+    "FleetAnalysis",
     "FleetEstimate",
     "Span",
     "VmEstimate",
     "VmParameters",
     "VmProfile",
+    "analyse_fleet",
     "estimate_fleet",
     "estimate_for",
     "estimate_image",
@@ -243,3 +245,42 @@ def estimate_fleet(
         ratio_high=ratio(high),
         disk_ratio=ratio(disk),
     )
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class FleetAnalysis:
+    """``vm`` for a set of images: each image with figures (``estimates``, in input order, with how its size was
+    obtained in ``bases``), the fleet of those (``None`` when none has figures), the images without figures
+    (``unknown``: image, OS, why) and the artifacts left out."""
+
+    estimates: tuple[VmEstimate, ...]
+    fleet: FleetEstimate | None
+    bases: tuple[str, ...]
+    unknown: tuple[tuple[Image, OsInfo, str], ...]
+    artifacts: tuple[Image, ...]
+
+
+def analyse_fleet(
+    images: Iterable[tuple[Image, OsInfo]], params: VmParameters, *, replicas: int = 1, rerun: str = "--exact"
+) -> FleetAnalysis:
+    """Every image as a VM and the fleet of the ones whose uncompressed size is known (the one loop behind the
+    ``vm`` command and ``Session.vm``).  ``rerun`` names what settles unknown sizes for the caller (``--exact``
+    on the command line, ``exact=True`` in the library).  Cost: arithmetic only."""
+    estimates: list[VmEstimate] = []
+    known: list[Image] = []
+    bases: list[str] = []
+    unknown: list[tuple[Image, OsInfo, str]] = []
+    artifacts: list[Image] = []
+    for img, info in images:
+        if img.is_artifact:
+            artifacts.append(img)
+            continue
+        estimate = estimate_for(img, info, params)
+        if estimate is None:
+            unknown.append((img, info, unknown_sizes(img) or f"uncompressed size unknown: rerun with {rerun}"))
+            continue
+        estimates.append(estimate)
+        known.append(img)
+        bases.append(size_basis(img))
+    fleet = estimate_fleet(known, estimates, params, replicas=replicas) if known else None
+    return FleetAnalysis(tuple(estimates), fleet, tuple(bases), tuple(unknown), tuple(artifacts))

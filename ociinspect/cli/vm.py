@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from ociinspect.analyzers.vm import VmParameters, estimate_fleet, estimate_for, size_basis, unknown_sizes
+from ociinspect.analyzers.vm import VmParameters, analyse_fleet
 from ociinspect.analyzers.vm_profiles import load_parameters
 from ociinspect.cli import cli
 from ociinspect.cli.options import emit_results, image_options, load_for_command, output_options
@@ -80,24 +80,12 @@ def vm(
 
 def _vm_document(
     results: list[LoadResult], params: VmParameters, replicas: int
-) -> tuple[dict[str, Any], list[tuple[Image, OsInfo, str]]]:
+) -> tuple[dict[str, Any], tuple[tuple[Image, OsInfo, str], ...]]:
     """The ``vm`` document of the images read, and the images whose uncompressed size is not known (with why).
     Cost: arithmetic only."""
     pairs = [(img, info) for r in results for img, info in zip(r.images, r.os, strict=False)]
-    estimates, known, bases = [], [], []
-    unknown: list[tuple[Image, OsInfo, str]] = []
-    artifacts: list[Image] = []
-    for img, info in pairs:
-        if img.is_artifact:
-            artifacts.append(img)
-            continue
-        estimate = estimate_for(img, info, params)
-        if estimate is None:
-            unknown.append((img, info, unknown_sizes(img) or "uncompressed size unknown: rerun with --exact"))
-            continue
-        estimates.append(estimate)
-        known.append(img)
-        bases.append(size_basis(img))
-    fleet = estimate_fleet(known, estimates, params, replicas=replicas) if known else None
-    doc = vm_document(estimates, fleet, params, bases=bases, unknown=unknown, artifacts=artifacts)
-    return doc, unknown
+    got = analyse_fleet(pairs, params, replicas=replicas)
+    doc = vm_document(
+        got.estimates, got.fleet, params, bases=got.bases, unknown=got.unknown, artifacts=got.artifacts
+    )
+    return doc, got.unknown
