@@ -28,6 +28,7 @@ import click
 from ociinspect.content.scan import DEFAULT_MAX_UNCOMPRESSED, ScanOptions
 from ociinspect.errors import OciInspectError, UsageError
 from ociinspect.image.loader import LoadOptions
+from ociinspect.image.loader import parse_platform as loader_parse_platform
 from ociinspect.model.image import Platform
 from ociinspect.model.reference import parse_reference
 from ociinspect.model.textsafe import redact_secrets
@@ -536,15 +537,8 @@ def registry_options(func: F) -> F:
 
 def parse_platform(text: str | None) -> Platform | None:
     """``--platform`` as a :class:`Platform` (containerd's shorthands, see :meth:`Platform.parse`); a malformed
-    one is a usage error with an example."""
-    if not text:
-        return None
-    try:
-        return Platform.parse(text)
-    except ValueError as exc:
-        raise UsageError(
-            str(exc), hint="e.g. --platform linux/arm64, --platform arm64 or --platform amd64"
-        ) from None
+    one is a usage error with an example (the loader's one rule)."""
+    return loader_parse_platform(text) if text else None
 
 
 def image_options(func: F) -> F:

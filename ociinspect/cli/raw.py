@@ -9,8 +9,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
-import os
-import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, BinaryIO, TypeVar
 
@@ -22,6 +20,7 @@ from ociinspect.cli.options import (
     DEFAULT_DEADLINES,
     HELP,
     RegistryAccess,
+    atomic_output,
     output_option,
     output_options,
     output_value_option,
@@ -30,7 +29,7 @@ from ociinspect.cli.options import (
     registry_options,
     write_output,
 )
-from ociinspect.errors import InvalidReference, UsageError
+from ociinspect.errors import InvalidReference
 from ociinspect.model import mediatypes as mt
 from ociinspect.model.image import Platform
 from ociinspect.model.reference import parse_reference
@@ -84,22 +83,8 @@ def _sink(output: str | None) -> Iterator[BinaryIO]:
         yield stream
         stream.flush()
         return
-    directory = os.path.dirname(os.path.abspath(output))
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=".ociinspect-", suffix=".part", dir=directory)
-    except OSError as exc:
-        raise UsageError(
-            f"cannot write {output!r}: {exc.strerror or exc}",
-            hint="check that its directory exists and is writable",
-        ) from None
-    try:
-        with os.fdopen(fd, "wb") as out:
-            yield out
-        os.replace(tmp, output)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    with atomic_output(output) as out:
+        yield out
 
 
 @cli.command()

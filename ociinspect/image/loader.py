@@ -118,7 +118,7 @@ def parse_platform(text: str) -> Platform:
         return Platform.parse(text)
     except ValueError as exc:
         raise UsageError(
-            str(exc), hint="write OS/ARCH[/VARIANT], e.g. linux/amd64 or linux/arm64/v8"
+            str(exc), hint="write OS/ARCH[/VARIANT] or a shorthand, e.g. linux/arm64/v8, arm64 or amd64"
         ) from None
 
 
