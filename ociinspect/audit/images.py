@@ -280,9 +280,13 @@ class ImageFacts:
             inner = chain.enter(digest, f"{source.reference.name}: index {digest}")
             for entry in stored.entries:
                 self.ensure_manifest(source, entry.descriptor.digest, chain=inner)
+            self.facts.set_complete(digest)
         else:
-            self._ensure_image(source, stored)
-        self.facts.set_complete(digest)
+            os_fact = self._ensure_image(source, stored)
+            with self.facts.transaction():  # what the image's reads gave, and "complete": one commit
+                if os_fact is not None:
+                    self.put_fact(*os_fact)
+                self.facts.set_complete(digest)
         self._complete.add(digest)
         self._manifest_memo.pop(digest, None)
 
@@ -298,11 +302,14 @@ class ImageFacts:
             self._blobs.add(d.digest)
             self._config_memo[d.digest] = config
 
-        known = self._config_memo.get(d.digest) or self.facts.config(d.digest)
+        def stored() -> ImageConfig | None:  # a config row comes with a blob row: no query for a new digest
+            return self.facts.config(d.digest) if self.has_blob(d.digest) else None
+
+        known = self._config_memo.get(d.digest) or stored()
         if known is None:
             self._once.run(
                 f"c:{d.digest}",
-                lambda: d.digest in self._config_memo or self.facts.config(d.digest) is not None,
+                lambda: d.digest in self._config_memo or stored() is not None,
                 work,
             )
             known = self._config_memo.get(d.digest) or self.facts.config(d.digest)
@@ -331,12 +338,15 @@ class ImageFacts:
             source.remember(layer)
         return image
 
-    def _ensure_image(self, source: AuditSource, manifest: ManifestFacts) -> None:
+    def _ensure_image(self, source: AuditSource, manifest: ManifestFacts) -> tuple[str, str] | None:
+        """Every fact of one image but the ``os:`` fact, which is returned (key, value) for the caller to write
+        with the image's completion (one commit); None when there is none to write."""
         image = self._image_of(source, manifest)
         digest = manifest.digest
+        os_fact = None
         if manifest.kind == "image" and self.depth.detect_os and self.get_fact(f"os:{digest}") is None:
             info = self._detect_os(source, image)
-            self.put_fact(f"os:{digest}", json.dumps(info.to_json()))
+            os_fact = (f"os:{digest}", json.dumps(info.to_json()))
         for layer in image.layers:
             self._ensure_layer(source, layer)
         if (
@@ -346,11 +356,13 @@ class ImageFacts:
             and self.get_fact(f"waste:{digest}") is None
         ):
             self._deep(source, image)
+        return os_fact
 
     def facts_from_small_blob(self, reference: Reference, layer: Layer, data: bytes) -> None:
         """Every fact one small layer gives (uncompressed size; base-OS files when it is a tar), written in one
         transaction right after the one request that read it.  Cost: CPU only."""
-        mem = MemorySource({layer.digest: data}, reference=reference)
+        # verify=False: the registry client verified these bytes against the digest as they arrived
+        mem = MemorySource({layer.digest: data}, reference=reference, verify=False)
         try:
             estimate = sizes.estimate(
                 mem, layer.descriptor, diff_id=layer.diff_id, mode="cheap", store=self.depth.size_store

@@ -66,6 +66,8 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
+TAGS_PER_JOB = 8  # at most this many tags per job of the thread pool, when the queue is long
+
 
 @dataclasses.dataclass
 class Counters:
@@ -219,6 +221,13 @@ class Walker:
             self.counters.add(manifests=1)
 
     # -------------------------------------------------------------------------------------------- tags
+
+    def _process_tags(self, works: list[_TagWork]) -> None:
+        """Read several tags, one after the other (one job of the pool)."""
+        for work in works:
+            if self._stop.is_set():
+                raise Stopped()
+            self._process_tag(work)
 
     def _process_tag(self, work: _TagWork) -> None:
         source = self.source(work.repository, work.tag)
@@ -406,9 +415,12 @@ class Walker:
             try:
                 while (to_list or tag_queue or in_flight) and not self._stop.is_set():
                     while len(in_flight) < limit and (tag_queue or to_list):
-                        if tag_queue and (len(tag_queue) > limit or not to_list):
-                            w = tag_queue.popleft()
-                            in_flight[pool.submit(self._process_tag, w)] = ("tag", w)
+                        if tag_queue and (len(tag_queue) > limit * TAGS_PER_JOB or not to_list):
+                            # tags are handed out a few per job: one wake-up of this loop per job, not per tag
+                            # (that hand-off cost ~10 % of the walk's CPU); single tags when few are left
+                            n = max(1, min(TAGS_PER_JOB, len(tag_queue) // limit))
+                            batch = [tag_queue.popleft() for _ in range(n)]
+                            in_flight[pool.submit(self._process_tags, batch)] = ("tags", batch)
                         else:
                             name = to_list.popleft()
                             in_flight[pool.submit(self._list_repository, name)] = ("repo", name)
@@ -428,9 +440,10 @@ class Walker:
                                 remaining[item] = len(works)
                                 tag_queue.extend(works)
                         else:
-                            remaining[item.repository] -= 1
-                            if remaining[item.repository] == 0:
-                                self._repo_done(item.repository)
+                            for w in item:
+                                remaining[w.repository] -= 1
+                                if remaining[w.repository] == 0:
+                                    self._repo_done(w.repository)
             except BaseException:
                 self._stop.set()
                 for future in in_flight:
