@@ -22,25 +22,42 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from ociinspect._version import __version__
-from ociinspect.api import CheckResult, CompareResult, FilesResult, Session, VmResult, WasteResult
 from ociinspect.errors import ExitCode, OciInspectError
-from ociinspect.image.loader import LoadOptions
-from ociinspect.model.image import Image, Layer, Platform, RawManifest, SizeEstimate
-from ociinspect.model.reference import Reference, parse_reference
-from ociinspect.session import LoadResult
 
 if TYPE_CHECKING:
     from ociinspect.analyzers.diff import ImageDiff
     from ociinspect.analyzers.sharing import SharingReport
     from ociinspect.analyzers.waste import WasteReport
+    from ociinspect.api import CheckResult, CompareResult, FilesResult, Session, VmResult, WasteResult
+    from ociinspect.image.loader import LoadOptions
+    from ociinspect.model.image import Image, Layer, Platform, RawManifest, SizeEstimate
+    from ociinspect.model.reference import Reference, parse_reference
     from ociinspect.policy.rules import ImageCheck, Policy
+    from ociinspect.session import LoadResult
     from ociinspect.verbs import Referrer
 
 logging.getLogger("ociinspect").addHandler(logging.NullHandler())
 logging.getLogger("oras").addHandler(logging.NullHandler())
 
-#: result types imported on first use, so that ``ociinspect inspect`` does not pay for every analyzer
+#: every public name but the version and the errors, imported on first use (PEP 562): ``import ociinspect.cli``
+#: runs this file first, and ``ociinspect inspect`` should not pay for the library API, every analyzer or the
+#: registry client it does not use
 _LAZY = {
+    "CheckResult": "ociinspect.api",
+    "CompareResult": "ociinspect.api",
+    "FilesResult": "ociinspect.api",
+    "Image": "ociinspect.model.image",
+    "Layer": "ociinspect.model.image",
+    "LoadOptions": "ociinspect.image.loader",
+    "LoadResult": "ociinspect.session",
+    "Platform": "ociinspect.model.image",
+    "RawManifest": "ociinspect.model.image",
+    "Reference": "ociinspect.model.reference",
+    "Session": "ociinspect.api",
+    "SizeEstimate": "ociinspect.model.image",
+    "VmResult": "ociinspect.api",
+    "WasteResult": "ociinspect.api",
+    "parse_reference": "ociinspect.model.reference",
     "ImageCheck": "ociinspect.policy.rules",
     "ImageDiff": "ociinspect.analyzers.diff",
     "Policy": "ociinspect.policy.rules",
@@ -52,8 +69,14 @@ _LAZY = {
 
 def __getattr__(name: str) -> Any:
     if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value  # later lookups skip this function
+        return value
     raise AttributeError(f"module 'ociinspect' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_LAZY])
 
 
 __all__ = [

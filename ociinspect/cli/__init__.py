@@ -17,7 +17,6 @@ from collections.abc import Sequence
 import click
 
 from ociinspect._version import __version__
-from ociinspect.cli.options import report_error
 from ociinspect.errors import ExitCode, OciInspectError, UsageError
 from ociinspect.model.textsafe import SafeFormatter, escape_controls, redact_secrets
 
@@ -136,18 +135,26 @@ def cli(verbose: int) -> None:
         root.setLevel(logging.DEBUG if verbose > 1 else logging.INFO)
 
 
+def _report_error(error: OciInspectError) -> None:
+    """:func:`ociinspect.cli.options.report_error`, imported when needed (``--version`` and ``--help`` import no
+    part of the library)."""
+    from ociinspect.cli.options import report_error
+
+    report_error(error)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point: run the CLI and turn every error into a one-line message and a documented exit code."""
     try:
         cli.main(args=list(argv) if argv is not None else None, prog_name="ociinspect", standalone_mode=False)
     except OciInspectError as exc:
-        report_error(exc)
+        _report_error(exc)
         return int(exc.exit_code)
     except click.exceptions.Abort:
         click.echo("ociinspect: aborted", err=True)
         return int(ExitCode.INTERRUPTED)
     except click.ClickException as exc:  # click's usage errors in our style: one line, a hint, exit 2
-        report_error(UsageError(_usage_message(exc), hint=_usage_hint(exc)))
+        _report_error(UsageError(_usage_message(exc), hint=_usage_hint(exc)))
         return int(ExitCode.USAGE)
     except SystemExit as exc:
         return int(exc.code or 0) if isinstance(exc.code, int) else 0

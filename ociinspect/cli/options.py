@@ -25,14 +25,12 @@ from typing import TYPE_CHECKING, Any, BinaryIO, TypeVar, overload
 
 import click
 
-from ociinspect.content.scan import DEFAULT_MAX_UNCOMPRESSED, ScanOptions
 from ociinspect.errors import OciInspectError, UsageError
 from ociinspect.image.loader import LoadOptions
 from ociinspect.image.loader import parse_platform as loader_parse_platform
 from ociinspect.model.image import Platform
 from ociinspect.model.reference import parse_reference
 from ociinspect.model.textsafe import redact_secrets
-from ociinspect.policy.grammar import parse_size
 from ociinspect.reports import FORMATS, formats_for, render, safe_text
 from ociinspect.reports.data import add_sources, error_document
 from ociinspect.session import LoadResult, ReadContext, ScanSettings, Session, exit_code
@@ -630,6 +628,8 @@ class _SizeType(click.ParamType):  # type: ignore[type-arg]
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
         if isinstance(value, int):
             return value
+        from ociinspect.policy.grammar import parse_size  # imported when a size option is given
+
         try:
             return parse_size(str(value))
         except ValueError as exc:
@@ -710,6 +710,14 @@ def _running_count(label: str) -> Iterator[Callable[[int], None]]:
         sys.stderr.flush()
 
 
+def _default_max_uncompressed() -> int:
+    """``--max-uncompressed`` when not given (a callable default: the scanner is imported only by commands that
+    scan, when they run)."""
+    from ociinspect.content.scan import DEFAULT_MAX_UNCOMPRESSED
+
+    return DEFAULT_MAX_UNCOMPRESSED
+
+
 def scan_options(func: F) -> F:
     """``--hash``, ``--cache-dir``, ``--no-cache``, ``--max-uncompressed``, ``--no-estargz`` (layers scanned at
     once: ``-j/--jobs`` of :func:`image_options`); the command receives ``scan: ScanSettings``."""
@@ -724,7 +732,7 @@ def scan_options(func: F) -> F:
     @click.option(
         "--max-uncompressed",
         type=SIZE,
-        default=DEFAULT_MAX_UNCOMPRESSED,
+        default=_default_max_uncompressed,
         show_default="64GiB",
         help="Refuse a layer that inflates past SIZE (decompression bombs; 2G = 2·10⁹ bytes, 2GiB = 2·2³⁰).",
     )
@@ -747,6 +755,7 @@ def scan_options(func: F) -> F:
             raise UsageError(
                 "--cache-dir and --no-cache contradict each other", hint="give one of them, not both"
             )
+        from ociinspect.content.scan import ScanOptions
         from ociinspect.store import default_cache_dir
 
         settings = ScanSettings(

@@ -26,8 +26,6 @@ import json
 import logging
 import os
 import re
-import shutil
-import subprocess
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -35,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from ociinspect.model.reference import is_docker_hub
-from ociinspect.registry.transport import normalize_host
+from ociinspect.registry.settings import normalize_host
 
 __all__ = ["DOCKER_HUB_KEY", "CredentialResolver", "Credentials", "registry_key"]
 
@@ -169,6 +167,9 @@ class CredentialResolver:
 
     def _run_helper(self, name: str, key: str) -> Credentials | None:
         """Run ``docker-credential-<name> get``; None (logged at DEBUG) on any failure."""
+        import shutil  # here: only a credential helper needs them (~5 ms of start-up otherwise)
+        import subprocess
+
         if not _HELPER_NAME.match(name):
             log.debug("credential helper name %r is invalid; ignored", name)
             return None

@@ -24,7 +24,6 @@ import contextlib
 import email.utils
 import http.client
 import http.cookiejar
-import ipaddress
 import json
 import logging
 import os
@@ -35,8 +34,6 @@ import time
 import warnings
 import weakref
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
-from types import MappingProxyType
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 
@@ -47,11 +44,18 @@ from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 from ociinspect import errors
-from ociinspect._version import __version__
 from ociinspect.model.textsafe import parse_uint
 from ociinspect.registry.deadline import Deadline
+from ociinspect.registry.settings import (  # defined without requests; re-exported here
+    USER_AGENT,
+    HostSettings,
+    RegistrySettings,
+    is_loopback,
+    normalize_host,
+)
 
 __all__ = [
+    "USER_AGENT",
     "Deadline",
     "HostSettings",
     "RegistrySettings",
@@ -81,71 +85,6 @@ _PLAIN_HTTP_MARKERS = (
     "http request",
     "packet length too long",
 )
-
-
-#: what every request says it is (one place: ``ociinspect/<version>``, the version from :mod:`ociinspect._version`)
-USER_AGENT = f"ociinspect/{__version__}"
-
-
-def normalize_host(name: str) -> str:
-    """``"https://Registry.example:5000/v1/"`` → ``"registry.example:5000"`` (drops scheme, path, case)."""
-    host = name.strip()
-    if "://" in host:
-        host = host.split("://", 1)[1]
-    return host.split("/", 1)[0].lower()
-
-
-def is_loopback(host: str) -> bool:
-    """True for ``localhost``, 127.0.0.0/8 and ``::1`` (with or without a port; IPv6 in brackets)."""
-    name = normalize_host(host)
-    if name.startswith("["):
-        name = name[1 : name.find("]")] if "]" in name else name[1:]
-    elif name.count(":") == 1:
-        name = name.split(":", 1)[0]
-    if name == "localhost" or name.endswith(".localhost"):
-        return True
-    try:
-        return ipaddress.ip_address(name).is_loopback
-    except ValueError:
-        return False
-
-
-@dataclass(frozen=True, slots=True)
-class HostSettings:
-    """How to talk to one host.  ``plain_http`` wins over TLS options; ``insecure`` wins over ``ca_file``."""
-
-    plain_http: bool = False
-    insecure: bool = False
-    ca_file: str | None = None
-
-
-@dataclass(frozen=True)
-class RegistrySettings:
-    """Transport settings: per-host TLS, timeouts (seconds), retry policy, and the total ``deadline`` (None:
-    no limit).  Immutable; share freely — but a deadline is a fixed point in time: make new settings (with
-    :func:`dataclasses.replace`) for each command or run."""
-
-    default: HostSettings = HostSettings()
-    hosts: Mapping[str, HostSettings] = field(default_factory=lambda: MappingProxyType({}), hash=False)
-    connect_timeout: float = 10.0
-    read_timeout: float = 30.0
-    retries: int = 3
-    max_retry_after: float = 30.0
-    backoff: float = 0.5
-    user_agent: str = USER_AGENT
-    deadline: Deadline | None = None
-
-    def __post_init__(self) -> None:
-        if self.connect_timeout <= 0 or self.read_timeout <= 0:
-            raise ValueError("timeouts must be positive seconds")
-        if self.retries < 0 or self.max_retry_after < 0 or self.backoff < 0:
-            raise ValueError("retries, max_retry_after and backoff must not be negative")
-        frozen = MappingProxyType({normalize_host(k): v for k, v in self.hosts.items()})
-        object.__setattr__(self, "hosts", frozen)
-
-    def for_host(self, host: str) -> HostSettings:
-        """The settings for ``host`` (``"name[:port]"``): its override, else :attr:`default`."""
-        return self.hosts.get(normalize_host(host), self.default)
 
 
 def _origin(url: str) -> tuple[str, str, int | None]:

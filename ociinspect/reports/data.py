@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ociinspect.analyzers.sharing import SharingReport
-from ociinspect.analyzers.vm import FleetEstimate, VmEstimate, VmParameters
 from ociinspect.errors import OciInspectError
 from ociinspect.model.image import Image, IndexEntry
 from ociinspect.model.osinfo import OsInfo
+
+if TYPE_CHECKING:  # types only: `inspect -f json` imports no analyzer it does not use
+    from ociinspect.analyzers.sharing import SharingReport
+    from ociinspect.analyzers.vm import FleetEstimate, VmEstimate, VmParameters
 
 __all__ = [
     "ARTIFACT_NOTE",

@@ -1,0 +1,162 @@
+"""Start-up guard (issue 14, target 3): what ``ociinspect inspect`` of a local image imports.
+
+No timing here: each test runs the command line in a fresh interpreter (``python -c``), then prints the modules
+it imported; a module that only registry work, another command or another format needs must not be among them.
+A failure names the module and the chain that imported it (``python -X importtime`` shows the cost).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+DEMO = REPO / "fixtures" / "demo"
+
+#: the HTTP stack and the registry client: local sources never need them
+NETWORK = ("requests", "urllib3", "certifi", "charset_normalizer", "idna", "ssl", "http.client")
+NETWORK_OURS = (
+    "ociinspect.registry.client",
+    "ociinspect.registry.transport",
+    "ociinspect.registry.auth",
+    "ociinspect.sources.registry",
+)
+#: what `inspect` never uses: the library API, other commands' analyzers, policy, the other report modules
+NOT_FOR_INSPECT = (
+    "ociinspect.api",
+    "ociinspect.analyzers.sharing",
+    "ociinspect.analyzers.waste",
+    "ociinspect.analyzers.diff",
+    "ociinspect.policy.grammar",
+    "ociinspect.policy.rules",
+    "ociinspect.reports.ci",
+    "ociinspect.reports.html",
+    "ociinspect.reports.waste",
+    "ociinspect.reports.audit",
+    "ociinspect.audit",
+    "ociinspect.cli.raw",
+    "ociinspect.cli.waste",
+    "decimal",
+    "subprocess",
+)
+
+_PROBE = """
+import io, json, sys, contextlib
+from ociinspect.cli import main
+out = io.StringIO()
+with contextlib.redirect_stdout(out):
+    code = main({argv!r})
+json.dump({{"code": code, "modules": sorted(sys.modules), "stdout": out.getvalue()}}, sys.stderr)
+"""
+
+
+def _imports_of(*argv: str, tmp_path: Path) -> tuple[set[str], str]:
+    """Run ``main(argv)`` in a fresh interpreter (cwd and XDG cache in ``tmp_path``); the modules it imported
+    and its stdout.  Site-packages ``.pth`` files may import things before us: those are subtracted (what a bare
+    ``python -c pass`` has imported)."""
+    env = {"XDG_CACHE_HOME": str(tmp_path / "cache"), "PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO)}
+    baseline = subprocess.run(
+        [sys.executable, "-c", "import sys, json; print(json.dumps(sorted(sys.modules)))"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=120,
+        check=True,
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", _PROBE.format(argv=list(argv))],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    report = json.loads(done.stderr.strip().splitlines()[-1])
+    assert report["code"] == 0, report
+    preloaded = set(json.loads(baseline.stdout))
+    return set(report["modules"]) - preloaded, report["stdout"]
+
+
+def _offenders(modules: set[str], names: tuple[str, ...]) -> list[str]:
+    return sorted(m for m in modules if any(m == n or m.startswith(n + ".") for n in names))
+
+
+@pytest.mark.parametrize("fmt", ["json", "table"])
+def test_local_inspect_imports_no_network_stack(tmp_path: Path, fmt: str) -> None:
+    modules, stdout = _imports_of("inspect", f"oci:{DEMO}:latest", "-f", fmt, tmp_path=tmp_path)
+    assert "sha256:" in stdout  # it did read the image
+    assert _offenders(modules, NETWORK + NETWORK_OURS) == []
+    assert _offenders(modules, NOT_FOR_INSPECT) == []
+
+
+def test_local_inspect_json_imports_no_table_renderer(tmp_path: Path) -> None:
+    modules, stdout = _imports_of("inspect", f"oci:{DEMO}:latest", "-f", "json", tmp_path=tmp_path)
+    assert json.loads(stdout)["layers"]
+    assert _offenders(modules, ("tabulate", "wcwidth", "ociinspect.reports.text")) == []
+
+
+def test_local_inspect_no_os_imports_no_scanner_or_vm_model(tmp_path: Path) -> None:
+    """``--no-os`` reads no layer bytes: neither the layer scanner nor the VM model is imported."""
+    modules, _ = _imports_of("inspect", f"oci:{DEMO}:latest", "--no-os", "-f", "json", tmp_path=tmp_path)
+    assert _offenders(modules, ("ociinspect.content.scan", "ociinspect.analyzers", "tomllib")) == []
+
+
+def test_version_imports_no_library(tmp_path: Path) -> None:
+    modules, stdout = _imports_of("--version", tmp_path=tmp_path)
+    assert "ociinspect" in stdout
+    assert _offenders(modules, (*NETWORK, "ociinspect.session", "ociinspect.image", "ociinspect.store")) == []
+
+
+def test_library_import_is_lazy() -> None:
+    """``import ociinspect`` imports the version and the errors; each public name on first use, the same
+    object as its home module's."""
+    code = (
+        "import sys, ociinspect\n"
+        "heavy = [m for m in sys.modules if m.startswith(('ociinspect.api', 'ociinspect.session', 'requests'))]\n"
+        "from ociinspect import Session, Image, LoadOptions, parse_reference\n"
+        "import ociinspect.api, ociinspect.model.image\n"
+        "assert Session is ociinspect.api.Session and Image is ociinspect.model.image.Image\n"
+        "assert 'Session' in dir(ociinspect)\n"
+        "print(heavy, 'requests' in sys.modules)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=120,
+        check=True,
+        env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"},
+    )
+    assert done.stdout.strip() == "[] False"
+
+
+def test_registry_package_settings_without_requests() -> None:
+    """The CLI builds :class:`RegistrySettings`, a :class:`Deadline` and a credential resolver for every
+    command; none of them imports ``requests`` — only :class:`RegistryClient` does (and the transport uses the
+    very same settings classes)."""
+    code = (
+        "import sys\n"
+        "from ociinspect.registry import CredentialResolver, Deadline, HostSettings, RegistrySettings\n"
+        "RegistrySettings(default=HostSettings(plain_http=True)); CredentialResolver(); Deadline.after(1.0)\n"
+        "before = 'requests' in sys.modules\n"
+        "from ociinspect.registry import RegistryClient\n"
+        "from ociinspect.registry import transport\n"
+        "print(before, 'requests' in sys.modules, transport.RegistrySettings is RegistrySettings)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+        env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"},
+    )
+    assert done.stdout.split() == ["False", "True", "True"]
