@@ -309,8 +309,12 @@ class AuditFacts:
 
     # ------------------------------------------------------------------------------- facts by digest
 
-    def complete_manifests(self) -> set[str]:
-        return {str(r[0]) for r in self.db.query("SELECT digest FROM manifests WHERE complete = 1")}
+    def complete_manifests(self, limit: int | None = None) -> set[str]:
+        """The digests of complete manifests (at most ``limit`` + 1 of them: more means "too many to hold")."""
+        sql = "SELECT digest FROM manifests WHERE complete = 1"
+        return {
+            str(r[0]) for r in self.db.query(sql + (f" LIMIT {int(limit) + 1}" if limit is not None else ""))
+        }
 
     def is_complete(self, digest: str) -> bool:
         return bool(self.db.query("SELECT 1 FROM manifests WHERE digest = ? AND complete = 1", (digest,)))
@@ -318,8 +322,12 @@ class AuditFacts:
     def set_complete(self, digest: str) -> None:
         self.db.execute("UPDATE manifests SET complete = 1 WHERE digest = ?", (digest,))
 
-    def blob_digests(self) -> set[str]:
-        return {str(r[0]) for r in self.db.query("SELECT digest FROM blobs")}
+    def blob_digests(self, limit: int | None = None) -> set[str]:
+        """The digests of stored blobs (at most ``limit`` + 1 of them: more means "too many to hold")."""
+        sql = "SELECT digest FROM blobs"
+        return {
+            str(r[0]) for r in self.db.query(sql + (f" LIMIT {int(limit) + 1}" if limit is not None else ""))
+        }
 
     def has_blob(self, digest: str) -> bool:
         return bool(self.db.query("SELECT 1 FROM blobs WHERE digest = ?", (digest,)))

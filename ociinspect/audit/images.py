@@ -43,7 +43,7 @@ from ociinspect.model.osinfo import DISTROLESS_MARKERS, OS_FILES, OsInfo
 from ociinspect.model.reference import Reference
 from ociinspect.sources.memory import MemorySource
 
-__all__ = ["ROOT", "ImageFacts", "Once", "Stopped", "scannable"]
+__all__ = ["DIGESTS_IN_MEMORY", "ROOT", "ImageFacts", "Once", "RecentDigests", "Stopped", "scannable"]
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +74,35 @@ def _osfiles_json(files: Mapping[str, bytes], present: Collection[str]) -> str:
     return json.dumps(
         {"files": {k: v.decode("latin-1") for k, v in files.items()}, "present": sorted(present)}
     )
+
+
+class RecentDigests:
+    """The digests known to be stored, held in memory up to ``capacity`` (two generations of at most half of it:
+    when the young one is full it becomes the old one and the previous old one is dropped).  ``complete`` is True
+    while nothing was ever dropped or left out, so that a digest missing here is missing from the database too;
+    else the caller asks the database.  Memory: ≈ 170 bytes per digest held, at most 1.5 × ``capacity`` digests;
+    O(1) per call.
+    """
+
+    def __init__(self, preloaded: set[str], capacity: int) -> None:
+        self.capacity = max(2, capacity)
+        self.complete = len(preloaded) <= self.capacity
+        self._young: set[str] = preloaded if self.complete else set()
+        self._old: set[str] = set()
+
+    def __contains__(self, digest: str) -> bool:
+        return digest in self._young or digest in self._old
+
+    def add(self, digest: str) -> None:
+        if len(self._young) >= self.capacity // 2 and len(self._young) + len(self._old) >= self.capacity:
+            self._old, self._young = self._young, set()
+            self.complete = False
+        self._young.add(digest)
+
+
+#: digests of complete manifests, and of blobs, held in memory by one worker (each): beyond this, the database is
+#: asked (one indexed lookup) — memory stays flat however large the registry and the database grow
+DIGESTS_IN_MEMORY = 400_000
 
 
 class Once:
@@ -136,8 +165,8 @@ class ImageFacts:
         self.facts = facts
         self.depth = depth
         self._once = Once()
-        self._complete = facts.complete_manifests()
-        self._blobs = facts.blob_digests()
+        self._complete = RecentDigests(facts.complete_manifests(DIGESTS_IN_MEMORY), DIGESTS_IN_MEMORY)
+        self._blobs = RecentDigests(facts.blob_digests(DIGESTS_IN_MEMORY), DIGESTS_IN_MEMORY)
         self.digest_errors = facts.digest_errors()
         self._facts_memo: dict[str, str] = {}
         self._manifest_memo: dict[str, ManifestFacts] = {}
@@ -149,7 +178,8 @@ class ImageFacts:
     def is_complete(self, digest: str) -> bool:
         if digest in self._complete:
             return True
-        if self.facts.shared and self.facts.is_complete(digest):  # another worker may have done it
+        # another worker may have done it; or it was stored before and is not (or no longer) held in memory
+        if (self.facts.shared or not self._complete.complete) and self.facts.is_complete(digest):
             self._complete.add(digest)
             return True
         return False
@@ -157,7 +187,7 @@ class ImageFacts:
     def has_blob(self, digest: str) -> bool:
         if digest in self._blobs:
             return True
-        if self.facts.shared and self.facts.has_blob(digest):
+        if (self.facts.shared or not self._blobs.complete) and self.facts.has_blob(digest):
             self._blobs.add(digest)
             return True
         return False

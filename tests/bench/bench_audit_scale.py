@@ -328,40 +328,62 @@ def _stats(port: int) -> dict[str, int]:
     return dict(json.loads(data.split(b"\r\n\r\n", 1)[1]))
 
 
-def run_audit(port: int, db: Path, concurrency: int, server_pid: int, profile: str | None) -> dict[str, Any]:
-    """One ``audit scan`` as a child process: wall, exit code, peak RSS, its CPU (wait4) and the server's CPU."""
+def run_audit(
+    port: int,
+    db: str,
+    concurrency: int,
+    server_pid: int,
+    profile: str | None,
+    shards: int = 1,
+    label: str = "",
+) -> dict[str, Any]:
+    """One ``audit scan`` (``shards`` > 1: that many workers at once, ``--shard K/N --run LABEL``) as child
+    processes: wall, peak RSS (the largest worker's), CPU of every worker (wait4) and of the server."""
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
     prefix = [sys.executable, "-m", "cProfile", "-o", profile, "-m"] if profile else [sys.executable, "-m"]
-    cmd = [*prefix, "ociinspect", "audit", "scan", f"127.0.0.1:{port}", "--plain-http", "--db", str(db)]
+    cmd = [*prefix, "ociinspect", "audit", "scan", f"127.0.0.1:{port}", "--plain-http", "--db", db]
     cmd += ["-q", "-j", str(concurrency)]
+    if shards > 1:
+        cmd += ["--run", label]
     server_cpu = _cpu(server_pid)
     before = _stats(port)
     started = time.monotonic()
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    procs = [
+        subprocess.Popen(
+            cmd + (["--shard", f"{k}/{shards}"] if shards > 1 else []),
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        for k in range(shards)
+    ]
     peak = [0]
     done = threading.Event()
 
     def sample() -> None:
         while not done.is_set():
-            peak[0] = max(peak[0], _hwm(proc.pid))
+            peak[0] = max(peak[0], *(_hwm(p.pid) for p in procs))
             time.sleep(0.02)
 
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
-    assert proc.stderr is not None
-    err = proc.stderr.read().decode(errors="replace")
-    _, status, usage = os.wait4(proc.pid, 0)
+    cpu = 0.0
+    for proc in procs:
+        assert proc.stderr is not None
+        err = proc.stderr.read().decode(errors="replace")
+        _, status, usage = os.wait4(proc.pid, 0)
+        cpu += usage.ru_utime + usage.ru_stime
+        code = os.waitstatus_to_exitcode(status)
+        if code != 0:
+            raise SystemExit(f"audit failed ({code}): {err[-2000:]}")
     done.set()
     sampler.join()
     elapsed = time.monotonic() - started
-    code = os.waitstatus_to_exitcode(status)
-    if code != 0:
-        raise SystemExit(f"audit failed ({code}): {err[-2000:]}")
     after = _stats(port)
     return {
         "seconds": elapsed,
         "peak_rss": peak[0],
-        "cpu": usage.ru_utime + usage.ru_stime,
+        "cpu": cpu,
         "server_cpu": _cpu(server_pid) - server_cpu,
         "requests": after["requests"] - before["requests"] - 1,  # the stats request itself
         "manifest_blob_requests": after["manifests"] + after["blobs"] - before["manifests"] - before["blobs"],
@@ -369,7 +391,31 @@ def run_audit(port: int, db: Path, concurrency: int, server_pid: int, profile: s
     }
 
 
-def measure(n: int, work: Path, concurrency: int, profile: str | None) -> dict[str, Any]:
+def _fresh_db(work: Path, n: int, postgres: str | None) -> tuple[str, Any]:
+    """A new database for one size: a SQLite file in ``work``, or a new database on the ``postgres`` server
+    (``bench_audit_<n>_<pid>``).  Returns its target and a function giving its size in bytes."""
+    if not postgres:
+        path = work / f"audit-{n}.sqlite3"
+        return str(path), lambda: sum(p.stat().st_size for p in work.glob(f"audit-{n}.sqlite3*"))
+    import psycopg
+
+    name = f"bench_audit_{n}_{os.getpid()}"
+    with psycopg.connect(postgres, autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {name}")
+        conn.execute(f"CREATE DATABASE {name}")
+    target = postgres.rsplit("/", 1)[0] + "/" + name
+
+    def size() -> int:
+        with psycopg.connect(target) as conn:
+            row = conn.execute("SELECT pg_database_size(current_database())").fetchone()
+            return int(row[0]) if row else 0
+
+    return target, size
+
+
+def measure(
+    n: int, work: Path, concurrency: int, profile: str | None, postgres: str | None = None, shards: int = 1
+) -> dict[str, Any]:
     port_file = work / f"port-{n}"
     t = time.monotonic()
     server = subprocess.Popen(
@@ -384,10 +430,10 @@ def measure(n: int, work: Path, concurrency: int, profile: str | None) -> dict[s
         port_s, images_s, tags_s = port_file.read_text().split()
         port, images, tags = int(port_s), int(images_s), int(tags_s)
         build = time.monotonic() - t
-        db = work / f"audit-{n}.sqlite3"
-        first = run_audit(port, db, concurrency, server.pid, profile)
-        db_bytes = sum(p.stat().st_size for p in work.glob(f"audit-{n}.sqlite3*"))
-        again = run_audit(port, db, concurrency, server.pid, None)
+        db, db_size = _fresh_db(work, n, postgres)
+        first = run_audit(port, db, concurrency, server.pid, profile, shards, "first")
+        db_bytes = db_size()
+        again = run_audit(port, db, concurrency, server.pid, None, shards, "again")
         report = subprocess.run(
             [
                 sys.executable,
@@ -396,7 +442,7 @@ def measure(n: int, work: Path, concurrency: int, profile: str | None) -> dict[s
                 "audit",
                 "report",
                 "--db",
-                str(db),
+                db,
                 "-f",
                 "json",
                 "--top",
@@ -417,6 +463,8 @@ def measure(n: int, work: Path, concurrency: int, profile: str | None) -> dict[s
             f"{doc['tags_read']} tags read (expected {tags}), {doc['error_count']} errors"
         )
     return {
+        "database": "postgresql" if postgres else "sqlite",
+        "shards": shards,
         "images": images,
         "tags": tags,
         "repositories": doc["repositories"],
@@ -453,6 +501,10 @@ def main() -> int:
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--strict", action="store_true")
     parser.add_argument("--profile", help="cProfile output file for the first size's audit")
+    parser.add_argument("--postgres", help="postgresql://… server URL: audit into a new database there")
+    parser.add_argument(
+        "--shards", type=int, default=1, help="workers at once (--shard K/N), with --postgres"
+    )
     parser.add_argument("--serve", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--port-file", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -464,7 +516,8 @@ def main() -> int:
     results = []
     try:
         for k, n in enumerate(sizes):
-            results.append(measure(n, work, args.concurrency, args.profile if k == 0 else None))
+            profile = args.profile if k == 0 else None
+            results.append(measure(n, work, args.concurrency, profile, args.postgres, args.shards))
     finally:
         shutil.rmtree(work, ignore_errors=True)
     fails = []
@@ -500,7 +553,8 @@ def main() -> int:
         print(json.dumps(out, indent=2))
     else:
         print(
-            f"# bench_audit_scale ({out['cores']} cores, -j {args.concurrency}; load = 1/5/15-min averages)\n"
+            f"# bench_audit_scale ({out['cores']} cores, -j {args.concurrency}, {args.shards} worker(s) at once; "
+            "load = 1/5/15-min averages)\n"
         )
         print(
             "| images | tags | wall s | images/s | our CPU s | ms CPU/image | registry CPU s | requests/image "
@@ -511,7 +565,7 @@ def main() -> int:
             print(
                 f"| {r['images']} | {r['tags']} | {r['seconds']} | {r['images_per_s']} | {r['cpu_s']} | "
                 f"{r['cpu_ms_per_image']} | {r['server_cpu_s']} | {r['requests_per_image']} | {r['peak_rss_mb']} MB | "
-                f"{r['db_mb']} MB ({r['db_bytes_per_image']} B/image) | {r['load']} |"
+                f"{r['db_mb']} MB {r['database']} ({r['db_bytes_per_image']} B/image) | {r['load']} |"
             )
         print(
             "\n| re-audit (unchanged) | wall s | tags/s | ms CPU/tag | requests/tag | manifest+blob/tag | peak RSS "

@@ -14,6 +14,8 @@ import pytest
 from bench.bench_audit_scale import Content, _Http
 
 from ociinspect.audit import AuditDB, AuditOptions, Scope, audit, report
+from ociinspect.audit import images as images_mod
+from ociinspect.audit.images import RecentDigests
 from ociinspect.audit.walker import Walker
 from ociinspect.registry import RegistryClient
 from ociinspect.registry.transport import RegistrySettings
@@ -91,3 +93,39 @@ def test_an_audit_commits_each_image_in_few_transactions_and_hands_out_tags_in_b
     children = sum(2 for mt, _ in content.manifests.values() if mt.endswith("index.v1+json"))
     expected = tags + children + 2 * IMAGES + len(content.tags) + 1 + 6 + 3 * 6
     assert expected <= requests_sent <= expected + 2, (requests_sent, expected)
+
+
+def test_recent_digests_hold_at_most_their_capacity_and_say_when_they_are_not_complete() -> None:
+    held = RecentDigests({"a", "b"}, 4)
+    assert held.complete and "a" in held and "z" not in held
+    for i in range(100):
+        held.add(f"d{i}")
+        assert len(held._young) + len(held._old) <= 6
+    assert not held.complete and "d99" in held and "a" not in held
+    assert not RecentDigests(
+        {"a", "b", "c"}, 2
+    ).complete  # too many to preload: nothing held, ask the database
+
+
+def test_with_few_digests_in_memory_each_digest_is_still_read_once_and_the_report_is_the_same(
+    synthetic: tuple[str, Content, dict[str, int]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    host, content, stats = synthetic
+    results = []
+    for capacity in (images_mod.DIGESTS_IN_MEMORY, 6):
+        monkeypatch.setattr(images_mod, "DIGESTS_IN_MEMORY", capacity)
+        with AuditDB(tmp_path / f"{capacity}.sqlite3") as db, RegistryClient(RegistrySettings()) as client:
+            before = dict(stats)
+            audit(db, client, Scope(host), AuditOptions(concurrency=2))
+            first = {k: stats[k] - before[k] for k in stats}
+            before = dict(stats)
+            audit(db, client, Scope(host), AuditOptions(concurrency=2))  # re-audit: 1 manifest HEAD per tag
+            again = stats["manifests"] + stats["blobs"] - before["manifests"] - before["blobs"]
+            doc = report(db)
+        for key in ("run", "generated_at"):
+            doc.pop(key, None)
+        results.append((first, again, doc))
+    (first_a, again_a, doc_a), (first_b, again_b, doc_b) = results
+    assert first_a == first_b  # the same requests: nothing fetched twice for want of memory
+    assert again_a == again_b == sum(len(t) for t in content.tags.values())
+    assert doc_a == doc_b
