@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import email.utils
+import functools
 import http.client
 import http.cookiejar
 import json
@@ -88,6 +89,19 @@ _PLAIN_HTTP_MARKERS = (
 
 
 def _origin(url: str) -> tuple[str, str, int | None]:
+    """``(scheme, host, port)`` of ``url``.  Cost: one regex match and a cache hit per call (the origin of the
+    same ``scheme://netloc`` is parsed once: a request asks for it several times)."""
+    m = _PREFIX_RE.match(url)
+    return _origin_of(m.group(0) if m else url)
+
+
+# scheme://netloc of a plain URL (no whitespace or control characters anywhere before the path: urlsplit would
+# strip those, so such URLs take the full parse)
+_PREFIX_RE = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[!-.0-~]*(?=[/?#]|$)", re.ASCII)
+
+
+@functools.lru_cache(maxsize=256)
+def _origin_of(url: str) -> tuple[str, str, int | None]:
     parts = urlsplit(url)
     port = parts.port or {"http": 80, "https": 443}.get(parts.scheme)
     return parts.scheme, (parts.hostname or "").lower(), port
@@ -495,12 +509,13 @@ class Transport:
             send_headers["Authorization"] = authorization
         attempt = 0
         while True:
-            waiting = f"waiting for response headers from {_host_of(url)}"
-            self.check_deadline(what, waiting, url=url)
+            if self.deadline is not None:
+                self.check_deadline(what, f"waiting for response headers from {_host_of(url)}", url=url)
             try:
                 response = self._send_once(method, url, send_headers, data)
             except requests.RequestException as exc:
                 if self.expired():
+                    waiting = f"waiting for response headers from {_host_of(url)}"
                     raise self._deadline_error(what, waiting, url) from None
                 fallback = self._loopback_fallback(method, url, send_headers, data, exc)
                 if fallback is not None:
@@ -571,6 +586,37 @@ class Transport:
                 self._env_proxies[key] = found
         return found
 
+    def _send_lean(
+        self,
+        method: str,
+        url: str,
+        headers: Mapping[str, str],
+        proxies: Mapping[str, str],
+        verify: bool | str,
+    ) -> requests.Response:
+        """A body-less request straight through the session's adapter: what ``Session.request`` does for it,
+        without its per-request merging (environment, cookies, auth, hooks), none of which applies here —
+        ``trust_env`` is off, the cookie policy accepts no domain, ``auth`` is the no-op :class:`_NoNetrc`.
+        The URL is still prepared (quoted, validated) by ``requests``; the adapter is the same one, so errors,
+        TLS verification, proxies and connection pooling are unchanged.  Cost: about half the CPU of
+        ``Session.request`` per request (≈ 0.25 ms saved on this machine)."""
+        prepared = requests.PreparedRequest()
+        prepared.method = method
+        prepared.prepare_url(url, None)
+        merged: requests.structures.CaseInsensitiveDict[str] = requests.structures.CaseInsensitiveDict()
+        for key, value in self._session.headers.items():
+            merged[key] = str(value)
+        for key, value in headers.items():
+            merged[key] = value
+        prepared.headers = merged
+        prepared.body = None
+        prepared.hooks = {"response": []}
+        prepared._cookies = None  # type: ignore[attr-defined]  # the jar accepts nothing: no Cookie header
+        adapter = self._session.get_adapter(prepared.url or url)
+        return adapter.send(
+            prepared, stream=True, timeout=self.timeouts(), verify=verify, cert=None, proxies=dict(proxies)
+        )
+
     def _send_once(
         self, method: str, url: str, headers: Mapping[str, str], data: Mapping[str, str] | None
     ) -> requests.Response:
@@ -583,12 +629,14 @@ class Transport:
         proxies = self._proxies(url)
 
         def send() -> requests.Response:
+            if data is None:
+                return self._send_lean(method, url, headers, proxies, verify)
             return self._session.request(
                 method,
                 url,
                 proxies=proxies,
                 headers=dict(headers),
-                data=dict(data) if data is not None else None,
+                data=dict(data),
                 timeout=self.timeouts(),
                 verify=verify,
                 allow_redirects=False,
@@ -603,7 +651,8 @@ class Transport:
                 response = send()
         else:
             response = send()
-        log.debug("%s %s -> %d", method, redact_url(url), response.status_code)
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("%s %s -> %d", method, redact_url(url), response.status_code)
         for observe in self.observers:
             observe(method, url, response.status_code, response.headers)
         return response

@@ -448,14 +448,15 @@ def test_check_fails_when_retry_after_is_ignored(fault_proxy: Any, monkeypatch: 
 
 
 def test_check_fails_without_a_read_timeout(fault_proxy: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    """With requests sent without a read timeout, the stall scenario waits the whole stall: it fails."""
-    original = requests.Session.request
+    """With requests sent without a read timeout, the stall scenario waits the whole stall: it fails.  (The
+    adapter is where every request passes, the transport's lean path for body-less requests included.)"""
+    original = requests.adapters.HTTPAdapter.send
 
-    def no_read_timeout(self: requests.Session, *args: Any, **kwargs: Any) -> requests.Response:
+    def no_read_timeout(self: requests.adapters.HTTPAdapter, *args: Any, **kwargs: Any) -> requests.Response:
         kwargs["timeout"] = (5.0, None)
         return original(self, *args, **kwargs)
 
-    monkeypatch.setattr(requests.Session, "request", no_read_timeout)
+    monkeypatch.setattr(requests.adapters.HTTPAdapter, "send", no_read_timeout)
     with pytest.raises(AssertionError):
         check_stall_times_out(fault_proxy)
 
