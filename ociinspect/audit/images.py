@@ -102,7 +102,7 @@ class RecentDigests:
 
 #: digests of complete manifests, and of blobs, held in memory by one worker (each): beyond this, the database is
 #: asked (one indexed lookup) — memory stays flat however large the registry and the database grow
-DIGESTS_IN_MEMORY = 400_000
+DIGESTS_IN_MEMORY = 250_000
 
 
 class Once:
