@@ -3,8 +3,11 @@
 A layer blob is read from any :class:`~ociinspect.sources.base.Source` (``open_blob``: the source verifies the
 blob digest when the stream ends), inflated by :func:`ociinspect.content.compression.decompress` (gzip via isal, zstd,
 plain tar; bounded by ``max_uncompressed``), hashed on the way (the diff_id is checked against the config) and
-parsed with :mod:`tarfile`, which handles PAX and GNU long names and sparse files.  Memory is one chunk plus
-the entry list; nothing is extracted.
+indexed by a direct 512-byte header walker for plain ustar/GNU/PAX headers; from the first header it does not
+handle (sparse files, global PAX headers, base-256 numbers, odd checksums) :mod:`tarfile` reads the rest, with
+the same entries and errors.  Each layer takes two threads (read, verify and inflate; hash and index): isal's
+inflate and sha256 release the GIL.  Memory is a few 256 KiB pieces per layer in flight plus the entry list;
+nothing is extracted.
 
 eStargz layers (``containerd.io/snapshot/stargz/toc.digest`` annotation) are indexed from their table of
 contents instead, read with two Range requests (footer, then TOC) and verified against the annotation — see
