@@ -265,7 +265,7 @@ def _entry_from(ti: tarfile.TarInfo | _Member, what: str, absolute: list[str]) -
         int(ti.gid),
         linkname,
         None,
-        whiteout_kind(path),
+        whiteout_kind(path) if ".wh." in path else "",  # the test first: most paths are not whiteouts
     )
 
 
