@@ -229,6 +229,13 @@ def is_transient(exc: BaseException) -> bool:
 
 
 def error_type_name(exc: BaseException) -> str:
-    """The type name to record for ``exc``: a :class:`RecordedError`'s original ``type_name``, else the name of
-    its class (``"NotFound"``, ``"DigestMismatch"`` …).  Cost: O(1)."""
-    return exc.type_name if isinstance(exc, RecordedError) else type(exc).__name__
+    """The public type name of ``exc`` (what JSON documents and the audit record): a :class:`RecordedError`'s
+    original ``type_name``, else the nearest class of this module's tree (``"NotFound"``, ``"DigestMismatch"`` …) —
+    a refinement defined elsewhere for internal dispatch, like the nesting rule's ``IndexNestingError``, reports
+    its public parent (``"LimitExceeded"``).  Cost: O(depth of the class tree)."""
+    if isinstance(exc, RecordedError):
+        return exc.type_name
+    for cls in type(exc).__mro__:
+        if cls.__module__ == __name__:
+            return cls.__name__
+    return type(exc).__name__

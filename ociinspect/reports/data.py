@@ -10,7 +10,7 @@ import dataclasses
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from ociinspect.errors import OciInspectError
+from ociinspect.errors import OciInspectError, error_type_name
 from ociinspect.model.image import Image, IndexEntry
 from ociinspect.model.osinfo import OsInfo
 
@@ -154,7 +154,7 @@ def error_document(reference: str, error: OciInspectError) -> dict[str, Any]:
         "schema_version": SCHEMA_VERSION,
         "reference": reference,
         "error": {
-            "type": type(error).__name__,
+            "type": error_type_name(error),
             "message": error.message,
             "hint": error.hint,
             "exit_code": int(error.exit_code),
