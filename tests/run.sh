@@ -18,9 +18,16 @@ if [ ${#need[@]} -gt 0 ]; then
   fi
 fi
 
-python3 -m pip install -q --disable-pip-version-check -e ".[test]" || { echo "tests/run.sh: pip install failed" >&2; exit 1; }
+# A stock Debian/Ubuntu Python refuses pip outside a virtual environment (PEP 668): use the active environment,
+# else this interpreter when it allows installs, else a .venv made here (the README's first command makes one too).
+PY=python3
+if [ -z "${VIRTUAL_ENV:-}" ] && python3 -c 'import sys, sysconfig, os; sys.exit(0 if os.path.exists(os.path.join(sysconfig.get_path("stdlib"), "EXTERNALLY-MANAGED")) else 1)'; then
+  [ -x .venv/bin/python ] || python3 -m venv .venv || { echo "tests/run.sh: could not create .venv (apt-get install python3-venv)" >&2; exit 1; }
+  PY=.venv/bin/python
+fi
+"$PY" -m pip install -q --disable-pip-version-check -e ".[test]" || { echo "tests/run.sh: pip install failed" >&2; exit 1; }
 
-python3 -m pytest "$@"
+"$PY" -m pytest "$@"
 rc=$?
 if [ "$rc" -eq 5 ]; then
   echo "tests/run.sh: pytest collected no tests — treating that as a failure" >&2
