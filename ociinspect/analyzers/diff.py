@@ -651,7 +651,8 @@ def diff_images(
 
     ``suffix_a`` / ``suffix_b``: the scans of ``layers_to_read(a, b).only_a`` / ``.only_b``, in that order;
     ``prefix``: the scans of the shared prefix (from either image), required when
-    ``prefix_needed(suffix_a, suffix_b)`` — ``ValueError`` otherwise, as for scans that do not match the plan.
+    ``prefix_needed(suffix_a, suffix_b)`` and the prefix has layers — ``ValueError`` otherwise, as for scans that
+    do not match the plan.
     Cost: O(entries read) — see the module docstring for what must be read.
     """
     plan = layers_to_read(a, b)
@@ -667,7 +668,7 @@ def diff_images(
     needed = prefix_needed(suffix_a, suffix_b)
     if prefix is not None and len(prefix) != plan.shared:
         raise ValueError(f"the shared prefix has {plan.shared} layers, got {len(prefix)} scans")
-    if needed and prefix is None:
+    if needed and prefix is None and plan.shared:  # a prefix of no layers is known without a scan
         raise ValueError("the layers above the shared prefix depend on it: pass the prefix's scans")
     if prefix is not None:
         for i, scan in enumerate(prefix):
