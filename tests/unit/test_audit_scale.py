@@ -129,3 +129,9 @@ def test_with_few_digests_in_memory_each_digest_is_still_read_once_and_the_repor
     assert first_a == first_b  # the same requests: nothing fetched twice for want of memory
     assert again_a == again_b == sum(len(t) for t in content.tags.values())
     assert doc_a == doc_b
+    index_tags = {
+        repo: sum(1 for d in tags.values() if content.manifests[d][0].endswith("index.v1+json"))
+        for repo, tags in content.tags.items()
+    }
+    assert {r["name"]: r["multi_arch_tags"] for r in doc_a["repos"]} == index_tags
+    assert sum(index_tags.values()) > 0
