@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from ociinspect.content.osdetect import Cache
     from ociinspect.content.scan import ScanOptions
     from ociinspect.registry import CredentialResolver, Credentials, RegistryClient, RegistrySettings
+    from ociinspect.sources.registry import DigestReads
     from ociinspect.store import Store
 
 __all__ = [
@@ -84,6 +85,12 @@ class Session:
     ``deadline`` (seconds, from now) bounds everything this session does over the network, retries, token
     requests and downloads included (:class:`~ociinspect.errors.DeadlineExceeded` once passed); it replaces any
     deadline in ``settings``.  Cost of construction: none (an ``authfile`` is checked to exist, not read).
+
+    Within a session, what a registry served under a digest (manifests by digest, configs, the few bytes read
+    for layer sizes) is remembered by ``(registry, repository, digest)`` and not asked again — bounded to
+    32 MiB, thread-safe, concurrent asks for the same digest sharing one request
+    (:class:`~ociinspect.sources.registry.DigestReads`, :attr:`reads`): 50 tags of one image cost 50 manifest
+    requests plus one read of each distinct blob.  Tags are always asked.
     """
 
     def __init__(
@@ -122,6 +129,7 @@ class Session:
         self._credentials = credentials
         self._username = username
         self._client: RegistryClient | None = None
+        self._reads: DigestReads | None = None
         self._lock = threading.Lock()
         self.os_cache: Cache | None = None  # (get, put) by key; set by callers that have a store
 
@@ -141,13 +149,23 @@ class Session:
                 self._client = RegistryClient(self._settings, self._credentials)
             return self._client
 
+    @property
+    def reads(self) -> DigestReads:
+        """This session's memory of reads named by a digest (created on first use)."""
+        with self._lock:
+            if self._reads is None:
+                from ociinspect.sources.registry import DigestReads
+
+                self._reads = DigestReads()
+            return self._reads
+
     def open(self, reference: str | Reference) -> Source:
         """Open a source for ``reference`` (cost: none for registries; archives index their tar headers)."""
         ref = parse_reference(reference) if isinstance(reference, str) else reference
         if ref.is_registry:
             from ociinspect.sources.registry import RegistrySource
 
-            return RegistrySource(ref, self.client)
+            return RegistrySource(ref, self.client, self.reads)
         from ociinspect.sources.local import open_local
 
         return open_local(ref)
@@ -204,12 +222,26 @@ class Session:
             return list(pool.map(one, references))
 
     def _detect_os(self, source: Source, image: Image) -> OsInfo:
-        from ociinspect.content.osdetect import detect_os
+        """The base OS of ``image``; from a registry, once per session for the same bottom layers in the same
+        repository (what :func:`~ociinspect.content.osdetect.detect_os` reads: the config's OS and up to
+        ``MAX_LAYERS`` bottom layers), so 50 tags of one image read and parse its OS files once."""
+        from ociinspect.content.osdetect import MAX_LAYERS, detect_os
 
-        return detect_os(source, image, cache=self.os_cache)
+        remember = getattr(source, "remember_derived", None)
+        if remember is None:
+            return detect_os(source, image, cache=self.os_cache)
+        key = (
+            "os",
+            image.is_artifact,
+            image.config.os if image.config else None,
+            tuple(layer.digest for layer in image.layers[:MAX_LAYERS]),
+        )
+        info: OsInfo = remember(key, lambda: detect_os(source, image, cache=self.os_cache))
+        return info
 
     def close(self) -> None:
         with self._lock:
+            self._reads = None
             if self._client is not None:
                 self._client.close()
                 self._client = None
@@ -539,7 +571,9 @@ def _diff_sources(
     try:
         sa = scan(src_a, image_a, plan.only_a, labels[0])
         sb = scan(src_b, image_b, plan.only_b, labels[1])
-        prefix = scan(src_a, image_a, plan.prefix, labels[0]) if plan.shared and prefix_needed(sa, sb) else None
+        prefix = (
+            scan(src_a, image_a, plan.prefix, labels[0]) if plan.shared and prefix_needed(sa, sb) else None
+        )
         result = diff_images(image_a, image_b, sa, sb, prefix, depth=depth)
     finally:
         if store is not None:

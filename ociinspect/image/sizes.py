@@ -8,9 +8,9 @@ source      how                                                            cost
 =========== ============================================================== ===============================
 ``exact``   plain tar: the blob size is the tar size                       nothing
 ``store``   an earlier verified stream of content with the same diff_id    one local SQLite read
-``trailer`` gzip: every size ISIZE + k·2^32 that one member of that        2 requests: 8 bytes (trailer)
-            compressed size can hold, decided with the inflated head       and ≤ 64 KiB (head); one
-            (tar headers, compression ratio, member boundary)              request when the blob ≤ 64 KiB
+``trailer`` gzip: every size ISIZE + k·2^32 that one member of that        2 requests at once (registry):
+            compressed size can hold, decided with the inflated head       8 bytes (trailer) and ≤ 64 KiB
+            (tar headers, compression ratio, member boundary)              (head); one when the blob ≤ 64 KiB
 ``header``  zstd: Frame_Content_Size from the first frame header, if       1 request, 18 bytes
             plausible for the compressed size
 ``streamed`` inflate and count every byte (digest and diff_id verified)     the whole blob
@@ -24,12 +24,15 @@ compressed, :data:`CHEAP_STREAM_MAX_OUTPUT` inflated) or with ``mode="exact"``; 
 
 from __future__ import annotations
 
+import concurrent.futures
 import dataclasses
 import hashlib
 import logging
 import re
 import tarfile
+import threading
 import zlib
+from collections.abc import Callable
 from io import BytesIO
 from typing import Literal, Protocol
 
@@ -414,6 +417,26 @@ def _untrusted(
     return SizeEstimate(None, "unknown", f"{why}; use --exact to stream it")
 
 
+_AHEAD_WORKERS = 16
+_ahead_pool: concurrent.futures.ThreadPoolExecutor | None = None
+_ahead_lock = threading.Lock()
+
+
+def _read_ahead(source: Source, digest: str, start: int, end: int) -> Callable[[], bytes]:
+    """Start ``source.blob_range(digest, start, end)`` and return what waits for its bytes (raising what the
+    read raised).  A registry's range read goes out at once on a small shared thread pool, so a gzip layer's
+    head and trailer requests wait on the network together (one round trip, not two); a local source reads when
+    asked (a seek and a read: a thread would cost more).  Cost: the one read, not repeated."""
+    if source.kind != "registry":
+        return lambda: source.blob_range(digest, start, end)
+    global _ahead_pool
+    with _ahead_lock:
+        if _ahead_pool is None:
+            _ahead_pool = concurrent.futures.ThreadPoolExecutor(_AHEAD_WORKERS, "ociinspect-range")
+        future = _ahead_pool.submit(source.blob_range, digest, start, end)
+    return future.result
+
+
 def _gzip(
     source: Source,
     layer: Descriptor,
@@ -429,11 +452,12 @@ def _gzip(
         data = source.blob_range(layer.digest, 0, size - 1)
         tail, head = data[-8:], read_gzip_head(data, whole=True)
     else:
+        head_bytes = _read_ahead(source, layer.digest, 0, HEAD_BYTES - 1)  # in flight with the trailer's
         tail = source.blob_range(layer.digest, size - 8, size - 1)
         why = trailer_doubt(int.from_bytes(tail[4:8], "little"), size) if len(tail) == 8 else None
         if why:  # no need for the head
             return _untrusted(source, layer, diff_id, mode, why, max_output, store)
-        head = read_gzip_head(source.blob_range(layer.digest, 0, HEAD_BYTES - 1), whole=False)
+        head = read_gzip_head(head_bytes(), whole=False)
     if len(tail) != 8:
         return _untrusted(source, layer, diff_id, mode, "short read of the gzip trailer", max_output, store)
     result, why = decide_gzip(int.from_bytes(tail[4:8], "little"), size, head)
@@ -459,7 +483,39 @@ def estimate(
     ``store``: streamed sizes are remembered by diff_id, and a remembered size stands in (source ``store``) where
     the cheap evidence is inconclusive — before streaming or saying unknown.  It is not consulted first, so an
     ordinary layer's figure says ``trailer``/``header`` whatever the machine streamed before.
+
+    A source that remembers derived figures (a session's registry source: ``remember_derived(key, compute)``)
+    is asked for a ``"cheap"`` figure by every input that decides it — the layer's digest, size, media type and
+    multi-member annotations, the diff_id, ``max_output``, whether there is a store — so many images sharing a
+    layer decide its size once per session (the same rules, the same answer).
     """
+    remember = getattr(source, "remember_derived", None) if mode == "cheap" else None
+    if remember is None:
+        return _estimate(source, layer, diff_id, mode, max_output, store)
+    key = (
+        "size",
+        layer.digest,
+        layer.size,
+        layer.media_type,
+        any(k in layer.annotations for k in _MULTI_MEMBER_ANNOTATIONS),
+        diff_id,
+        max_output,
+        store is not None,
+    )
+    estimated: SizeEstimate = remember(
+        key, lambda: _estimate(source, layer, diff_id, mode, max_output, store)
+    )
+    return estimated
+
+
+def _estimate(
+    source: Source,
+    layer: Descriptor,
+    diff_id: str | None,
+    mode: SizeMode,
+    max_output: int | None,
+    store: SizeFacts | None,
+) -> SizeEstimate:
     kind = mediatypes.compression_of(layer.media_type)
     if not mediatypes.is_layer(layer.media_type):
         return SizeEstimate(None, "unknown", "not a filesystem layer")
