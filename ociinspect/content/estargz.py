@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from ociinspect.content import compression
 from ociinspect.errors import DigestMismatch, InvalidImage, LimitExceeded, RangeNotSupported
+from ociinspect.model.entries import TAR_ERRORS
 from ociinspect.model.textsafe import parse_uint
 
 if TYPE_CHECKING:
@@ -138,7 +139,7 @@ def _toc_json(member: bytes, what: str) -> bytes:
             f = tf.extractfile(ti)
             assert f is not None
             return f.read()
-    except tarfile.TarError as exc:
+    except TAR_ERRORS as exc:  # a hostile header raises ValueError too
         raise InvalidImage(f"{what}: the eStargz TOC is not a valid tar ({exc})") from None
 
 

@@ -37,6 +37,7 @@ from ociinspect.content.scan import (
     _ForwardReader,
     _layer_what,
     _members,
+    sparse_content,
 )
 from ociinspect.errors import DigestMismatch, InvalidImage, NotFound, OciInspectError, UsageError
 from ociinspect.model.entries import Entry, LayerScan, normalise_path
@@ -164,6 +165,8 @@ class ImageFiles:
         entries: list[Entry] = []
         absolute: list[str] = []
         captured: dict[str, Path] = {}
+        cap = self.options.max_uncompressed
+        budget = None if cap is None else [cap]  # the logical bytes sparse files may still expand to
         try:
             with self.source.open_blob(layer.digest, size=layer.size) as chunks:
                 inflated = compression.decompress(chunks, what=what, max_output=self.options.max_uncompressed)
@@ -174,7 +177,9 @@ class ImageFiles:
                         continue
                     entries.append(entry)
                     if entry.is_regular and not entry.whiteout and self._wanted(entry.path):
-                        captured[entry.path] = self._spool_member(tf, ti, reader, what, i, len(entries))
+                        captured[entry.path] = self._spool_member(
+                            tf, ti, reader, what, i, len(entries), budget
+                        )
                 reader.drain()
         except OciInspectError as exc:
             raise exc.with_context(what) from None
@@ -200,14 +205,19 @@ class ImageFiles:
         return scan
 
     def _spool_member(
-        self, tf: tarfile.TarFile, ti: tarfile.TarInfo, reader: _ForwardReader, what: str, i: int, n: int
+        self,
+        tf: tarfile.TarFile,
+        ti: tarfile.TarInfo,
+        reader: _ForwardReader,
+        what: str,
+        i: int,
+        n: int,
+        budget: list[int] | None,
     ) -> Path:
         target = self._spool / f"{i}-{n}"
         with open(target, "wb") as out:
             if ti.sparse is not None:
-                f = tf.extractfile(ti)
-                assert f is not None
-                while block := f.read(1 << 20):
+                for block in sparse_content(tf, ti, what, budget):
                     out.write(block)
             else:
                 reader.seek(ti.offset_data)
@@ -372,8 +382,10 @@ class ImageFiles:
                 os.symlink(e.linkname, dest)
             elif e.is_regular or e.type == "hardlink":
                 _refuse_existing(dest, name, allow_file=True)
+                # the bytes are read and verified first: a failed read writes nothing
+                content = self._content_path(i, src, e)
                 fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
-                with os.fdopen(fd, "wb") as out, open(self._content_path(i, src, e), "rb") as data:
+                with os.fdopen(fd, "wb") as out, open(content, "rb") as data:
                     shutil.copyfileobj(data, out, 1 << 20)
                 os.chmod(dest, e.permissions & 0o777, follow_symlinks=False)
             else:

@@ -40,7 +40,14 @@ from typing import TYPE_CHECKING, Any, Protocol, cast
 from ociinspect.content import compression
 from ociinspect.errors import DigestMismatch, InvalidImage, LimitExceeded, OciInspectError
 from ociinspect.model import digest as _digest
-from ociinspect.model.entries import Entry, LayerScan, clean_text, normalise_path, whiteout_kind
+from ociinspect.model.entries import (
+    TAR_ERRORS,
+    Entry,
+    LayerScan,
+    clean_text,
+    normalise_path,
+    whiteout_kind,
+)
 
 if TYPE_CHECKING:
     from ociinspect.model.image import Image, Layer
@@ -295,13 +302,13 @@ def _members(reader: _ForwardReader, what: str) -> Iterator[tuple[tarfile.TarFil
             yield tf, ti
             ti = tf.next()
         _check_end(tf, reader, what)
-    except tarfile.TarError as exc:
-        raise InvalidImage(
-            f"{what}: corrupt or truncated tar stream ({exc})", hint="the blob is damaged; fetch it again"
-        ) from None
     except EOFError:
         raise InvalidImage(
             f"{what}: truncated tar stream", hint="the blob is incomplete; fetch it again"
+        ) from None
+    except TAR_ERRORS as exc:  # tarfile's own, and the ValueError/OverflowError a hostile header raises
+        raise InvalidImage(
+            f"{what}: corrupt or truncated tar stream ({exc})", hint="the blob is damaged; fetch it again"
         ) from None
 
 
@@ -544,13 +551,16 @@ def scan_tar_stream(
     what: str,
     hash_files: bool = False,
     max_entries: int = DEFAULT_MAX_ENTRIES,
+    max_uncompressed: int | None = DEFAULT_MAX_UNCOMPRESSED,
 ) -> tuple[list[Entry], str, int, list[str]]:
     """Index an *uncompressed* tar given as chunks: ``(entries, "sha256:…" of the stream, byte count, warnings)``.
 
     Reads the stream to its very end (so a source verifies its digest).  Cost: one pass; CPU: sha256 of the
     stream (plus one more sha256 of file contents with ``hash_files``); memory: one chunk plus the entries.
     Raises :class:`InvalidImage` for a stream that is not a tar, is truncated or corrupt, or escapes the root.
+    ``max_uncompressed`` bounds the logical bytes of sparse files hashed (:func:`sparse_content`).
     """
+    budget = None if max_uncompressed is None else [max_uncompressed]
     reader = _ForwardReader(iter(data), what)
     entries: list[Entry] = []
     warnings: list[str] = []
@@ -563,7 +573,7 @@ def scan_tar_stream(
             if tf is None:
                 sha = _hash_walked(cast(_Member, ti), reader, what)
             else:
-                sha = _hash_member(tf, cast(tarfile.TarInfo, ti), reader, what)
+                sha = _hash_member(tf, cast(tarfile.TarInfo, ti), reader, what, budget)
             entry = _with_hash(entry, sha)
         entries.append(entry)
         if len(entries) > max_entries:
@@ -584,12 +594,45 @@ def _with_hash(e: Entry, sha256: str) -> Entry:
     return Entry(e.path, e.typeflag, e.size, e.mode, e.uid, e.gid, e.linkname, sha256, e.whiteout)
 
 
-def _hash_member(tf: tarfile.TarFile, ti: tarfile.TarInfo, reader: _ForwardReader, what: str) -> str:
-    h = hashlib.sha256()
-    if ti.sparse is not None:  # sparse: let tarfile rebuild the logical content (holes are zeros)
+def sparse_content(
+    tf: tarfile.TarFile, ti: tarfile.TarInfo, what: str, budget: list[int] | None
+) -> Iterator[bytes]:
+    """The logical content of a GNU sparse member (its holes as zeros), in chunks of ≤ 1 MiB, rebuilt by tarfile.
+
+    A sparse map is a size claim: a few hundred bytes may declare a petabyte of holes.  ``budget`` (one-item list,
+    bytes, shared by every sparse member of a layer; ``None``: no cap) is what is left of ``--max-uncompressed``:
+    a member claiming more is :class:`LimitExceeded` before a byte is produced; a corrupt map is
+    :class:`InvalidImage`.  Cost: the member's logical size in CPU (zeros included); memory one chunk."""
+    if budget is not None:
+        if ti.size > budget[0]:
+            raise LimitExceeded(
+                f"{what}: sparse file {clean_text(ti.name)!r} claims {ti.size} bytes, more than the "
+                f"{budget[0]} bytes left of the uncompressed-size cap",
+                hint="a decompression bomb or a hostile layer; if the image is trusted, raise --max-uncompressed",
+            )
+        budget[0] -= ti.size
+    try:
         f = tf.extractfile(ti)
         assert f is not None
         while block := f.read(1 << 20):
+            yield block
+    except TAR_ERRORS as exc:
+        raise InvalidImage(
+            f"{what}: corrupt sparse file {clean_text(ti.name)!r} ({exc})",
+            hint="the blob is damaged or hostile",
+        ) from None
+
+
+def _hash_member(
+    tf: tarfile.TarFile,
+    ti: tarfile.TarInfo,
+    reader: _ForwardReader,
+    what: str,
+    budget: list[int] | None = None,
+) -> str:
+    h = hashlib.sha256()
+    if ti.sparse is not None:  # sparse: let tarfile rebuild the logical content (holes are zeros)
+        for block in sparse_content(tf, ti, what, budget):
             h.update(block)
         return h.hexdigest()
     reader.seek(ti.offset_data)
@@ -746,11 +789,19 @@ def _scan_layer(
         if options.pipeline:
             with _Prefetch(inflated) as ahead:
                 entries, diff_id, total, warnings = scan_tar_stream(
-                    ahead, what=what, hash_files=options.hash_files, max_entries=options.max_entries
+                    ahead,
+                    what=what,
+                    hash_files=options.hash_files,
+                    max_entries=options.max_entries,
+                    max_uncompressed=options.max_uncompressed,
                 )
         else:
             entries, diff_id, total, warnings = scan_tar_stream(
-                inflated, what=what, hash_files=options.hash_files, max_entries=options.max_entries
+                inflated,
+                what=what,
+                hash_files=options.hash_files,
+                max_entries=options.max_entries,
+                max_uncompressed=options.max_uncompressed,
             )
     if layer.diff_id and layer.diff_id.startswith("sha256:") and layer.diff_id != diff_id:
         raise DigestMismatch(

@@ -9,10 +9,12 @@ breakout detection) and the OCI whiteout rules (:func:`whiteout_kind`).  The rea
 from __future__ import annotations
 
 import dataclasses
+import tarfile
 from typing import Literal
 
 __all__ = [
     "OPAQUE_MARKER",
+    "TAR_ERRORS",
     "WHITEOUT_PREFIX",
     "Entry",
     "IndexSource",
@@ -27,6 +29,11 @@ __all__ = [
 WHITEOUT_PREFIX = ".wh."
 OPAQUE_MARKER = ".wh..wh..opq"
 _META_PREFIX = ".wh..wh."
+
+#: What :mod:`tarfile` raises on hostile headers: besides its own errors, ``ValueError`` (a GNU sparse map without
+#: its newline, unparsable numbers; ``UnicodeError`` is one), ``OverflowError`` and ``EOFError``.  Every reader of
+#: tar bytes from an image catches all of them and raises its typed error (never exit 70).
+TAR_ERRORS: tuple[type[Exception], ...] = (tarfile.TarError, ValueError, OverflowError, EOFError)
 
 IndexSource = Literal["stream", "estargz-toc"]
 WhiteoutKind = Literal["", "whiteout", "opaque", "meta"]

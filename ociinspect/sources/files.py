@@ -24,10 +24,13 @@ from typing import BinaryIO
 
 from ociinspect.content import compression
 from ociinspect.errors import InvalidImage, LimitExceeded, NotFound
+from ociinspect.model.entries import TAR_ERRORS
 
 __all__ = ["CHUNK", "MAX_INFLATED_ARCHIVE", "DirFiles", "Files", "TarFiles", "normalise"]
 
 CHUNK = 1 << 20
+#: What reading an archive's tar headers can raise: tarfile's errors, the ValueError a hostile header raises, I/O.
+_ARCHIVE_ERRORS: tuple[type[Exception], ...] = (*TAR_ERRORS, OSError)
 #: the largest tar a compressed archive may inflate to (bytes) before reading it is refused
 MAX_INFLATED_ARCHIVE = 64 << 30
 
@@ -183,7 +186,7 @@ class TarFiles(Files):
                         links[name] = normalise(posixpath.join(posixpath.dirname(name), m.linkname))
                     elif m.islnk():
                         links[name] = normalise(m.linkname)
-        except (tarfile.TarError, EOFError, OSError) as exc:
+        except _ARCHIVE_ERRORS as exc:
             self._file.close()
             raise InvalidImage(
                 f"reading {what} {path!r}: not a readable tar file ({exc})",

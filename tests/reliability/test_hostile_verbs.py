@@ -56,3 +56,113 @@ def test_diff_of_images_without_a_shared_layer_is_a_diff_not_an_internal_error(t
     empty = write_oci_layout(tmp_path / "e", [])
     run = run_cli("diff", empty, a, "-f", "json", "--no-cache")
     assert run.code == 1 and [c["path"] for c in run.doc["files"]["added"]] == ["/etc/a"], run
+
+
+# ------------------------------------------------------------------------------ tar headers tarfile chokes on
+
+
+def _sparse(realsize: int, *, map_newline: bool = True) -> tuple[tarfile.TarInfo, bytes]:
+    """A PAX GNU sparse 1.0 member: one 512-byte data block at offset 0 of a file of ``realsize`` bytes (the rest
+    holes).  Without ``map_newline`` its sparse map has no newline: tarfile raises ValueError, not TarError."""
+    sparse_map = b"1\n0\n512\n" if map_newline else b"1"
+    sparse_map += b"\0" * (-len(sparse_map) % 512)
+    ti = tarfile.TarInfo("sparse")
+    ti.size = len(sparse_map) + 512 if map_newline else 0
+    ti.pax_headers = {
+        "GNU.sparse.major": "1",
+        "GNU.sparse.minor": "0",
+        "GNU.sparse.name": "sparse",
+        "GNU.sparse.realsize": str(realsize),
+    }
+    ti.mtime = MTIME
+    return ti, (sparse_map + b"D" * 512 if map_newline else b"")
+
+
+def _sparse_layer(member: tuple[tarfile.TarInfo, bytes]) -> LayerBlob:
+    ti, payload = member
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tf:
+        tf.addfile(ti, io.BytesIO(payload))
+    data = buf.getvalue()
+    return LayerBlob(gz(data), LAYER_GZIP, sha256(data))
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [("files",), ("files", "--hash"), ("waste",), ("files", "--cat", "/sparse"), ("diff", "--hash")],
+)
+def test_a_tar_header_tarfile_rejects_with_valueerror_is_invalid_image(
+    tmp_path: Path, argv: tuple[str, ...]
+) -> None:
+    """tarfile raises ValueError (not TarError) for a GNU sparse map without its newline: every tar reader
+    (layer scan, extraction, archives, eStargz TOC) treats TAR_ERRORS alike.  Was exit 70 in every command."""
+    ref = write_oci_layout(tmp_path / "img", [_sparse_layer(_sparse(5, map_newline=False))])
+    other = write_oci_layout(tmp_path / "other", [gzip_layer([f("a", b"a")])])
+    _one_error(run_cli(*argv, ref, *([other] if argv[0] == "diff" else []), "--no-cache"), 3)
+
+
+def test_an_archive_whose_tar_header_tarfile_rejects_is_invalid_image(tmp_path: Path) -> None:
+    path = tmp_path / "a.tar"
+    with tarfile.open(path, "w", format=tarfile.PAX_FORMAT) as tf:
+        tf.addfile(_sparse(5, map_newline=False)[0])
+    _one_error(run_cli("manifest", f"docker-archive:{path}"), 3)
+
+
+@pytest.mark.parametrize("argv", [("files", "--hash"), ("files", "--cat", "/sparse"), ("waste", "--hash")])
+def test_a_sparse_file_claiming_a_petabyte_is_refused_before_expanding(
+    tmp_path: Path, argv: tuple[str, ...]
+) -> None:
+    """A 1 KiB sparse member whose map declares 10^15 bytes of holes: hashing, --cat and --extract used to write
+    zeros for ever (a hang, and a disk filled by --extract).  The logical bytes count against --max-uncompressed."""
+    ref = write_oci_layout(tmp_path / "img", [_sparse_layer(_sparse(10**15))])
+    run = run_cli(*argv, ref, "--no-cache")
+    _one_error(run, 3)
+    assert "sparse file 'sparse' claims 1000000000000000 bytes" in run.err, run
+    out = tmp_path / "out"
+    _one_error(run_cli("files", ref, "--no-cache", "--extract", "/sparse", "-o", str(out)), 3)
+    assert not [p for p in out.rglob("*") if p.is_file()], "a failed read left a file in the output directory"
+
+
+def test_a_small_sparse_file_is_read_with_its_holes(tmp_path: Path) -> None:
+    ref = write_oci_layout(tmp_path / "img", [_sparse_layer(_sparse(4096))])
+    run = run_cli("files", ref, "--no-cache", "--hash", "-f", "json")
+    assert run.code == 0, run
+    (entry,) = [e for e in run.doc["files"] if e["path"] == "/sparse"]
+    assert entry["size"] == 4096
+
+
+# --------------------------------------------------------------------------------------------- hints
+
+
+def test_every_error_has_a_hint_line(tmp_path: Path) -> None:
+    """Errors raised without a hint (70 raise sites: manifest shape, symlink loops, --layer …) get their class's
+    default hint, so every error is the promised two lines.  Was: no hint line."""
+    from ociinspect import errors
+
+    for cls in (
+        errors.InvalidImage,
+        errors.NotFound,
+        errors.DigestMismatch,
+        errors.LimitExceeded,
+        errors.RegistryError,
+        errors.UsageError,
+        errors.PolicyError,
+        errors.DatabaseError,
+    ):
+        assert cls("x").hint, cls
+    assert errors.InvalidImage("x", hint="mine").hint == "mine"
+    ref = write_oci_layout(tmp_path / "img", [])
+    _one_error(run_cli("files", ref, "--layer", "-1"), 2)
+    loop = _gzip_tar([_link("a", "b"), _link("b", "a")])
+    ref = write_oci_layout(tmp_path / "loop", [loop])
+    _one_error(run_cli("files", ref, "--no-cache", "--cat", "/a"), 3)
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "index.json").write_text("[1, 2]")
+    (tmp_path / "bad" / "oci-layout").write_text('{"imageLayoutVersion":"1.0.0"}')
+    _one_error(run_cli("manifest", f"oci:{tmp_path / 'bad'}"), 3)
+
+
+def _link(name: str, target: str) -> tarfile.TarInfo:
+    ti = tarfile.TarInfo(name)
+    ti.type, ti.linkname = tarfile.SYMTYPE, target
+    return ti
