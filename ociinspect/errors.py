@@ -62,11 +62,13 @@ class OciInspectError(Exception):
     """Base of every error ociinspect raises on purpose."""
 
     exit_code: ExitCode = ExitCode.UNREADABLE
+    #: The hint of an error raised without one: every error a user sees says what to try (``hint:``).
+    default_hint: str | None = None
 
     def __init__(self, message: str, *, hint: str | None = None) -> None:
         super().__init__(message)
         self.message = message
-        self.hint = hint
+        self.hint = hint if hint is not None else self.default_hint
 
     def __str__(self) -> str:
         return self.message
@@ -82,6 +84,8 @@ class OciInspectError(Exception):
 class UsageError(OciInspectError):
     """The command line or its inputs are wrong (exit 2)."""
 
+    default_hint = "see `ociinspect COMMAND --help` for what the command takes"
+
     exit_code = ExitCode.USAGE
 
 
@@ -92,6 +96,8 @@ class InvalidReference(UsageError):
 class PolicyError(UsageError):
     """A policy file or rule threshold is invalid."""
 
+    default_hint = "docs/policy.md lists every rule and the values it takes"
+
 
 class SourceError(OciInspectError):
     """An image source could not be read (exit 3)."""
@@ -100,9 +106,16 @@ class SourceError(OciInspectError):
 class NotFound(SourceError):
     """A manifest, blob, tag, repository or file does not exist."""
 
+    default_hint = "check the reference: name, tag, digest or path"
+
 
 class InvalidImage(SourceError):
     """The bytes were read but do not form a valid image (bad JSON, missing field, broken layout/archive)."""
+
+    default_hint = (
+        "the image is malformed (a broken builder or copy, or a hostile source): "
+        "rebuild or re-push it; `ociinspect manifest REF` shows what was served"
+    )
 
 
 class UnsupportedMediaType(InvalidImage):
@@ -112,17 +125,30 @@ class UnsupportedMediaType(InvalidImage):
 class PlatformNotFound(InvalidImage):
     """An index has no manifest for the requested platform."""
 
+    default_hint = "`ociinspect manifest --index REF` shows the platforms the index offers"
+
 
 class DigestMismatch(SourceError):
     """Content does not match the digest (or size) that names it."""
+
+    default_hint = (
+        "the bytes were altered (a broken registry, proxy or copy): fetch again, "
+        "and do not trust this source if it repeats"
+    )
 
 
 class LimitExceeded(SourceError):
     """A safety cap was hit (manifest size, index depth, decompressed size)."""
 
+    default_hint = "the input is hostile or unusually large; docs/security.md lists the caps"
+
 
 class RegistryError(SourceError):
     """A registry answered with an error, or could not be reached."""
+
+    default_hint = (
+        "check the registry address and that it speaks the OCI distribution API; -vv logs every request"
+    )
 
     def __init__(
         self,
@@ -179,6 +205,8 @@ class DeadlineExceeded(Timeout):
 
 class DatabaseError(OciInspectError):
     """The audit database cannot be opened, migrated or written (exit 3)."""
+
+    default_hint = "check the database path or URL, and that it may be written"
 
 
 class RecordedError(OciInspectError):

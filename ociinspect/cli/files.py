@@ -101,7 +101,13 @@ def _layer(image: Image, index: int | None) -> int | None:
         return None
     count = len(image.layers)
     if not -count <= index < count:
-        raise UsageError(f"--layer {index}: the image has {count} layers (0 … {count - 1}, or -1 … -{count})")
+        if not count:
+            raise UsageError(f"--layer {index}: the image has no layers", hint="list its files without --layer")
+        raise UsageError(
+            f"--layer {index}: the image has {count} layer{'s' if count > 1 else ''} "
+            f"(0 … {count - 1}, or -1 … -{count})",
+            hint="`ociinspect inspect REF` numbers its layers",
+        )
     return index % count
 
 
