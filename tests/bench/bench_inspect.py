@@ -25,6 +25,18 @@ tar size written by :mod:`realimage`, to the byte (``--exact`` too); at most 1 K
 ``inspect``; the served manifest digest is the built one. Targets (FAIL printed, exit 0 unless ``--strict``):
 ``inspect`` ≥ 50× faster than the skopeo + gunzip pipeline; one ``inspect`` ≤ 180 ms (median).
 
+Issue 14, targets 3 and 4 (``--only issue14`` runs just these, without the real image; the default runs both
+parts): on the committed demo image (``fixtures/demo``, 3 gzip layers), whole processes measured in pairs (A B A B
+…, one warm-up each, the ratio taken pair by pair; wall and CPU from ``os.wait4``):
+
+   e. ``inspect oci:fixtures/demo:latest -f json`` (local layout; target ≤ 120 ms, median) — paired with
+      ``python -c pass`` for the interpreter's own share;
+   f. ``inspect docker://HOST/many/demo:t00 -f json`` (loopback registry; target ≤ 130 ms) paired with
+      ``skopeo inspect``;
+   g. 50 refs (``many/demo:t00`` … ``t49``, one image under 50 tags) in one ``inspect -f json`` call paired with a
+      shell loop of 50 ``skopeo inspect`` (target ≤ 0.35×, median of the pair ratios), with the requests the
+      call made (registry access log: 50 manifests + one read of each distinct blob expected).
+
 ociinspect runs from ``--source`` (default: this work tree) through ``PYTHONPATH``, from a neutral working
 directory, so neither the current directory nor a stale editable install decides what is measured.
 
@@ -45,6 +57,7 @@ import sys
 import tarfile
 import tempfile
 import time
+import urllib.request
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -61,6 +74,12 @@ from harness.registry import RunningRegistry, start_registry  # noqa: E402
 from bench.realimage import RealImage, load_real_image  # noqa: E402
 
 INSPECT_TARGET_S = 0.180
+LOCAL_TARGET_S = 0.120  # issue 14, target 3
+LOOPBACK_TARGET_S = 0.130  # issue 14, target 3
+MANY_RATIO_TARGET = 0.35  # issue 14, target 4: 50 refs in one call / a skopeo inspect loop
+MANY_REFS = 50
+MANY_REPOSITORY = "many/demo"
+DEMO_LAYOUT = REPO_ROOT / "fixtures" / "demo"
 SPEEDUP_TARGET = 50.0
 BLOB_BYTES_PER_LAYER_TARGET = 1024
 REPOSITORY = "bench/real"
@@ -485,6 +504,207 @@ def _bytes(n: int) -> str:
     return f"{n:,}"
 
 
+# ---------------------------------------------------------------- issue 14, targets 3 and 4
+
+
+@dataclass
+class Paired:
+    """Two commands run in turn (A B A B …) after one warm-up each: wall and CPU seconds of each whole process
+    (``os.wait4``: the process and the children it waited for), and the ratio A/B pair by pair."""
+
+    a: str
+    b: str
+    wall_a: list[float] = field(default_factory=list)
+    wall_b: list[float] = field(default_factory=list)
+    cpu_a: list[float] = field(default_factory=list)
+    cpu_b: list[float] = field(default_factory=list)
+
+    @property
+    def ratios(self) -> list[float]:
+        return [x / y for x, y in zip(self.wall_a, self.wall_b, strict=True)]
+
+
+def _timed(argv: Sequence[str], env: dict[str, str] | None, cwd: Path) -> tuple[float, float]:
+    """(wall, CPU) seconds of one whole process; its output is discarded, a failure is a :class:`BenchError`."""
+    start = time.perf_counter()
+    proc = subprocess.Popen(list(argv), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env, cwd=cwd)
+    assert proc.stderr is not None
+    err = proc.stderr.read()
+    _pid, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - start
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode != 0:
+        raise BenchError(f"{' '.join(argv)[:200]} exited with {proc.returncode}: {err.decode()[-400:]}")
+    return wall, usage.ru_utime + usage.ru_stime
+
+
+def paired(
+    label_a: str,
+    argv_a: Sequence[str],
+    label_b: str,
+    argv_b: Sequence[str],
+    *,
+    runs: int,
+    env: dict[str, str],
+    cwd: Path,
+) -> Paired:
+    result = Paired(label_a, label_b)
+    _timed(argv_a, env, cwd)
+    _timed(argv_b, env, cwd)
+    for _ in range(runs):
+        for argv, walls, cpus in (
+            (argv_a, result.wall_a, result.cpu_a),
+            (argv_b, result.wall_b, result.cpu_b),
+        ):
+            wall, cpu = _timed(argv, env, cwd)
+            walls.append(wall)
+            cpus.append(cpu)
+    return result
+
+
+def push_many(registry: RunningRegistry, tags: int) -> list[str]:
+    """The demo layout pushed as ``many/demo:t00`` (skopeo, digests preserved), then its manifest put under
+    ``tags - 1`` more tags; the references, in order."""
+    first = f"{registry.host}/{MANY_REPOSITORY}:t00"
+    run(
+        [
+            "skopeo",
+            "copy",
+            "--quiet",
+            "--dest-tls-verify=false",
+            "--preserve-digests",
+            f"oci:{DEMO_LAYOUT}:latest",
+            f"docker://{first}",
+        ]
+    )
+    accept = {"Accept": "application/vnd.oci.image.manifest.v1+json"}
+    url = f"{registry.url}/v2/{MANY_REPOSITORY}/manifests"
+    with urllib.request.urlopen(urllib.request.Request(f"{url}/t00", headers=accept), timeout=30) as r:
+        body, content_type = r.read(), r.headers["Content-Type"]
+    for i in range(1, tags):
+        put = urllib.request.Request(
+            f"{url}/t{i:02d}", data=body, method="PUT", headers={"Content-Type": content_type}
+        )
+        urllib.request.urlopen(put, timeout=30).close()
+    return [f"{registry.host}/{MANY_REPOSITORY}:t{i:02d}" for i in range(tags)]
+
+
+@dataclass
+class Issue14:
+    local: Paired
+    loopback: Paired
+    many: Paired
+    many_requests: list[Request]
+    load_before: tuple[float, float, float]
+    load_after: tuple[float, float, float]
+
+
+def measure_issue14(
+    registry: RunningRegistry, access: AccessLog, env: dict[str, str], workdir: Path, runs: int
+) -> Issue14:
+    load_before = os.getloadavg()
+    refs = push_many(registry, MANY_REFS)
+    py_m = [sys.executable, "-m", "ociinspect"]
+    local = paired(
+        "ociinspect inspect oci:fixtures/demo:latest -f json",
+        [*py_m, "inspect", f"oci:{DEMO_LAYOUT}:latest", "-f", "json"],
+        "python -c pass",
+        [sys.executable, "-c", "pass"],
+        runs=runs,
+        env=env,
+        cwd=workdir,
+    )
+    loopback = paired(
+        "ociinspect inspect docker://…/many/demo:t00 -f json",
+        [*py_m, "inspect", f"docker://{refs[0]}", "-f", "json"],
+        "skopeo inspect docker://…/many/demo:t00",
+        ["skopeo", "inspect", "--tls-verify=false", f"docker://{refs[0]}"],
+        runs=runs,
+        env=env,
+        cwd=workdir,
+    )
+    loop = "; ".join(f"skopeo inspect --tls-verify=false docker://{ref} >/dev/null || exit 1" for ref in refs)
+    ours = [*py_m, "inspect", "-f", "json", *(f"docker://{ref}" for ref in refs)]
+    many = paired(
+        f"ociinspect inspect -f json with {MANY_REFS} refs (one image, {MANY_REFS} tags)",
+        ours,
+        f"a shell loop of {MANY_REFS} skopeo inspect",
+        ["sh", "-c", loop],
+        runs=runs,
+        env=env,
+        cwd=workdir,
+    )
+    offset = access.offset()  # one more run alone, for its requests in the access log
+    _timed(ours, env, workdir)
+    requests = access.since(offset, at_least=MANY_REFS)
+    return Issue14(local, loopback, many, requests, load_before, os.getloadavg())
+
+
+def _row(label: str, walls: Sequence[float], cpus: Sequence[float]) -> list[str]:
+    return [
+        label,
+        _ms(statistics.median(walls)),
+        _ms(min(walls)),
+        _ms(max(walls)),
+        _ms(statistics.median(cpus)),
+    ]
+
+
+def report_issue14(m: Issue14, verdicts: Verdicts, runs: int) -> None:
+    load = " → ".join(f"{x[0]:.2f}" for x in (m.load_before, m.load_after))
+    print(
+        f"\nissue 14, targets 3 and 4 — demo image (fixtures/demo, 3 gzip layers); {runs} pairs after one "
+        f"warm-up each, A and B in turn; whole processes (wall; CPU = user + system from os.wait4); "
+        f"load average {load} (1 min)\n"
+    )
+    rows = []
+    for pair in (m.local, m.loopback, m.many):
+        rows.append(_row(pair.a, pair.wall_a, pair.cpu_a))
+        rows.append(_row(pair.b, pair.wall_b, pair.cpu_b))
+    print(_table(["command", "median ms", "min ms", "max ms", "CPU median ms"], rows, "lrrrr"))
+    print(
+        "\nratios A/B of wall time, pair by pair (median, min–max): "
+        + "; ".join(
+            f"{p.a.split(' -f')[0]} / {p.b}: {statistics.median(p.ratios):.2f}× "
+            f"({min(p.ratios):.2f}–{max(p.ratios):.2f})"
+            for p in (m.local, m.loopback, m.many)
+        )
+    )
+    manifests = sum(1 for r in m.many_requests if "/manifests/" in r.uri)
+    blobs = [r.blob_digest for r in m.many_requests if r.blob_digest]
+    print(
+        f"requests of one {MANY_REFS}-ref inspect (registry access log): {len(m.many_requests)} in all, "
+        f"{manifests} manifest GETs, {len(blobs)} blob GETs of {len(set(blobs))} distinct blobs"
+    )
+    local = statistics.median(m.local.wall_a)
+    verdicts.target(
+        "issue 14: one inspect, local layout (median wall)",
+        f"{_ms(local)} ms",
+        f"≤ {_ms(LOCAL_TARGET_S)} ms",
+        local <= LOCAL_TARGET_S,
+    )
+    loopback = statistics.median(m.loopback.wall_a)
+    verdicts.target(
+        "issue 14: one inspect, loopback registry (median wall)",
+        f"{_ms(loopback)} ms",
+        f"≤ {_ms(LOOPBACK_TARGET_S)} ms",
+        loopback <= LOOPBACK_TARGET_S,
+    )
+    ratio = statistics.median(m.many.ratios)
+    verdicts.target(
+        f"issue 14: {MANY_REFS} refs in one inspect / skopeo inspect loop (median of pair ratios)",
+        f"{ratio:.2f}×",
+        f"≤ {MANY_RATIO_TARGET:.2f}×",
+        ratio <= MANY_RATIO_TARGET,
+    )
+    verdicts.check(
+        f"issue 14: {MANY_REFS} refs read each distinct blob once",
+        f"{len(blobs)} blob GETs, {len(set(blobs))} distinct",
+        "at most 2 per blob (head + trailer)",
+        all(blobs.count(d) <= 2 for d in set(blobs)),
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n", 1)[0])
     parser.add_argument("--runs", type=int, default=7, help="timed runs per measurement (default 7; ≥ 7)")
@@ -498,6 +718,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--rebuild-image", action="store_true", help="rebuild the cached benchmark image first"
     )
     parser.add_argument("--keep", action="store_true", help="keep the registry's work directory (printed)")
+    parser.add_argument(
+        "--only",
+        choices=("all", "issue2", "issue14"),
+        default="all",
+        help="issue2: the real image only; issue14: the demo image's targets 3 and 4 only (no real image)",
+    )
     args = parser.parse_args(argv)
     if args.runs < 1:
         parser.error("--runs must be ≥ 1")
@@ -511,36 +737,37 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.runs < 7:
         warnings.append(f"--runs {args.runs}: fewer than the 7 runs the benchmark is specified with")
     image_start = time.perf_counter()
-    image = load_real_image(rebuild=args.rebuild_image)
+    image = load_real_image(rebuild=args.rebuild_image) if args.only != "issue14" else None
     image_seconds = time.perf_counter() - image_start
     workdir = Path(tempfile.mkdtemp(prefix="ociinspect-bench-"))
     registry = start_registry(workdir / "registry", "anon", access_log=True)
     try:
         source, source_text = prepare_source(args.source, workdir)
         assert registry.access_log_path is not None
-        ctx = Context(
-            image=image,
-            registry=registry,
-            access=AccessLog(registry.access_log_path),
-            workdir=workdir,
-            env=ociinspect_env(source, workdir),
-            runs=args.runs,
-        )
+        access, env = AccessLog(registry.access_log_path), ociinspect_env(source, workdir)
         imported = run(
-            ctx.python("-c", "import ociinspect; print(ociinspect.__file__)"), env=ctx.env, cwd=workdir
+            [sys.executable, "-c", "import ociinspect; print(ociinspect.__file__)"], env=env, cwd=workdir
         )
         if not imported.strip().startswith(str(source)):
             raise BenchError(f"PYTHONPATH={source} imports ociinspect from {imported.strip()}")
-        how = "cached" if image.cached else f"built in {image.build_seconds:.1f} s"
         header = [
-            f"\nociinspect benchmark (issue 2) — {time.strftime('%Y-%m-%d %H:%M:%S')}, {os.cpu_count()} CPUs, "
-            f"Python {sys.version.split()[0]}, {run(['skopeo', '--version']).strip()}, load average "
-            f"{os.getloadavg()[0]:.2f} (timings are noisy while other work shares the CPUs)",
+            f"\nociinspect benchmark (issues 2 and 14) — {time.strftime('%Y-%m-%d %H:%M:%S')}, "
+            f"{os.cpu_count()} CPUs, Python {sys.version.split()[0]}, {run(['skopeo', '--version']).strip()}, "
+            f"load average {os.getloadavg()[0]:.2f} (timings are noisy while other work shares the CPUs)",
             f"ociinspect under test: {source_text}",
+        ]
+        if image is None:
+            print("\n".join(header))
+            verdicts = Verdicts()
+            report_issue14(measure_issue14(registry, access, env, workdir, args.runs), verdicts, args.runs)
+            return _finish(verdicts, warnings, started, args)
+        how = "cached" if image.cached else f"built in {image.build_seconds:.1f} s"
+        header.append(
             f"image: {image.reference} — {len(image.layers)} gzip layers, {_bytes(image.uncompressed_size)} B "
             f"uncompressed, {_bytes(image.compressed_size)} B compressed; base: {image.base}; {how} "
-            f"(load {image_seconds:.1f} s)",
-        ]
+            f"(load {image_seconds:.1f} s)"
+        )
+        ctx = Context(image=image, registry=registry, access=access, workdir=workdir, env=env, runs=args.runs)
         return _bench(ctx, args, header, warnings, started)
     except BenchError as exc:
         print(f"bench_inspect: error: {exc}")
@@ -873,6 +1100,13 @@ def _bench(
     measurements = measure_all(ctx, warnings)
     verdicts, layer_rows = verify(ctx.image, measurements)
     report(ctx, measurements, layer_rows, header)
+    if args.only == "all":
+        m14 = measure_issue14(ctx.registry, ctx.access, ctx.env, ctx.workdir, ctx.runs)
+        report_issue14(m14, verdicts, ctx.runs)
+    return _finish(verdicts, warnings, started, args)
+
+
+def _finish(verdicts: Verdicts, warnings: list[str], started: float, args: argparse.Namespace) -> int:
     print("\nresults")
     print(_table(["check / target", "measured", "target", "result"], verdicts.rows))
     for warning in warnings:
