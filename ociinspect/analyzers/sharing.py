@@ -240,7 +240,9 @@ def analyze(images: Sequence[Image], *, bases: Sequence[Image] = ()) -> SharingR
                 layer_count=len(img.layers),
                 base=attribution[i].label if i in attribution else None,
                 kind="artifact" if img.is_artifact else "image",
-                artifact_type=(img.artifact_type or img.config_descriptor.media_type) if img.is_artifact else None,
+                artifact_type=(img.artifact_type or img.config_descriptor.media_type)
+                if img.is_artifact
+                else None,
                 uncompressed_note=note,
             )
         )

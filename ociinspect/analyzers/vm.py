@@ -277,7 +277,9 @@ def analyse_fleet(
             continue
         estimate = estimate_for(img, info, params)
         if estimate is None:
-            unknown.append((img, info, unknown_sizes(img) or f"uncompressed size unknown: rerun with {rerun}"))
+            unknown.append(
+                (img, info, unknown_sizes(img) or f"uncompressed size unknown: rerun with {rerun}")
+            )
             continue
         estimates.append(estimate)
         known.append(img)

@@ -54,7 +54,11 @@ from ociinspect.session import ReadContext, ScanSettings, exit_code, scan_refere
 )
 @click.option("--cat", "cat", metavar="PATH", help="Write the final bytes of the file at PATH to stdout.")
 @click.option(
-    "--extract", "extract", multiple=True, metavar="PATH", help="Write PATH (file or tree) under the directory -o DIR."
+    "--extract",
+    "extract",
+    multiple=True,
+    metavar="PATH",
+    help="Write PATH (file or tree) under the directory -o DIR.",
 )
 @scan_options
 @image_options
@@ -102,7 +106,9 @@ def _layer(image: Image, index: int | None) -> int | None:
     count = len(image.layers)
     if not -count <= index < count:
         if not count:
-            raise UsageError(f"--layer {index}: the image has no layers", hint="list its files without --layer")
+            raise UsageError(
+                f"--layer {index}: the image has no layers", hint="list its files without --layer"
+            )
         raise UsageError(
             f"--layer {index}: the image has {count} layer{'s' if count > 1 else ''} "
             f"(0 … {count - 1}, or -1 … -{count})",

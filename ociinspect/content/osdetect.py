@@ -53,7 +53,9 @@ def detect_os(
     """The base OS of ``image``.  Cost: a partial read of up to :data:`MAX_LAYERS` bottom layers (none when
     cached, none for Windows images and for artifacts).  Unreadable layers degrade to the fallback with the reason stated."""
     if image.is_artifact:  # an SBOM or a signature has blobs, not filesystem layers: nothing to read
-        return OsInfo(None, None, None, fallback_family, "an artifact, not a container image: no OS detection")
+        return OsInfo(
+            None, None, None, fallback_family, "an artifact, not a container image: no OS detection"
+        )
     config_os = image.config.os if image.config else None
     if config_os == "windows":
         return identify({}, config_os="windows")

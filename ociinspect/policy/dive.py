@@ -245,7 +245,8 @@ def _dive_rule(
         text = _yaml_v3_text(value)
     except ValueError as exc:
         raise PolicyError(
-            f"policy {shown_path(path)} line {line}: {shown} {exc}", hint="write a single value, e.g. 0.9 or 20MB"
+            f"policy {shown_path(path)} line {line}: {shown} {exc}",
+            hint="write a single value, e.g. 0.9 or 20MB",
         ) from None
     found.setdefault(rule, []).append(_DiveValue(name, text, line, low in _DIVE_RULES))
 

@@ -73,7 +73,9 @@ log = logging.getLogger("ociinspect.registry")
 #: ``observer(method, url, status, headers)``: called after every HTTP round trip (see ``Transport.observers``)
 Observer = Callable[[str, str, int, Mapping[str, str]], None]
 
-RETRY_STATUSES = errors.TRANSIENT_STATUSES  # the one list of transient statuses (the audit never records them)
+RETRY_STATUSES = (
+    errors.TRANSIENT_STATUSES
+)  # the one list of transient statuses (the audit never records them)
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 MAX_REDIRECTS = 5
 ERROR_BODY_LIMIT = 64 * 1024  # bytes of an error body we read to find the OCI error code

@@ -233,7 +233,9 @@ def compare_document(report: SharingReport, *, os_by_ref: dict[str, OsInfo] | No
 
 
 #: what an artifact's blobs are, for every report that lists one (``vm``, ``compare``)
-ARTIFACT_NOTE = "an artifact's blobs are not filesystem layers: compressed sizes counted, uncompressed not applicable"
+ARTIFACT_NOTE = (
+    "an artifact's blobs are not filesystem layers: compressed sizes counted, uncompressed not applicable"
+)
 
 
 def artifact_entry(image: Image) -> dict[str, Any]:
@@ -264,7 +266,9 @@ def vm_document(
     ``bases`` (aligned with ``estimates``) says how each container size was obtained (``exact`` or ``cheap``);
     ``unknown`` lists images whose uncompressed size is unknown or ambiguous (no VM figures, left out of the
     fleet, which then says ``complete: false``), each with why; ``artifacts`` are described, never modelled."""
-    families = sorted({e.profile.family for e in estimates} | {params.profile(i.family).family for _, i, _ in unknown})
+    families = sorted(
+        {e.profile.family for e in estimates} | {params.profile(i.family).family for _, i, _ in unknown}
+    )
     basis = list(bases) + ["cheap"] * (len(estimates) - len(bases))
     left_out = [img.reference for img, _, _ in unknown]
     return {

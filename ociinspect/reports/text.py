@@ -110,7 +110,9 @@ def inspect_text(doc: dict[str, Any], *, markdown: bool = False) -> str:
         human_size(unc) if unc is not None else f"≥ {human_size(sum(known))} (some layers unknown: --exact)"
     )
     if unc is None and doc["is_artifact"]:  # even --exact cannot: an artifact's blobs are not tar layers
-        unc_text = "not applicable (an artifact: its blobs are not filesystem layers; compressed sizes counted)"
+        unc_text = (
+            "not applicable (an artifact: its blobs are not filesystem layers; compressed sizes counted)"
+        )
     summary = [
         ("Reference", doc["reference"]),
         ("Digest", doc["digest"]),
@@ -143,7 +145,9 @@ def inspect_text(doc: dict[str, Any], *, markdown: bool = False) -> str:
     ]
     if "referrers" in doc:  # registry images only
         n = doc["referrers"]
-        summary.append(("Referrers", "not known" if n is None else f"{n} (`ociinspect referrers` lists them)"))
+        summary.append(
+            ("Referrers", "not known" if n is None else f"{n} (`ociinspect referrers` lists them)")
+        )
     if doc.get("base_os"):
         o = doc["base_os"]
         summary.append(("Base OS", f"{o['pretty_name'] or o['id'] or 'none found'} ({o['evidence']})"))
@@ -217,7 +221,9 @@ def compare_text(doc: dict[str, Any], *, markdown: bool = False) -> str:
                     human_size(i["uncompressed_unique_size"]),
                 )
             ),
-            "artifact" if i.get("kind") == "artifact" else (i["os"] or {}).get("pretty_name") or (i["os"] or {}).get("id") or "-",
+            "artifact"
+            if i.get("kind") == "artifact"
+            else (i["os"] or {}).get("pretty_name") or (i["os"] or {}).get("id") or "-",
             i["base"] or "-",
         )
         for i in doc["images"]
