@@ -21,8 +21,8 @@ What happens:
       ``python -X importtime`` of the CLI.
 
 Checks (exit 1 when one fails): every layer's and the total uncompressed size equal ``gunzip | wc -c`` and the
-tar size written by :mod:`realimage`, to the byte (``--exact`` too); at most 1 KiB of blob data per layer read by
-``inspect``; the served manifest digest is the built one. Targets (FAIL printed, exit 0 unless ``--strict``):
+tar size written by :mod:`realimage`, to the byte (``--exact`` too); at most 64 KiB + 8 B of blob data per layer
+read by ``inspect`` (a gzip layer's head and trailer); the served manifest digest is the built one. Targets (FAIL printed, exit 0 unless ``--strict``):
 ``inspect`` ≥ 50× faster than the skopeo + gunzip pipeline; one ``inspect`` ≤ 180 ms (median).
 
 Issue 14, targets 3 and 4 (``--only issue14`` runs just these, without the real image; the default runs both
@@ -81,7 +81,9 @@ MANY_REFS = 50
 MANY_REPOSITORY = "many/demo"
 DEMO_LAYOUT = REPO_ROOT / "fixtures" / "demo"
 SPEEDUP_TARGET = 50.0
-BLOB_BYTES_PER_LAYER_TARGET = 1024
+# a gzip layer's cheap size reads: the 64 KiB head and the 8-byte trailer (docs/sizes.md; was 1 KiB before the
+# head became the evidence that makes a trailer trustworthy)
+BLOB_BYTES_PER_LAYER_TARGET = 64 * 1024 + 8
 REPOSITORY = "bench/real"
 REQUIRED_TOOLS = ("docker-registry", "skopeo", "gunzip", "wc", "git")
 
