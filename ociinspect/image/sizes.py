@@ -25,6 +25,7 @@ compressed, :data:`CHEAP_STREAM_MAX_OUTPUT` inflated) or with ``mode="exact"``; 
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import dataclasses
 import hashlib
 import logging
@@ -453,7 +454,12 @@ def _gzip(
         tail, head = data[-8:], read_gzip_head(data, whole=True)
     else:
         head_bytes = _read_ahead(source, layer.digest, 0, HEAD_BYTES - 1)  # in flight with the trailer's
-        tail = source.blob_range(layer.digest, size - 8, size - 1)
+        try:
+            tail = source.blob_range(layer.digest, size - 8, size - 1)
+        except BaseException:
+            with contextlib.suppress(Exception):
+                head_bytes()  # no request outlives the call that made it
+            raise
         why = trailer_doubt(int.from_bytes(tail[4:8], "little"), size) if len(tail) == 8 else None
         if why:  # no need for the head
             return _untrusted(source, layer, diff_id, mode, why, max_output, store)

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from ociinspect.errors import NotFound, RangeNotSupported
+from ociinspect.errors import NotFound, RangeNotSupported, RegistryError
 from ociinspect.image import sizes
 from ociinspect.model import mediatypes as mt
 from ociinspect.model.image import Descriptor, RawManifest
@@ -230,3 +230,25 @@ def test_a_session_remembers_a_layer_size_per_repository() -> None:
     assert len(set(first)) == 1 and sorted(counted) == [("a", 0), ("a", len(blob) - 8)]
     assert sizes.estimate(source("b", client, reads), desc) == first[0]
     assert sorted(counted[2:]) == [("b", 0), ("b", len(blob) - 8)]
+
+
+def test_no_read_outlives_a_failed_trailer() -> None:
+    """The head read goes out with the trailer's; when the trailer read fails, the error is raised only after the
+    head read has ended (no request left running behind the caller)."""
+    blob, desc = _gzip_layer()
+    trailer_failed = threading.Event()
+    head_done: list[bool] = []
+
+    class TrailerFails(MemorySource):
+        def blob_range(self, digest: str, start: int, end: int) -> bytes:
+            if start != 0:
+                trailer_failed.set()
+                raise RegistryError("the registry broke")
+            assert trailer_failed.wait(WAIT)  # the head ends after the trailer has failed
+            data = super().blob_range(digest, start, end)
+            head_done.append(True)
+            return data
+
+    with pytest.raises(RegistryError):
+        sizes.estimate(TrailerFails([blob], kind="registry"), desc)
+    assert head_done == [True]
