@@ -427,7 +427,8 @@ def _read_ahead(source: Source, digest: str, start: int, end: int) -> Callable[[
     """Start ``source.blob_range(digest, start, end)`` and return what waits for its bytes (raising what the
     read raised).  A registry's range read goes out at once on a small shared thread pool, so a gzip layer's
     head and trailer requests wait on the network together (one round trip, not two); a local source reads when
-    asked (a seek and a read: a thread would cost more).  Cost: the one read, not repeated."""
+    asked (a seek and a read: a thread would cost more).  Cost: the one read, not repeated; when the trailer
+    alone rules the cheap figure out, the registry's head read (≤ 64 KiB) was made for nothing."""
     if source.kind != "registry":
         return lambda: source.blob_range(digest, start, end)
     global _ahead_pool
@@ -461,7 +462,7 @@ def _gzip(
                 head_bytes()  # no request outlives the call that made it
             raise
         why = trailer_doubt(int.from_bytes(tail[4:8], "little"), size) if len(tail) == 8 else None
-        if why:  # no need for the head
+        if why:  # no need for the head (from a registry it was read anyway, at once with the trailer)
             return _untrusted(source, layer, diff_id, mode, why, max_output, store)
         head = read_gzip_head(head_bytes(), whole=False)
     if len(tail) != 8:
