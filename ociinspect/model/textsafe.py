@@ -3,7 +3,7 @@
 Every string from a registry, an image, a file or a database server is a stranger's.  Each class of hazard has
 exactly one function here, used by every caller:
 
-* numbers — :func:`parse_uint`: ASCII digits only (``str.isdigit()`` accepts ``"²"``, ``int()`` accepts
+* numbers — :func:`parse_uint`: ASCII digits only (str's own digit test accepts ``"²"``, ``int()`` accepts
   ``"١٢"`` and ``"1_0"``), bounded length, ``None`` for anything else;
 * terminals — :func:`escape_controls`: C0/C1 controls (ESC, CSI ``U+009B``, newline), DEL and invisible Unicode
   format characters (bidi overrides such as ``U+202E``, ``U+200B``, ``U+FEFF``) written as ``\\xNN``/``\\uNNNN``;

@@ -41,7 +41,7 @@ from ociinspect.policy.tomlfile import shown as shown_path
 if TYPE_CHECKING:
     import yaml
 
-__all__ = ["DIVE_DISABLED_MAIN", "DIVE_FILE", "compose", "read_dive", "yaml_module"]
+__all__ = ["DIVE_DISABLED_MAIN", "DIVE_FILE", "compose", "read_dive", "yaml_module", "yaml_problem"]
 
 DIVE_FILE = ".dive-ci"
 
@@ -121,6 +121,13 @@ def _yaml_v3_text(node: yaml.Node) -> str | None:
     return value
 
 
+def yaml_problem(exc: BaseException) -> tuple[int | None, str]:
+    """``(1-based line or None, what is wrong)`` of a PyYAML error, for one-line messages.  Cost: none."""
+    mark = getattr(exc, "problem_mark", None)
+    problem = getattr(exc, "problem", None) or (str(exc).splitlines() or [type(exc).__name__])[0]
+    return (mark.line + 1 if mark is not None else None), problem
+
+
 def compose(text: str) -> yaml.Node | None:
     """The first YAML document's node tree (PyYAML composer, with explicit scalar tags kept)."""
     module = yaml_module()
@@ -176,9 +183,8 @@ def read_dive(path: Path, text: str | None = None) -> Policy:
     try:
         root = compose(text)
     except module.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        at = f" line {mark.line + 1}" if mark is not None else ""
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        line, problem = yaml_problem(exc)
+        at = f" line {line}" if line is not None else ""
         raise PolicyError(
             f"policy {shown_path(path)}{at} is not valid YAML: {problem}",
             hint="dive's CI file is YAML: rules:\\n  lowestEfficiency: 0.9",

@@ -14,7 +14,7 @@ import tomllib
 from pathlib import Path
 
 from ociinspect.errors import PolicyError
-from ociinspect.policy.dive import DIVE_FILE, compose, read_dive, yaml_module
+from ociinspect.policy.dive import DIVE_FILE, compose, read_dive, yaml_module, yaml_problem
 from ociinspect.policy.rules import Policy
 from ociinspect.policy.tomlfile import POLICY_FILE, PYPROJECT, read_text, read_toml, shown
 from ociinspect.policy.values import parse_value  # re-exported: tests/unit/test_textsafe.py imports it here
@@ -59,9 +59,8 @@ def _sniff(path: Path, text: str) -> Policy:
         try:
             compose(text)
         except module.YAMLError as yaml_error:
-            mark = getattr(yaml_error, "problem_mark", None)
-            at = f"line {mark.line + 1}: " if mark is not None else ""
-            problem = getattr(yaml_error, "problem", None) or str(yaml_error).splitlines()[0]
+            line, problem = yaml_problem(yaml_error)
+            at = f"line {line}: " if line is not None else ""
             raise PolicyError(
                 f"policy {shown(path)} is neither TOML ({toml_error}) nor YAML ({at}{problem})",
                 hint="a policy is .ociinspect.toml ([check] table), pyproject.toml or dive's .dive-ci (YAML)",
