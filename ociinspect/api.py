@@ -141,6 +141,32 @@ def _platform(platform: Platform | str | None) -> Platform | None:
     return parse_platform(platform) if isinstance(platform, str) else platform
 
 
+def _whole(what: str, value: object, minimum: int | None) -> int:
+    """``value`` when it is an ``int`` (not a bool) ≥ ``minimum`` (``None``: any), else :class:`UsageError` (cost:
+    none): the library's numeric arguments are checked where they enter, not where a comparison raises TypeError."""
+    if not isinstance(value, int) or isinstance(value, bool) or (minimum is not None and value < minimum):
+        at_least = "" if minimum is None else f" ≥ {minimum}"
+        raise UsageError(f"{what}={value!r} is not a whole number{at_least}", hint=f"pass {what} as an int")
+    return value
+
+
+def _refs(what: str, refs: Sequence[str] | str) -> list[str]:
+    """A list of references from one reference or a sequence of them (never a str's characters)."""
+    if isinstance(refs, str):
+        return [refs]
+    if not isinstance(refs, Sequence):
+        raise UsageError(f"{what}: expected a reference or a list of references, got {type(refs).__name__}")
+    return list(refs)
+
+
+def _path(what: str, value: object) -> Path | None:
+    if value is None or isinstance(value, Path):
+        return value
+    if isinstance(value, str):
+        return Path(value)
+    raise UsageError(f"{what}={value!r} is not a path", hint=f"pass {what} as a str or pathlib.Path")
+
+
 class Session(_session.Session):
     """A :class:`ociinspect.session.Session` (same constructor: ``username=``, ``password=``, ``authfile=``,
     ``insecure=``, ``ca_file=``, ``plain_http=``, ``deadline=`` …) with one method per command.
@@ -159,9 +185,7 @@ class Session(_session.Session):
     def _scan(hash_files: bool, cache_dir: str | Path | None) -> _session.ScanSettings:
         from ociinspect.content.scan import ScanOptions
 
-        return _session.ScanSettings(
-            ScanOptions(hash_files=hash_files), None if cache_dir is None else Path(cache_dir)
-        )
+        return _session.ScanSettings(ScanOptions(hash_files=hash_files), _path("cache_dir", cache_dir))
 
     def _scanned(
         self,
@@ -226,6 +250,12 @@ class Session(_session.Session):
         """
         if sort not in ("size", "path"):
             raise UsageError(f"files: sort={sort!r} is not 'size' or 'path'")
+        if path is not None and not isinstance(path, str):
+            raise UsageError(f"files: path={path!r} is not text", hint="pass a directory or a glob, e.g. '/usr/lib'")
+        if top is not None:
+            _whole("files: top", top, 0)
+        if layer is not None:
+            _whole("files: layer", layer, None)
         image, scans = self._scanned(ref, platform, False, cache_dir, "files")
         index = None
         if layer is not None:
@@ -256,7 +286,8 @@ class Session(_session.Session):
 
         Example: ``s.compare(["oci:L:app1", "oci:L:app2"]).report.deduplicated_size`` (docs/library.md).
         """
-        refs = list(refs)
+        refs = _refs("compare", refs)
+        bases = _refs("compare: bases", bases)
         if len(refs) < 2:
             raise UsageError(f"compare needs two or more images, {len(refs)} given", hint="name another ref")
         from ociinspect.analyzers.sharing import analyze
@@ -297,17 +328,16 @@ class Session(_session.Session):
 
         Example: ``s.vm("oci:fixtures/demo:latest", replicas=50).fleet`` (docs/library.md).
         """
-        if replicas < 1:
-            raise UsageError(f"vm: replicas={replicas} is below 1")
+        _whole("vm: replicas", replicas, 1)
+        if writable_layer is not None:
+            _whole("vm: writable_layer", writable_layer, 0)
         from ociinspect.analyzers.vm import analyse_fleet
         from ociinspect.analyzers.vm_profiles import load_parameters
 
         params = load_parameters(None if profile is None else str(profile))
         if writable_layer is not None:
             params = dataclasses.replace(params, writable_layer=writable_layer)
-        results = self._load_all(
-            [refs] if isinstance(refs, str) else list(refs), platform, exact, with_os=True
-        )
+        results = self._load_all(_refs("vm", refs), platform, exact, with_os=True)
         pairs = [(img, info) for r in results for img, info in zip(r.images, r.os, strict=False)]
         got = analyse_fleet(pairs, params, replicas=replicas, rerun="exact=True")
         return VmResult(got.estimates, got.fleet, params, got.bases, got.unknown, got.artifacts)
@@ -340,10 +370,13 @@ class Session(_session.Session):
         from ociinspect.policy.run import gather
 
         if not isinstance(policy, Policy):
-            policy = Policy() if policy is None else load_policy(Path(policy), search_from=Path.cwd())
+            where = _path("check: policy", policy)
+            policy = Policy() if where is None else load_policy(where, search_from=Path.cwd())
+        if rules is not None and not isinstance(rules, Mapping):
+            raise UsageError(f"check: rules must map rule ids to values, got {type(rules).__name__}")
         if rules or baseline is not None:
             policy = with_flags(policy, dict(rules or {}), baseline=baseline)
-        names = [refs] if isinstance(refs, str) else list(refs)
+        names = _refs("check", refs)
         read = self._read(platform, "exact" if exact else "cheap")
         checks, errors = gather(read, names, policy, self._scan(False, cache_dir))
         for ref, error in errors:
@@ -373,6 +406,7 @@ class Session(_session.Session):
         """
         from ociinspect.session import diff_references
 
+        _whole("diff: depth", depth, 0)
         read = self._read(platform)
         result, _ = diff_references(read, a, b, self._scan(hash_files, cache_dir), depth=depth)
         return result

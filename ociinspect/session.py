@@ -161,7 +161,7 @@ class Session:
 
     def open(self, reference: str | Reference) -> Source:
         """Open a source for ``reference`` (cost: none for registries; archives index their tar headers)."""
-        ref = parse_reference(reference) if isinstance(reference, str) else reference
+        ref = parse_reference(reference) if not isinstance(reference, Reference) else reference
         if ref.is_registry:
             from ociinspect.sources.registry import RegistrySource
 

@@ -72,7 +72,7 @@ class Referrer:
 
 
 def _ref(reference: str | Reference) -> Reference:
-    return parse_reference(reference) if isinstance(reference, str) else reference
+    return parse_reference(reference) if not isinstance(reference, Reference) else reference
 
 
 def _resolved(source: Source, platform: Platform | None, index: bool) -> RawManifest:

@@ -25,7 +25,7 @@ def is_digest(value: str) -> bool:
 
 def parse(value: str) -> tuple[str, str]:
     """Split ``algo:hex`` into its parts, raising :class:`InvalidReference` when malformed."""
-    m = _DIGEST_RE.match(value)
+    m = _DIGEST_RE.match(value) if isinstance(value, str) else None
     if not m or len(m.group(2)) != ALGORITHMS[m.group(1)]:
         raise InvalidReference(
             f"invalid digest {value!r}: expected sha256:<64 hex> or sha512:<128 hex>, lower case",

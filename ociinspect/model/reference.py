@@ -234,8 +234,14 @@ _TRANSPORTS: tuple[Transport, ...] = ("docker-archive", "oci-archive", "oci", "d
 def parse_reference(text: str) -> Reference:
     """Parse ``text`` into a :class:`Reference` (cost: string work only).
 
-    Raises :class:`~ociinspect.errors.InvalidReference` with a one-line reason and a hint.
+    Raises :class:`~ociinspect.errors.InvalidReference` with a one-line reason and a hint — also for a value
+    that is not text (``None``, bytes, a number: the library's callers pass what they like).
     """
+    if not isinstance(text, str):
+        raise InvalidReference(
+            f"invalid image reference: expected text, got {type(text).__name__}",
+            hint="pass a reference as a string, e.g. 'registry.example/app:1.0' or 'oci:DIR:TAG'",
+        )
     text = text.strip()
     if not text:
         raise _fail(text, "empty reference")

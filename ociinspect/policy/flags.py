@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from ociinspect.errors import PolicyError
-from ociinspect.policy.rules import Origin, Policy, RuleConfig, Severity
+from ociinspect.policy.rules import RULES, Origin, Policy, RuleConfig, Severity
 from ociinspect.policy.values import parse_value
 
 __all__ = ["LIST_FLAGS", "with_flags"]
@@ -35,6 +35,9 @@ def with_flags(
     :class:`PolicyError` for a bad value, and when no rule at all is left to check."""
     overrides = []
     for rule, raw in flags.items():
+        if rule not in RULES:
+            known = ", ".join(sorted(RULES))
+            raise PolicyError(f"unknown rule {rule!r}", hint=f"the rules are: {known} (docs/policy.md)")
         flag = LIST_FLAGS[rule][0] if rule in LIST_FLAGS else f"--{rule}"
         try:
             value = parse_value(rule, raw)

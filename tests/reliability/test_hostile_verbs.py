@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import tarfile
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -166,3 +167,45 @@ def _link(name: str, target: str) -> tarfile.TarInfo:
     ti = tarfile.TarInfo(name)
     ti.type, ti.linkname = tarfile.SYMTYPE, target
     return ti
+
+
+# ------------------------------------------------------------------------------- the library's arguments
+
+
+def test_the_library_refuses_hostile_arguments_with_typed_errors(tmp_path: Path) -> None:
+    """ociinspect.Session methods given wrong types: each a typed OciInspectError where the argument enters.  Were
+    AttributeError/TypeError/ValueError/KeyError from deep inside (``s.waste(None)``, ``s.files(ref, top="x")``,
+    ``s.check(ref, rules={"nope": 1})`` …), and ``s.compare("oci:DIR")`` read each character of the string as an
+    image reference — from Docker Hub."""
+    from ociinspect import Session, errors
+
+    ref = write_oci_layout(tmp_path / "img", [gzip_layer([f("etc/a", b"aaaa")])])
+    with Session() as s:
+        calls: dict[str, Callable[[], object]] = {
+            "waste(None)": lambda: s.waste(None),  # type: ignore[arg-type]
+            "config(5)": lambda: s.config(5),  # type: ignore[arg-type]
+            "digest(bytes)": lambda: s.digest(b"oci:/x"),  # type: ignore[arg-type]
+            "tags(None)": lambda: s.tags(None),  # type: ignore[arg-type]
+            "diff(ref, None)": lambda: s.diff(ref, None),  # type: ignore[arg-type]
+            "compare(str)": lambda: s.compare(ref),
+            "compare(bases=str)": lambda: s.compare([ref, "x\x07y"], bases=ref),
+            "vm(None)": lambda: s.vm(None),  # type: ignore[arg-type]
+            "vm(replicas='2')": lambda: s.vm(ref, replicas="2"),  # type: ignore[arg-type]
+            "vm(writable_layer='x')": lambda: s.vm(ref, writable_layer="x"),  # type: ignore[arg-type]
+            "files(layer='1')": lambda: s.files(ref, layer="1"),  # type: ignore[arg-type]
+            "files(top='x')": lambda: s.files(ref, top="x"),  # type: ignore[arg-type]
+            "files(path=5)": lambda: s.files(ref, path=5),  # type: ignore[arg-type]
+            "waste(cache_dir=5)": lambda: s.waste(ref, cache_dir=5),  # type: ignore[arg-type]
+            "diff(depth=-1)": lambda: s.diff(ref, ref, depth=-1),
+            "check(rules unknown)": lambda: s.check(ref, rules={"nope": 1}),
+            "check(rules list)": lambda: s.check(ref, rules=[("max-layers", 1)]),  # type: ignore[arg-type]
+            "check(policy=5)": lambda: s.check(ref, policy=5),  # type: ignore[arg-type]
+            "blob(None)": lambda: s.blob(ref, None, io.BytesIO()),  # type: ignore[arg-type]
+        }
+        for name, call in calls.items():
+            with pytest.raises(errors.OciInspectError) as caught:
+                call()
+            assert caught.value.hint, name
+            assert caught.value.exit_code in (2, 3), (name, caught.value)
+        with pytest.raises(errors.UsageError, match="two or more images, 1 given"):
+            s.compare(ref)  # one reference, not one per character
