@@ -178,6 +178,8 @@ class Platform:
             return None
         variant = value.get("variant")
         os_version = value.get("os.version")
+        if not isinstance(variant, str | None) or not isinstance(os_version, str | None):
+            return None  # a variant that is not text is no platform at all, not "any variant" (which would match)
         return cls(
             os_,
             arch,

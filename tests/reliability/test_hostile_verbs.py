@@ -209,3 +209,33 @@ def test_the_library_refuses_hostile_arguments_with_typed_errors(tmp_path: Path)
             assert caught.value.exit_code in (2, 3), (name, caught.value)
         with pytest.raises(errors.UsageError, match="two or more images, 1 given"):
             s.compare(ref)  # one reference, not one per character
+
+
+# ------------------------------------------------------------------------------- index platforms of wrong types
+
+
+def test_an_index_platform_whose_variant_is_not_text_matches_no_platform(tmp_path: Path) -> None:
+    """An index entry ``{"os": "linux", "architecture": "arm", "variant": ["v6"]}``: the variant of the wrong type
+    was dropped, so the entry became plain ``linux/arm`` (= arm/v7) and ``--platform linux/arm/v7`` picked an
+    arm/v6 image.  A platform with a variant (or os.version) that is not text is malformed: it matches nothing."""
+    import hashlib
+    import json
+
+    ref = write_oci_layout(tmp_path / "img", [gzip_layer([f("etc/a", b"aaaa")])])
+    layout = tmp_path / "img"
+    index = json.loads((layout / "index.json").read_text())
+    (manifest,) = index["manifests"]
+    child = {k: manifest[k] for k in ("mediaType", "digest", "size")}
+    inner = {
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": [{**child, "platform": {"os": "linux", "architecture": "arm", "variant": ["v6"]}}],
+    }
+    data = json.dumps(inner).encode()
+    digest = hashlib.sha256(data).hexdigest()
+    (layout / "blobs" / "sha256" / digest).write_bytes(data)
+    manifest.update(mediaType=inner["mediaType"], digest=f"sha256:{digest}", size=len(data))
+    (layout / "index.json").write_text(json.dumps(index))
+    run = run_cli("inspect", ref, "--platform", "linux/arm/v7", "--no-os")
+    _one_error(run, 3)
+    assert "linux/arm/v7" in run.err, run
