@@ -15,7 +15,7 @@ import threading
 from collections.abc import Callable
 from typing import BinaryIO, TypeVar
 
-from ociinspect.errors import InvalidImage, LimitExceeded, UsageError
+from ociinspect.errors import InvalidImage, LimitExceeded, OciInspectError, UsageError
 from ociinspect.model.reference import Reference
 
 __all__ = ["STDIN_PATH", "open_stdin_archive", "spool"]
@@ -93,6 +93,10 @@ def open_stdin_archive(reference: Reference, opener: Callable[[Reference], _S]) 
         import dataclasses
 
         source = opener(dataclasses.replace(reference, path=path))
+    except OciInspectError as exc:  # name what the user gave, not the spooled file (whose name is gone)
+        exc.message = exc.message.replace(repr(path), "'-' (standard input)").replace(path, "-")
+        exc.args = (exc.message,)
+        raise
     finally:
         os.unlink(path)  # the open archive keeps its bytes; no name is left in the temp dir
     source.reference = reference  # type: ignore[attr-defined]

@@ -239,3 +239,24 @@ def test_an_index_platform_whose_variant_is_not_text_matches_no_platform(tmp_pat
     run = run_cli("inspect", ref, "--platform", "linux/arm/v7", "--no-os")
     _one_error(run, 3)
     assert "linux/arm/v7" in run.err, run
+
+
+# ------------------------------------------------------------------------------------- archives on stdin
+
+
+@pytest.mark.parametrize("data", [b"garbage " * 640, b"\x1f\x8b\x08\x00garbage"], ids=["not-a-tar", "bad-gzip"])
+def test_an_unreadable_archive_on_stdin_is_named_as_stdin(data: bytes) -> None:
+    """``docker-archive:-`` with garbage (or a broken gzip) on stdin: the error named the spooled temporary file
+    (``'/tmp/ociinspect-stdin-….tar'``), a path the user never gave and that no longer exists."""
+    import subprocess
+    import sys
+
+    run = subprocess.run(
+        [sys.executable, "-m", "ociinspect", "inspect", "docker-archive:-"],
+        input=data,
+        capture_output=True,
+        timeout=60,
+    )
+    err = run.stderr.decode()
+    _one_error(CliRun(run.returncode, run.stdout.decode(), err, 0.0), 3)
+    assert "ociinspect-stdin-" not in err and "'-' (standard input)" in err, err
