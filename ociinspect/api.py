@@ -251,7 +251,9 @@ class Session(_session.Session):
         if sort not in ("size", "path"):
             raise UsageError(f"files: sort={sort!r} is not 'size' or 'path'")
         if path is not None and not isinstance(path, str):
-            raise UsageError(f"files: path={path!r} is not text", hint="pass a directory or a glob, e.g. '/usr/lib'")
+            raise UsageError(
+                f"files: path={path!r} is not text", hint="pass a directory or a glob, e.g. '/usr/lib'"
+            )
         if top is not None:
             _whole("files: top", top, 0)
         if layer is not None:
