@@ -15,15 +15,11 @@ broken repositories (a corrupted manifest, a deleted config blob).  Checked:
 from __future__ import annotations
 
 import concurrent.futures
-import contextlib
-import glob
 import json
-import os
 import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -34,6 +30,7 @@ import pytest
 from audit_fixtures import Pusher, break_repositories, build_image, corpus, expected_from_storage
 from harness import seeding
 from harness.faultproxy import FaultProxy, Rewrite, Stall
+from harness.postgres import running_postgres
 from harness.registry import RunningRegistry, free_port, start_registry
 
 from fixtures.build import EXPECTED
@@ -134,70 +131,8 @@ def full_run(
 @pytest.fixture(scope="module")
 def postgres() -> Iterator[str]:
     """A private PostgreSQL cluster (Debian's postgresql) on a free loopback port; stopped by its PID."""
-    initdb = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
-    if not initdb:
-        pytest.skip("postgresql not installed: run tests/run.sh, which installs Debian's postgresql")
-    pytest.importorskip("psycopg", reason="psycopg not installed: pip install -e '.[test]'")
-    bindir = Path(initdb[-1]).parent
-    work = Path(tempfile.mkdtemp(prefix="ociinspect-pg-"))
-    as_user: list[str] = []
-    if os.geteuid() == 0:  # postgres refuses to run as root
-        as_user = ["runuser", "-u", "postgres", "--"]
-        shutil.chown(work, "postgres")
-    port = free_port()
-    pid = None
-    try:
-        subprocess.run(
-            [
-                *as_user,
-                str(bindir / "initdb"),
-                "-D",
-                str(work / "data"),
-                "-U",
-                "postgres",
-                "--auth=trust",
-                "-E",
-                "UTF8",
-                "--no-sync",
-            ],
-            check=True,
-            capture_output=True,
-            timeout=60,
-        )
-        options = f"-p {port} -k {work} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=50"
-        subprocess.run(
-            [
-                *as_user,
-                str(bindir / "pg_ctl"),
-                "-D",
-                str(work / "data"),
-                "-l",
-                str(work / "log"),
-                "-o",
-                options,
-                "-w",
-                "-t",
-                "30",
-                "start",
-            ],
-            check=True,
-            capture_output=True,
-            timeout=60,
-        )
-        pid = int((work / "data" / "postmaster.pid").read_text().split()[0])
+    with running_postgres(max_connections=50) as (port, _):
         yield f"postgresql://postgres@127.0.0.1:{port}/postgres"
-    finally:
-        if pid is not None:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGINT)  # fast shutdown
-            for _ in range(100):
-                if not Path(f"/proc/{pid}").exists():
-                    break
-                time.sleep(0.1)
-            else:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGKILL)
-        shutil.rmtree(work, ignore_errors=True)
 
 
 def createdb(url: str, name: str) -> str:

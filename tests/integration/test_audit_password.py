@@ -8,19 +8,11 @@ A private PostgreSQL cluster (Debian's postgresql, loopback, a free port) that *
 
 from __future__ import annotations
 
-import contextlib
-import glob
-import os
-import shutil
-import signal
-import subprocess
-import tempfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from harness.registry import free_port
+from harness.postgres import running_postgres
 from reliability.helpers import run_cli
 
 PASSWORD = "s3cret-Pw_42"
@@ -29,47 +21,8 @@ PASSWORD = "s3cret-Pw_42"
 @pytest.fixture(scope="module")
 def pg_with_password() -> Iterator[tuple[int, Path]]:
     """(port, work dir) of a cluster whose superuser ``postgres`` needs :data:`PASSWORD` over TCP."""
-    initdb = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
-    if not initdb:
-        pytest.skip("postgresql not installed: run tests/run.sh, which installs Debian's postgresql")
-    pytest.importorskip("psycopg", reason="psycopg not installed: pip install -e '.[test]'")
-    bindir = Path(initdb[-1]).parent
-    work = Path(tempfile.mkdtemp(prefix="ociinspect-pgpw-"))
-    (work / "pw").write_text(PASSWORD + "\n")
-    as_user: list[str] = []
-    if os.geteuid() == 0:  # postgres refuses to run as root
-        as_user = ["runuser", "-u", "postgres", "--"]
-        shutil.chown(work, "postgres")
-        shutil.chown(work / "pw", "postgres")
-    port = free_port()
-    pid = None
-    try:
-        subprocess.run(
-            [*as_user, str(bindir / "initdb"), "-D", str(work / "data"), "-U", "postgres",
-             "--auth-local=trust", "--auth-host=scram-sha-256", f"--pwfile={work / 'pw'}", "-E", "UTF8",
-             "--no-sync"],
-            check=True, capture_output=True, timeout=60,
-        )  # fmt: skip
-        options = f"-p {port} -k {work} -c listen_addresses=127.0.0.1 -c fsync=off"
-        subprocess.run(
-            [*as_user, str(bindir / "pg_ctl"), "-D", str(work / "data"), "-l", str(work / "log"), "-o", options,
-             "-w", "-t", "30", "start"],
-            check=True, capture_output=True, timeout=60,
-        )  # fmt: skip
-        pid = int((work / "data" / "postmaster.pid").read_text().split()[0])
-        yield port, work
-    finally:
-        if pid is not None:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGINT)  # fast shutdown
-            for _ in range(100):
-                if not Path(f"/proc/{pid}").exists():
-                    break
-                time.sleep(0.1)
-            else:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGKILL)
-        shutil.rmtree(work, ignore_errors=True)
+    with running_postgres(password=PASSWORD) as cluster:
+        yield cluster
 
 
 @pytest.fixture
