@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import gzip
 import hashlib
-import io
 import json
 import random
 import tarfile
@@ -23,19 +22,9 @@ from ociinspect.model import mediatypes as mt
 from ociinspect.model.image import Image, SizeEstimate
 from ociinspect.session import Session
 from ociinspect.store import Store
-from tests.unit.test_sizes import MemorySource, layer
+from tests.unit.test_sizes import MemorySource, layer, tar_of
 
 GIB = 2**30
-
-
-def tar_of(*files: tuple[str, bytes]) -> bytes:
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tf:
-        for name, data in files:
-            info = tarfile.TarInfo(name)
-            info.size, info.mtime = len(data), 0
-            tf.addfile(info, io.BytesIO(data))
-    return buf.getvalue()
 
 
 def uncompressed_layout(root: Path, raw: bytes) -> str:
