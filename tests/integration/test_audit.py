@@ -29,6 +29,7 @@ from typing import Any
 import pytest
 from audit_fixtures import Pusher, break_repositories, build_image, corpus, expected_from_storage
 from harness import seeding
+from harness.browser import CHROMIUM_FLAGS, chromium_executable
 from harness.faultproxy import FaultProxy, Rewrite, Stall
 from harness.postgres import running_postgres
 from harness.registry import RunningRegistry, free_port, start_registry
@@ -376,9 +377,7 @@ def test_three_shards_into_postgresql_equal_one_worker(
 
 
 def test_html_report_renders_in_headless_chromium(full_run: dict[str, Any], tmp_path: Path) -> None:
-    exe = shutil.which("chromium") or shutil.which("chromium-browser")
-    if exe is None:
-        pytest.skip("chromium not installed: run the README's test command, which installs Debian's chromium")
+    exe = chromium_executable()
     r = cli("audit", "report", "--db", full_run["db"], "-f", "html")
     assert r.returncode == 0, r.stderr
     html = r.stdout
@@ -386,16 +385,7 @@ def test_html_report_renders_in_headless_chromium(full_run: dict[str, Any], tmp_
     assert "http://" not in html.replace('xmlns="http://www.w3.org/2000/svg"', "")
     page = tmp_path / "audit.html"
     page.write_text(html)
-    flags = [
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        f"--user-data-dir={tmp_path / 'profile'}",
-    ]
+    flags = [*CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'profile'}"]
     dom = subprocess.run(
         [exe, *flags, "--dump-dom", page.as_uri()], capture_output=True, text=True, timeout=120
     )

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from harness.browser import CHROMIUM_FLAGS, chromium_executable
 
 from ociinspect.cli import main
 
@@ -163,24 +164,11 @@ def test_all_refs_bad_is_exit_3(capsys: pytest.CaptureFixture[str], seeded_regis
 
 @pytest.fixture(scope="module")
 def chromium() -> str:
-    exe = shutil.which("chromium") or shutil.which("chromium-browser")
-    if exe is None:
-        pytest.skip("chromium not installed: run the README's test command, which installs Debian's chromium")
-    return exe
+    return chromium_executable()
 
 
 def render_in_chromium(exe: str, page: Path, tmp_path: Path) -> tuple[str, Path]:
-    flags = [
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        f"--user-data-dir={tmp_path / 'profile'}",
-    ]
+    flags = [*CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'profile'}"]
     dom = subprocess.run(
         [exe, *flags, "--dump-dom", page.as_uri()], capture_output=True, text=True, timeout=120
     )

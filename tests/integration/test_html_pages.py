@@ -13,13 +13,13 @@ import html
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
+from harness.browser import CHROMIUM_FLAGS, chromium_executable
 
 from ociinspect._version import __version__
 from ociinspect.cli import main
@@ -46,16 +46,7 @@ GIB2 = 2 * 10**9
 #: the narrowest a small image's bar may be on screen, in CSS px
 VISIBLE_PX = 4.0
 
-FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
+FLAGS = CHROMIUM_FLAGS
 
 MEASURE = """
 <script>
@@ -83,10 +74,7 @@ window.addEventListener('load', () => {
 
 @pytest.fixture(scope="module")
 def chromium() -> str:
-    exe = shutil.which("chromium") or shutil.which("chromium-browser")
-    if exe is None:
-        pytest.skip("chromium not installed: run the README's test command, which installs Debian's chromium")
-    return exe
+    return chromium_executable()
 
 
 def measure(exe: str, page_html: str, tmp_path: Path, name: str) -> dict[str, Any]:
