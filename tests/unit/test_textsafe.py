@@ -8,11 +8,9 @@ import io
 import logging
 import re
 import sys
-from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
-import requests
 
 from ociinspect.audit import AuditDB, Pacer
 from ociinspect.audit.runs import resolve_run
@@ -34,6 +32,7 @@ from ociinspect.registry.transport import _retry_after, content_length
 from ociinspect.reports import render
 from ociinspect.reports.html import esc
 from ociinspect.reports.text import text_table
+from tests.unit.test_audit_parts import _observed, _response
 
 # ------------------------------------------------------------------------------------- class 1: numbers
 
@@ -69,19 +68,6 @@ def test_parse_uint_accepts_ascii_digits_only(text: str) -> None:
 @pytest.mark.parametrize(("text", "value"), [("0", 0), ("12", 12), (" 7\t", 7), ("1" * 20, int("1" * 20))])
 def test_parse_uint_reads_ascii_digits(text: str, value: int) -> None:
     assert parse_uint(text) == value
-
-
-def _observed(headers: dict[str, str]) -> tuple[int, Mapping[str, str]]:
-    """(status, headers) as the registry client's observer passes them."""
-    r = _response(headers)
-    return r.status_code, r.headers
-
-
-def _response(headers: dict[str, str]) -> requests.Response:
-    r = requests.Response()
-    r.status_code = 200
-    r.headers.update(headers)
-    return r
 
 
 @pytest.mark.parametrize("text", NOT_ASCII_NUMBERS)
