@@ -139,6 +139,22 @@ def _blob(blobs: Path, data: bytes) -> tuple[str, int]:
     return f"sha256:{digest}", len(data)
 
 
+def _finish_layout(work: Path, final: Path, blobs: Path, manifest: bytes) -> None:
+    """Write ``manifest`` as the layout's one image (tag ``latest``), then move the finished layout to ``final``."""
+    manifest_digest, manifest_size = _blob(blobs, manifest)
+    (work / "oci-layout").write_text('{"imageLayoutVersion": "1.0.0"}')
+    (work / "index.json").write_text(
+        json.dumps(
+            {"schemaVersion": 2, "manifests": [
+                {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": manifest_digest,
+                 "size": manifest_size, "annotations": {"org.opencontainers.image.ref.name": "latest"}}]}
+        )
+    )  # fmt: skip
+    if final.exists():
+        shutil.rmtree(final)
+    os.replace(work, final)
+
+
 def build_large_image(unpacked_target: int, layers: int, entries_target: int) -> Path:
     """The OCI layout of the generated image (tag ``latest``), built once per recipe and cached."""
     key = hashlib.sha256(
@@ -195,18 +211,7 @@ def build_large_image(unpacked_target: int, layers: int, entries_target: int) ->
              "layers": descriptors},
             sort_keys=True,
         ).encode()  # fmt: skip
-        manifest_digest, manifest_size = _blob(blobs, manifest)
-        (work / "oci-layout").write_text('{"imageLayoutVersion": "1.0.0"}')
-        (work / "index.json").write_text(
-            json.dumps(
-                {"schemaVersion": 2, "manifests": [
-                    {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": manifest_digest,
-                     "size": manifest_size, "annotations": {"org.opencontainers.image.ref.name": "latest"}}]}
-            )
-        )  # fmt: skip
-        if final.exists():
-            shutil.rmtree(final)
-        os.replace(work, final)
+        _finish_layout(work, final, blobs, manifest)
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
         raise
@@ -268,18 +273,7 @@ def build_million_files_image(count: int) -> Path:
              "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": digest,
                          "size": sink.blob_size}]}, sort_keys=True,
         ).encode()  # fmt: skip
-        manifest_digest, manifest_size = _blob(blobs, manifest)
-        (work / "oci-layout").write_text('{"imageLayoutVersion": "1.0.0"}')
-        (work / "index.json").write_text(
-            json.dumps(
-                {"schemaVersion": 2, "manifests": [
-                    {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": manifest_digest,
-                     "size": manifest_size, "annotations": {"org.opencontainers.image.ref.name": "latest"}}]}
-            )
-        )  # fmt: skip
-        if final.exists():
-            shutil.rmtree(final)
-        os.replace(work, final)
+        _finish_layout(work, final, blobs, manifest)
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
         raise
