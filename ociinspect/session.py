@@ -194,11 +194,14 @@ class Session:
         all_platforms: bool = False,
         with_os: bool = False,
         workers: int = 8,
+        on_loaded: Callable[[tuple[Image, ...]], None] | None = None,
     ) -> list[LoadResult]:
         """Load several references concurrently; results come back in input order, errors included.
 
         ``with_os`` also finds each image's base OS (:func:`ociinspect.content.osdetect.detect_os`: a partial read of the
-        base layer, cached by layer digest).
+        base layer, cached by layer digest).  ``on_loaded`` is called in the worker thread with each reference's
+        images as soon as they are read, before their base OS is looked for, so a caller can start its own work on
+        them meanwhile (``inspect`` starts its referrer counts there); it must not raise.  Cost: none of its own.
         """
 
         def one(text: str) -> LoadResult:
@@ -209,6 +212,8 @@ class Session:
                             images = tuple(load_all_platforms(src, options))
                         else:
                             images = (load(src, options),)
+                        if on_loaded is not None:
+                            on_loaded(images)
                         os_infos = tuple(self._detect_os(src, img) for img in images) if with_os else ()
                     except OciInspectError as exc:
                         raise exc.with_context(f"reading {src.reference}") from None

@@ -5,7 +5,9 @@ from __future__ import annotations
 import concurrent.futures
 import dataclasses
 import itertools
-from typing import TYPE_CHECKING, Any
+import threading
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
@@ -21,6 +23,8 @@ from ociinspect.session import ReadContext, exit_code
 
 if TYPE_CHECKING:
     from ociinspect.analyzers.vm import VmParameters
+
+_T = TypeVar("_T")
 
 
 @cli.command()
@@ -56,23 +60,54 @@ def inspect(refs: tuple[str, ...], exact: bool, with_os: bool, read: ReadContext
     """
     if exact:
         read.options = dataclasses.replace(read.options, sizes="exact")
-    results = load_for_command(read, refs, with_os=with_os, report=False)  # errors reported in order below
-    params: VmParameters | None = None
-    if with_os:  # the VM model (and its TOML) only when the base OS is asked for
-        from ociinspect.analyzers.vm_profiles import load_parameters
-
-        params = load_parameters()
-    counts, failures = _referrer_counts(read, [img for r in results for img in r.images])
+    with _Background(jobs()) as background:
+        tail = _Tail(read, background, with_os=with_os)
+        # errors reported in order below
+        results = load_for_command(read, refs, with_os=with_os, report=False, on_loaded=tail.start)
+        vm_params, counts, failures = tail.collect()
     docs = []
     for r in results:
         if r.error:
             report_error(r.error)
             docs.append(error_document(r.reference, r.error))
         for img, info in itertools.zip_longest(r.images, r.os):
-            docs.append(_document(read, img, info, params, counts, failures))
+            docs.append(_document(read, img, info, vm_params, counts, failures))
     errors = [r.error for r in results if r.error]
     code = exit_code(errors, read=len(results) - len(errors))
     emit("inspect", fmt, docs, code=code, as_list=len(refs) > 1 or read.all_platforms)
+
+
+def _vm_parameters() -> VmParameters:
+    """The VM model's parameters, and :mod:`ociinspect.analyzers.vm` imported for :func:`_document`.  Cost: ~5–10
+    ms of imports and TOML parsing, run in a background thread while the registry answers."""
+    from ociinspect.analyzers import vm  # noqa: F401  (imported here, off the main thread's path)
+    from ociinspect.analyzers.vm_profiles import load_parameters
+
+    return load_parameters()
+
+
+class _Background:
+    """A thread pool created on first use (``workers`` threads at most), waited for on exit."""
+
+    def __init__(self, workers: int) -> None:
+        self._workers = workers
+        self._pool: concurrent.futures.ThreadPoolExecutor | None = None
+        self._lock = threading.Lock()
+
+    def submit(self, fn: Callable[..., _T], *args: Any) -> concurrent.futures.Future[_T]:
+        with self._lock:
+            if self._pool is None:
+                self._pool = concurrent.futures.ThreadPoolExecutor(
+                    max_workers=self._workers, thread_name_prefix="ociinspect-inspect"
+                )
+            return self._pool.submit(fn, *args)
+
+    def __enter__(self) -> _Background:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
 
 
 def _document(
@@ -102,34 +137,53 @@ def _document(
     return doc
 
 
-def _referrer_counts(
-    read: ReadContext, images: list[Image]
-) -> tuple[dict[str, int], dict[str, OciInspectError]]:
-    """The referrer count of every registry image's top manifest (its index when it came from one), by subject
-    digest, and the subjects whose count could not be read.  One request per distinct subject (+ one manifest
-    GET on registries without the referrers API), ``-j`` in flight at once, so 50 refs cost ~50/``-j`` round
-    trips of wall time instead of 50.  Local images: no request."""
-    subjects: dict[str, Image] = {}
-    for img in images:
-        if parse_reference(img.reference).is_registry:
-            subjects.setdefault(img.index_digest or img.digest, img)
-    counts: dict[str, int] = {}
-    failures: dict[str, OciInspectError] = {}
+class _Tail:
+    """What ``inspect`` adds to the images once they are read, started from the loader's worker threads
+    (:meth:`start`) as soon as an image is read, so it runs while the base OS is looked for and the other refs are
+    read, not after them:
 
-    def one(subject: str, img: Image) -> None:
-        try:
-            count = verbs.image_referrer_count(read.session, img)
-        except OciInspectError as exc:
-            failures[subject] = exc
-            return
-        if count is not None:
-            counts[subject] = count
+    - the referrer count of every registry image's top manifest (its index when it came from one), by subject
+      digest: one request per distinct subject (+ one manifest GET on registries without the referrers API),
+      ``-j`` in flight at once; local images: no request;
+    - the VM model's parameters (imports and TOML parsing: CPU only), once, when the base OS is asked for.
+    """
 
-    if len(subjects) <= 1:
-        for subject, img in subjects.items():
-            one(subject, img)
-        return counts, failures
-    with concurrent.futures.ThreadPoolExecutor(max_workers=min(jobs(), len(subjects))) as pool:
-        for future in [pool.submit(one, subject, img) for subject, img in subjects.items()]:
-            future.result()
-    return counts, failures
+    def __init__(self, read: ReadContext, background: _Background, *, with_os: bool) -> None:
+        self._read = read
+        self._background = background
+        self._lock = threading.Lock()
+        self._asked: dict[str, concurrent.futures.Future[int | None]] = {}
+        self._params: concurrent.futures.Future[VmParameters] | None = None
+        self._with_os = with_os
+
+    def start(self, images: tuple[Image, ...]) -> None:
+        """Ask the counts of ``images``' subjects not asked yet, and the VM parameters if not asked yet.
+        Cost: no request or parsing in this thread."""
+        with self._lock:
+            for img in images:
+                if not parse_reference(img.reference).is_registry:
+                    continue
+                subject = img.index_digest or img.digest
+                if subject not in self._asked:
+                    self._asked[subject] = self._background.submit(
+                        verbs.image_referrer_count, self._read.session, img
+                    )
+            if self._with_os and self._params is None:
+                self._params = self._background.submit(_vm_parameters)
+
+    def collect(self) -> tuple[VmParameters | None, dict[str, int], dict[str, OciInspectError]]:
+        """Wait for everything started: the VM parameters (``None`` when no image was read or the base OS
+        was not asked for), and the referrer counts and failures by subject digest."""
+        counts: dict[str, int] = {}
+        failures: dict[str, OciInspectError] = {}
+        with self._lock:
+            asked, params = list(self._asked.items()), self._params
+        for subject, future in asked:
+            try:
+                count = future.result()
+            except OciInspectError as exc:
+                failures[subject] = exc
+                continue
+            if count is not None:
+                counts[subject] = count
+        return (params.result() if params is not None else None), counts, failures

@@ -28,7 +28,7 @@ import click
 from ociinspect.errors import OciInspectError, UsageError
 from ociinspect.image.loader import LoadOptions
 from ociinspect.image.loader import parse_platform as loader_parse_platform
-from ociinspect.model.image import Platform
+from ociinspect.model.image import Image, Platform
 from ociinspect.model.reference import parse_reference
 from ociinspect.model.textsafe import redact_secrets
 from ociinspect.reports import FORMATS, formats_for, render, safe_text
@@ -773,17 +773,28 @@ def scan_options(func: F) -> F:
 
 
 def load_for_command(
-    read: ReadContext, refs: Sequence[str], *, with_os: bool = False, report: bool = True
+    read: ReadContext,
+    refs: Sequence[str],
+    *,
+    with_os: bool = False,
+    report: bool = True,
+    on_loaded: Callable[[tuple[Image, ...]], None] | None = None,
 ) -> list[LoadResult]:
     """Load ``refs`` concurrently (``-j`` at once) for a multi-image command, in input order; failures are
     reported on stderr (unless not ``report``) and kept in the results for the exit code.  Progress: a count of
-    images read, on a terminal, when there are several or layers are streamed (``--exact``)."""
+    images read, on a terminal, when there are several or layers are streamed (``--exact``).  ``on_loaded``: as
+    :meth:`Session.load_many`'s (called in a worker thread with each reference's images once read)."""
     refs = list(refs)
     long = len(refs) > 1 or read.options.sizes == "exact"
     with progress_bar(len(refs) if long else 0, f"reading {len(refs)} image(s)", items=True) as update:
         if update is None:
             results = read.session.load_many(
-                refs, read.options, all_platforms=read.all_platforms, with_os=with_os, workers=jobs()
+                refs,
+                read.options,
+                all_platforms=read.all_platforms,
+                with_os=with_os,
+                workers=jobs(),
+                on_loaded=on_loaded,
             )
         else:
             with concurrent.futures.ThreadPoolExecutor(max_workers=min(jobs(), len(refs))) as pool:
@@ -794,6 +805,7 @@ def load_for_command(
                         read.options,
                         all_platforms=read.all_platforms,
                         with_os=with_os,
+                        on_loaded=on_loaded,
                     )
                     for ref in refs
                 ]

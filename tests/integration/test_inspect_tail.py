@@ -1,0 +1,128 @@
+"""Issue 14, target 3: what ``inspect`` adds to an image once it is read — the referrer count and the VM model's
+parameters — starts as soon as the image is read, while the base OS is still being looked for (not after every
+image and its OS), with the same requests and the same output.
+
+No timing: the base-OS step is made to wait (at most 20 s) until the referrer request and the parameter loading
+have started; the old code started neither before every base OS was known, so there the wait runs out.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from harness.faultproxy import Respond
+
+import ociinspect.analyzers.vm_profiles as vm_profiles
+from ociinspect import verbs
+from ociinspect.cli import main
+from ociinspect.session import Session
+
+pytestmark = [pytest.mark.registry, pytest.mark.timeout(180)]
+
+WAIT_S = 20.0  # a bound on the wait, not a timed assertion: the new code starts both at once
+
+
+def _inspect(capsysbinary: pytest.CaptureFixture[bytes], *argv: str) -> tuple[int, bytes, str]:
+    code = main(["inspect", *argv])
+    out, err = capsysbinary.readouterr()
+    return code, out, err.decode(errors="replace")
+
+
+def _signalling(fn: Callable[..., Any], started: threading.Event, threads: list[str]) -> Callable[..., Any]:
+    """``fn``, noting the thread of each call that does the work (``image_referrer_count`` given its cache of
+    counts answers from it, without a request: not noted)."""
+
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        if len(args) < 3:
+            threads.append(threading.current_thread().name)
+            started.set()
+        return fn(*args, **kwargs)
+
+    return wrapper
+
+
+def test_referrers_and_vm_parameters_start_before_the_base_os_is_known(
+    fault_proxy: Any, capsysbinary: pytest.CaptureFixture[bytes], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ref = f"docker://{fault_proxy.host}/fixtures/demo:latest"
+    code, expected, _ = _inspect(
+        capsysbinary, ref, "-f", "json"
+    )  # the output as the code reads it unhindered
+    assert code == 0
+    requests_before = len(fault_proxy.requests)
+
+    counted, params = threading.Event(), threading.Event()
+    count_threads: list[str] = []
+    param_threads: list[str] = []
+    monkeypatch.setattr(
+        verbs, "image_referrer_count", _signalling(verbs.image_referrer_count, counted, count_threads)
+    )
+    monkeypatch.setattr(
+        vm_profiles, "load_parameters", _signalling(vm_profiles.load_parameters, params, param_threads)
+    )
+    seen_at_os: list[tuple[bool, bool]] = []
+    detect_os = Session._detect_os
+
+    def waiting_detect_os(self: Session, *args: Any) -> Any:
+        seen_at_os.append((counted.wait(WAIT_S), params.wait(WAIT_S)))
+        return detect_os(self, *args)
+
+    monkeypatch.setattr(Session, "_detect_os", waiting_detect_os)
+    code, out, err = _inspect(capsysbinary, ref, "-f", "json")
+    assert code == 0, err
+    assert seen_at_os == [(True, True)]  # old code: (False, False) after the waits ran out
+    assert out == expected  # the same document, byte for byte
+    assert len(count_threads) == 1 and len(param_threads) == 1
+    assert threading.current_thread().name not in count_threads + param_threads
+    # the same requests as before: one referrers request (+ the tag-schema fallback on this registry)
+    asked = [s.target for s in fault_proxy.requests[requests_before:]]
+    assert sum(1 for t in asked if "/referrers/" in t) == 1
+    assert sum(1 for t in asked if "/manifests/sha256-" in t) == 1
+    assert json.loads(out)["referrers"] == 0
+
+
+def test_an_image_that_fails_to_load_asks_no_referrers(
+    fault_proxy: Any, capsysbinary: pytest.CaptureFixture[bytes]
+) -> None:
+    """The referrer count is asked only for images that were read: a config that cannot be read (HTTP 500)
+    fails the ref, and no referrers request goes out for it, as before."""
+    fault_proxy.rules.add(Respond(500), path="/blobs/", times=None)
+    ref = f"docker://{fault_proxy.host}/fixtures/demo:latest"
+    code, _, err = _inspect(capsysbinary, ref, "-f", "json", "--retries", "0")
+    assert code != 0 and "HTTP 500" in err
+    assert not any(
+        "/referrers/" in s.target or "/manifests/sha256-" in s.target for s in fault_proxy.requests
+    )
+
+
+def test_many_refs_of_one_image_ask_its_referrers_once(
+    seeded_registry: Any,
+    fixture_images: Any,
+    capsysbinary: pytest.CaptureFixture[bytes],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Three refs naming one image (tag, tag again, digest): one count for the subject, the same in every
+    document; a local image beside them: no count, no request."""
+    calls: list[str] = []
+    count = verbs.image_referrer_count
+
+    def counting(session: Session, image: Any, *args: Any) -> int | None:
+        if not args:  # a count asked of the registry (the documents then read it from the counts given)
+            calls.append(image.digest)
+        return count(session, image, *args)
+
+    monkeypatch.setattr(verbs, "image_referrer_count", counting)
+    tag = f"docker://{seeded_registry.host}/fixtures/demo:latest"
+    pinned = (
+        f"docker://{seeded_registry.host}/fixtures/demo@{seeded_registry.digests['fixtures/demo:latest']}"
+    )
+    local = f"oci:{fixture_images['demo']}:latest"
+    code, out, err = _inspect(capsysbinary, "--no-os", "-f", "json", tag, local, tag, pinned)
+    assert code == 0, err
+    docs = json.loads(out)
+    assert [d.get("referrers") for d in docs] == [0, None, 0, 0]
+    assert len(calls) == 1
