@@ -30,7 +30,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from ociinspect._version import __version__
-from ociinspect.model.entries import IndexSource, LayerScan, make_entry
+from ociinspect.model.entries import EntryTable, IndexSource, LayerScan
 
 __all__ = ["MIGRATIONS", "SCHEMA_VERSION", "STORE_FILE", "Store", "default_cache_dir"]
 
@@ -84,9 +84,16 @@ def _encode(scan: LayerScan) -> bytes:
     return zlib.compress(json.dumps(rows, separators=(",", ":"), ensure_ascii=False).encode("utf-8"), 6)
 
 
-def _decode(blob: bytes) -> tuple[object, ...]:
+def _decode(blob: bytes) -> EntryTable:
+    """The cached entries as a compact :class:`EntryTable`; a malformed row raises ``ValueError``/``TypeError``
+    (the caller drops the cached index and the layer is scanned again)."""
     rows = json.loads(zlib.decompress(blob).decode("utf-8"))
-    return tuple(make_entry(p, t, s, m, u, g, ln, h) for p, t, s, m, u, g, ln, h in rows)
+    table = EntryTable()
+    for p, t, s, m, u, g, ln, h in rows:
+        if not isinstance(p, str) or not isinstance(ln, str) or not (h is None or isinstance(h, str)):
+            raise TypeError("a cached entry has a non-text path, link or hash")
+        table.append(p, t, s, m, u, g, ln, h)
+    return table
 
 
 class Store:
@@ -235,7 +242,7 @@ class Store:
                 return None
             return LayerScan(
                 digest=digest,
-                entries=decoded,  # type: ignore[arg-type]
+                entries=decoded,
                 index_source=source,
                 hashed=bool(hashed),
                 diff_id=diff_id,

@@ -25,7 +25,7 @@ import shutil
 import stat
 import tarfile
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
@@ -74,7 +74,7 @@ class _Index:
     parents: set[str]  # every directory some entry of the layer lies below (explicit or implicit)
 
     @classmethod
-    def of(cls, entries: tuple[Entry, ...]) -> _Index:
+    def of(cls, entries: Sequence[Entry]) -> _Index:
         index = cls({}, set(), set(), set())
         for e in entries:
             index.parents.update(_ancestors(e.path))

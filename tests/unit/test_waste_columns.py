@@ -1,0 +1,125 @@
+"""The compact layer index (issue 14): :class:`EntryTable` and the waste analysis over its columns.
+
+The column path of :func:`ociinspect.analyzers.waste.analyze` must give exactly the figures of the tree walk
+(which the dive equality tests pin): compared here on generated whiteout-free layer sets, with duplicate paths,
+implicit directories, directories by mode bits and files replacing files of lower layers.
+"""
+
+from __future__ import annotations
+
+import tarfile
+import tracemalloc
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import ociinspect.analyzers.waste as waste
+from ociinspect.content.scan import scan_tar_stream
+from ociinspect.model.entries import Entry, EntryTable, LayerScan, make_entry
+
+_NAMES = ["a", "b", "a/b", "a/c", "a/b/c", "b/x", "c", "a-b", "a/b-c", "d/e/f"]
+
+
+@st.composite
+def _entry(draw: st.DrawFn) -> Entry:
+    path = draw(st.sampled_from(_NAMES))
+    kind = draw(st.sampled_from(["0", "5", "2", "1", "dirmode"]))
+    size = draw(st.integers(0, 300)) if kind == "0" else draw(st.sampled_from([0, 0, 7]))
+    if kind == "dirmode":  # a directory by its mode bits only (Go's FileInfo().IsDir())
+        return make_entry(path, "0", size, 0o040755)
+    return make_entry(path, kind, size, 0o644, 1, 2, "x" if kind in "12" else "")
+
+
+_LAYERS = st.lists(st.lists(_entry(), max_size=8), min_size=1, max_size=4)
+
+
+def _reference(layers: list[list[Entry]]) -> tuple[object, ...]:
+    """The tree walk's figures (the code every image took before the column path)."""
+    dive = waste._dive_efficiency_trees(layers)
+    fs, changes = waste._apply(layers, keep_changes=False)
+    final = list(fs.files.values())
+    return (
+        dive,
+        tuple(changes),
+        sum(c.overwritten_bytes for c in changes),
+        sum(e.size for _, e in final),
+        sum(1 for _, e in final if not e.is_dir),
+    )
+
+
+@settings(max_examples=400, deadline=None)
+@given(_LAYERS)
+def test_column_analysis_equals_the_tree_walk(layers: list[list[Entry]]) -> None:
+    tables = [EntryTable.of(layer) for layer in layers]
+    assert waste._plain_tables(tables) is not None  # no ".wh." name: the column path is taken for dive
+    assert waste._dive_efficiency_columns(tables) == waste._dive_efficiency_trees(layers)
+    report = waste.analyze(tables)
+    dive, changes, overwritten, final_size, final_files = _reference(layers)
+    assert report.dive == dive
+    assert report.layers == changes
+    assert (report.overwritten_bytes, report.final_size_bytes, report.final_files) == (
+        overwritten,
+        final_size,
+        final_files,
+    )
+    assert report.whiteout_deleted_bytes == 0
+
+
+def test_replaced_directory_takes_the_tree_walk() -> None:
+    # a file at "a" over a layer with "a/b": the column path does not model the subtree removal
+    layers = [[make_entry("a/b", "0", 10, 0o644)], [make_entry("a", "0", 3, 0o644)]]
+    tables = [EntryTable.of(layer) for layer in layers]
+    below = [waste._ancestors(t.paths) for t in tables]
+    assert waste._apply_columns(tables, below, [True, True]) is None
+    report = waste.analyze(tables)
+    assert (report.final_size_bytes, report.final_files, report.overwritten_bytes) == (3, 1, 10)
+
+
+def test_table_round_trips_entries_and_keeps_huge_numbers() -> None:
+    entries = [
+        make_entry("a", "5", 0, 0o755),
+        make_entry("a/.wh.b", "0", 0, 0o644),
+        make_entry("a/l", "1", 0, 0o644, 7, 8, "a/x", None),
+        make_entry("a/f", "0", 1 << 70, 1 << 40, -5, 1 << 33, "", "ab" * 32),  # hostile PAX values: exact
+    ]
+    table = EntryTable.of(entries)
+    assert list(table) == entries and table == entries and table[-1] == entries[-1]
+    assert table[1:3] == tuple(entries[1:3]) and table[1].whiteout == "whiteout"
+    assert table.content_size == 1 << 70
+    assert LayerScan("sha256:x", table, "stream", False).content_size == 1 << 70
+    assert waste._plain_tables([table]) is None  # a value kept outside the columns: the tree walk
+    assert table.dir_flags() == bytes([1, 0, 0, 0])
+    assert (
+        EntryTable.of(
+            [make_entry("d", "0", 0, 0o040700), make_entry("x", "0", 0, 1 << 40 | 0o040000)]
+        ).dir_flags()
+        == b"\1\1"
+    )
+
+
+def _tar_of_files(count: int) -> bytes:
+    import io
+
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.USTAR_FORMAT) as tf:
+        for i in range(count):
+            ti = tarfile.TarInfo(f"node_modules/pkg{i // 100:05d}/lib/f{i % 100:03d}.js")
+            ti.size = 3
+            tf.addfile(ti, io.BytesIO(b"x=1"))
+    return buf.getvalue()
+
+
+def test_index_has_no_object_per_entry() -> None:
+    # 20,000 entries: the old tuple of Entry objects took ~400 bytes each plus the path; the table ~100 with it
+    data = _tar_of_files(20_000)
+    tracemalloc.start()
+    try:
+        table, _, _, _ = scan_tar_stream([data], what="t")
+        kept, _ = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert isinstance(table, EntryTable) and len(table) == 20_000
+    assert kept < 20_000 * 160, kept
+    report = waste.analyze([table])
+    assert report.final_files == 20_000 and report.layers[0].added_bytes == 60_000
+    assert report.dive.efficiency == 1.0 and report.dive.inefficient_files == ()
