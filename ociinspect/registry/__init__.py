@@ -1,12 +1,12 @@
-"""Daemonless client for OCI / Docker registries, on ``requests``.
+"""Daemonless client for OCI / Docker registries, on its own HTTP/1.1 client (:mod:`http.client`).
 
 Public API: :class:`RegistryClient` (endpoints), :class:`RegistrySettings` / :class:`HostSettings`
 (transport), :class:`Deadline` (a command's total time), :class:`CredentialResolver` / :class:`Credentials` (docker and podman credential discovery),
 and the result types :class:`FetchedManifest` and :class:`BlobInfo`.  Logging goes to the
 ``ociinspect.registry`` logger at DEBUG level only; secrets are never logged.
 
-Each name is imported on first use (PEP 562): settings, deadlines and credentials cost no ``requests`` import
-(~50 ms), so a command reading only local images never pays for the HTTP stack.
+Each name is imported on first use (PEP 562): settings, deadlines and credentials cost no HTTP-stack import
+(``http.client``, ``email``, ~10 ms), so a command reading only local images never pays for the HTTP stack.
 """
 
 from __future__ import annotations

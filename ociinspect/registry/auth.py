@@ -11,7 +11,6 @@
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
 import json
 import logging
@@ -23,11 +22,17 @@ from types import MappingProxyType
 from typing import Literal
 from urllib.parse import urlencode, urlsplit
 
-import requests
-
 from ociinspect import errors
 from ociinspect.registry.credentials import CredentialResolver, Credentials
-from ociinspect.registry.transport import Transport, discard, error_from_response, read_body, redact_url
+from ociinspect.registry.transport import (
+    Response,
+    Transport,
+    basic_header,
+    discard,
+    error_from_response,
+    read_body,
+    redact_url,
+)
 
 __all__ = [
     "AuthManager",
@@ -132,11 +137,6 @@ def parse_challenges(header: str | None) -> list[Challenge]:
             pos = after_name
             result.append((text[start:after_name].lower(), {}))
     return [Challenge(scheme, MappingProxyType(params)) for scheme, params in result]
-
-
-def basic_header(username: str, password: str) -> str:
-    """``Authorization`` value for Basic auth."""
-    return "Basic " + base64.b64encode(f"{username}:{password}".encode()).decode("ascii")
 
 
 # ---------------------------------------------------------------------------------------------- token cache
@@ -285,7 +285,7 @@ class AuthManager:
         return Authorization(scope=scope)
 
     def on_unauthorized(
-        self, registry: str, response: requests.Response, sent: Authorization, *, what: str
+        self, registry: str, response: Response, sent: Authorization, *, what: str
     ) -> str | None:
         """Handle a 401 from ``registry``: learn the challenge and return the scope to retry with.
 
@@ -325,7 +325,7 @@ class AuthManager:
         raise self._refused(response, what, creds, None)
 
     def _refused(
-        self, response: requests.Response, what: str, creds: Credentials | None, reason: str | None
+        self, response: Response, what: str, creds: Credentials | None, reason: str | None
     ) -> errors.AuthError:
         error = error_from_response(
             response, what=what, settings=self._transport.settings, credentials_sent=creds is not None
@@ -402,9 +402,7 @@ class AuthManager:
         log.debug("%s: token for scope %r valid for %.0f s", doing, scope or "", lifetime)
         return token, lifetime
 
-    def _token_error(
-        self, response: requests.Response, doing: str, creds: Credentials | None
-    ) -> errors.AuthError:
+    def _token_error(self, response: Response, doing: str, creds: Credentials | None) -> errors.AuthError:
         settings, sent = self._transport.settings, creds is not None
         error = error_from_response(response, what=doing, settings=settings, credentials_sent=sent)
         if isinstance(error, errors.AuthError) or error.status in (400, 401, 403):

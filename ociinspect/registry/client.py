@@ -17,8 +17,6 @@ from types import TracebackType
 from typing import Any, TypeVar
 from urllib.parse import quote, urljoin
 
-import requests
-
 from ociinspect import errors
 from ociinspect.model import digest as digests
 from ociinspect.model import mediatypes
@@ -29,6 +27,7 @@ from ociinspect.registry.credentials import CredentialResolver
 from ociinspect.registry.transport import (
     Observer,
     RegistrySettings,
+    Response,
     Transport,
     content_length,
     discard,
@@ -175,7 +174,7 @@ class RegistryClient:
         what: str,
         headers: Mapping[str, str] | None = None,
         not_found_code: str | None = None,
-    ) -> requests.Response:
+    ) -> Response:
         """Send with auth; return a 2xx response (body unread) or raise the typed error.
 
         Cost: 1 request, + up to 3 when authentication has to be negotiated (401, token, retry).
@@ -211,9 +210,7 @@ class RegistryClient:
             url=redact_url(url),
         )
 
-    def _fetch(
-        self, what: str, send: Callable[[], requests.Response], read: Callable[[requests.Response], _T]
-    ) -> _T:
+    def _fetch(self, what: str, send: Callable[[], Response], read: Callable[[Response], _T]) -> _T:
         """``read(send())``, sent again when the body breaks off (a reset, or fewer bytes than Content-Length:
         :class:`~ociinspect.errors.ConnectionFailed` from the body) — a connection error like one before the
         answer, so it gets the same bounded retries and back-off.  Read timeouts are not retried.
@@ -233,7 +230,7 @@ class RegistryClient:
                 self._transport.pause(delay, what=what, doing="retrying after the body broke off")
                 attempt += 1
 
-    def _read_json(self, response: requests.Response, *, what: str) -> dict[str, Any]:
+    def _read_json(self, response: Response, *, what: str) -> dict[str, Any]:
         body = read_body(response, limit=_LIST_PAGE_LIMIT, what=what, settings=self.settings)
         try:
             doc = json.loads(body)
@@ -296,7 +293,7 @@ class RegistryClient:
 
     def _manifest_request(
         self, method: str, registry: str, repository: str, path_repo: str, path_ref: str, what: str
-    ) -> requests.Response:
+    ) -> Response:
         """One manifest GET or HEAD with the full Accept list (body unread).  Cost: 1 request + auth."""
         return self._open(
             registry,
@@ -318,7 +315,7 @@ class RegistryClient:
         what: str,
         *,
         headers: Mapping[str, str] | None = None,
-    ) -> requests.Response:
+    ) -> Response:
         """One blob GET or HEAD (body unread; redirects to a CDN followed).  Cost: 1 request + auth + hops."""
         return self._open(
             registry,
@@ -439,7 +436,7 @@ class RegistryClient:
         digests.parse(digest)
         what = f"reading {byte_range} of blob {digest} from {registry}/{repository}"
 
-        def read(response: requests.Response) -> tuple[bool, bytes, int | None]:
+        def read(response: Response) -> tuple[bool, bytes, int | None]:
             if response.status_code == 206:
                 return (True, *self._partial(response, what=what, start=start, wanted=wanted))
             try:
@@ -470,7 +467,7 @@ class RegistryClient:
         return whole[start : (end + 1 if end is not None else None)], len(whole)
 
     def _partial(
-        self, response: requests.Response, *, what: str, start: int | None, wanted: int | None
+        self, response: Response, *, what: str, start: int | None, wanted: int | None
     ) -> tuple[bytes, int | None]:
         match = _CONTENT_RANGE_RE.match(response.headers.get("Content-Range", "").strip())
         total = int(match.group(3)) if match and match.group(3) != "*" else None
@@ -510,7 +507,7 @@ class RegistryClient:
             response.close()
 
     def _chunks(
-        self, response: requests.Response, digest: str, *, what: str, chunk_size: int, verify: bool
+        self, response: Response, digest: str, *, what: str, chunk_size: int, verify: bool
     ) -> Iterator[bytes]:
         hasher = digests.DigestHasher(digest, what=what) if verify else None
         for chunk in iter_body(response, what=what, settings=self.settings, chunk_size=chunk_size):
@@ -559,7 +556,14 @@ class RegistryClient:
             yield self._read_json(response, what=doing)
             if not link:
                 return
-            target = urljoin(here, link)
+            try:
+                target = urljoin(here, link)
+            except ValueError:  # e.g. an unclosed "[" in the host
+                raise errors.RegistryError(
+                    f"{doing}: the registry's next-page link is not a URL",
+                    hint="the registry's pagination is broken",
+                    url=redact_url(here),
+                ) from None
             if target in seen:
                 raise errors.RegistryError(
                     f"{doing}: the registry's next-page link loops back to {redact_url(target)}",

@@ -1,8 +1,8 @@
-"""Registry transport settings and host names: values only, without ``requests``.
+"""Registry transport settings and host names: values only, without the HTTP stack.
 
 :class:`HostSettings` and :class:`RegistrySettings` are what the command line builds from its options for every
 command, local or not; they live here, apart from :mod:`ociinspect.registry.transport`, so that building them
-imports neither ``requests`` nor ``urllib3`` (~50 ms of start-up a local ``inspect`` never needs).
+imports neither :mod:`http.client` nor :mod:`ssl` (start-up a local ``inspect`` never needs).
 :mod:`ociinspect.registry.transport` re-exports them.
 """
 

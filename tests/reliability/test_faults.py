@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import requests
 from harness.endpoint import ProxyEndpoint
 from harness.faultproxy import (
     Corrupt,
@@ -448,15 +447,14 @@ def test_check_fails_when_retry_after_is_ignored(fault_proxy: Any, monkeypatch: 
 
 
 def test_check_fails_without_a_read_timeout(fault_proxy: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    """With requests sent without a read timeout, the stall scenario waits the whole stall: it fails.  (The
-    adapter is where every request passes, the transport's lean path for body-less requests included.)"""
-    original = requests.adapters.HTTPAdapter.send
+    """With requests sent without a read timeout, the stall scenario waits the whole stall: it fails.  (Every
+    request takes its socket timeouts from ``Transport.timeouts``.)"""
+    original = transport_module.Transport.timeouts
 
-    def no_read_timeout(self: requests.adapters.HTTPAdapter, *args: Any, **kwargs: Any) -> requests.Response:
-        kwargs["timeout"] = (5.0, None)
-        return original(self, *args, **kwargs)
+    def no_read_timeout(self: transport_module.Transport) -> tuple[float, float]:
+        return original(self)[0], 1e9
 
-    monkeypatch.setattr(requests.adapters.HTTPAdapter, "send", no_read_timeout)
+    monkeypatch.setattr(transport_module.Transport, "timeouts", no_read_timeout)
     with pytest.raises(AssertionError):
         check_stall_times_out(fault_proxy)
 

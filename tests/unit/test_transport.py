@@ -13,12 +13,11 @@ import ssl
 import time
 import tracemalloc
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-from harness import pki
 from harness.fakeserver import FakeServer, Reply, Req
 
 from ociinspect import errors
@@ -30,7 +29,7 @@ from ociinspect.registry import (
     RegistryClient,
     RegistrySettings,
 )
-from ociinspect.registry.transport import Transport, redact_url
+from ociinspect.registry.transport import redact_url
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -41,20 +40,6 @@ MANIFEST_DIGEST = "sha256:" + hashlib.sha256(MANIFEST).hexdigest()
 
 
 # ------------------------------------------------------------------------------------ fake server
-
-
-@pytest.fixture
-def serve() -> Iterator[Callable[..., FakeServer]]:
-    servers: list[FakeServer] = []
-
-    def start(app: Callable[[Req], Reply], **kwargs: Any) -> FakeServer:
-        server = FakeServer(app, **kwargs)
-        servers.append(server)
-        return server
-
-    yield start
-    for server in servers:
-        server.close()
 
 
 def plain(**kwargs: Any) -> RegistrySettings:
@@ -115,14 +100,6 @@ def test_settings_per_host_override_and_normalisation() -> None:
         settings.user_agent.startswith("ociinspect/")
         and settings.user_agent[len("ociinspect/") :][0].isdigit()
     )
-
-
-def test_session_pool_and_no_retries_in_adapter() -> None:
-    transport = Transport(RegistrySettings())
-    adapter = transport._session.get_adapter("https://example.org/")
-    assert adapter._pool_maxsize >= 16  # type: ignore[attr-defined]
-    assert adapter.max_retries.total == 0  # type: ignore[attr-defined]
-    transport.close()
 
 
 def test_redact_url_removes_userinfo_and_secret_query_values() -> None:
@@ -517,16 +494,6 @@ def test_pagination_refuses_links_to_other_hosts_and_caps_pages(serve: Callable[
 
 
 # ----------------------------------------------------------------------------------------------- TLS
-
-
-@pytest.fixture(scope="module")
-def test_ca(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, ssl.SSLContext]:
-    directory = tmp_path_factory.mktemp("pki")
-    ca = pki.make_ca(directory)
-    server = pki.issue(ca, directory, "server", "127.0.0.1")
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(server.cert_path, server.key_path)
-    return ca.cert_path, context
 
 
 def test_tls_with_ca_file_without_and_insecure(

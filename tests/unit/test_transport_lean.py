@@ -1,23 +1,29 @@
-"""The transport's hot path (issue 14, target 5): body-less requests bypass ``Session.request`` (same headers,
-no cookies), and the origin of a URL is parsed once per ``scheme://netloc``.  No timings."""
+"""The transport's own HTTP/1.1 client (issue 14, targets 3 and 5): what it sends, kept-alive connections,
+a pooled connection the server closed, repeated header fields, ``Link`` pages, proxies from the environment
+(``CONNECT`` for https), hostile URLs and header values; and the origin of a URL parsed once per prefix.
+No timings."""
 
 from __future__ import annotations
 
-from typing import Any
+import contextlib
+import socket
+import ssl
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
-import requests
 from harness.fakeserver import FakeServer, Reply, Req
 
-from ociinspect.registry import RegistryClient
+from ociinspect import errors
+from ociinspect.registry import HostSettings, RegistryClient
 from ociinspect.registry import transport as transport_mod
-from ociinspect.registry.transport import RegistrySettings, _origin
+from ociinspect.registry.transport import Headers, RegistrySettings, _origin, parse_links
+from tests.unit.test_transport import MANIFEST_DIGEST, manifest_reply, plain, scripted
 
 
-def test_the_lean_send_sends_what_session_request_sent_and_bypasses_it(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+def test_requests_carry_our_headers_no_cookies_and_share_one_connection() -> None:
     seen: list[Req] = []
 
     def app(req: Req) -> Reply:
@@ -27,21 +33,218 @@ def test_the_lean_send_sends_what_session_request_sent_and_bypasses_it(
     server = FakeServer(app)
     try:
         with RegistryClient(RegistrySettings()) as client:
-
-            def refuse(*args: Any, **kwargs: Any) -> Any:
-                raise AssertionError("Session.request used for a body-less request")
-
-            client.ping(server.host)  # the loopback plain-HTTP probe (Session.get), then the ping
-            monkeypatch.setattr(client._transport._session, "request", refuse)
-            client.ping(server.host)
-            client.ping(server.host)  # a cookie set by an earlier answer is never sent back
+            for _ in range(3):  # the loopback plain-HTTP probe, then three pings
+                client.ping(server.host)
     finally:
         server.close()
-    assert len(seen) >= 3
-    for req in seen[-2:]:
+    assert len(seen) == 4
+    assert server.connections == 1  # kept alive: one TCP connection for the probe and the three pings
+    for req in seen:
         assert req.headers["accept-encoding"] == "identity"
         assert req.headers["user-agent"].startswith("ociinspect/")
         assert "cookie" not in req.headers and "authorization" not in req.headers
+
+
+def test_a_pooled_connection_the_server_dropped_is_replaced_at_once(serve: Callable[..., FakeServer]) -> None:
+    """No retries allowed: the second request meets a hang-up on the kept-alive connection and is sent again on
+    a new one at once; a hang-up on a *new* connection is an error (retries=0)."""
+    server = serve(scripted(manifest_reply(), Reply(hang_up=True), manifest_reply()))
+    with RegistryClient(plain(retries=0)) as client:
+        assert client.get_manifest(server.host, "a/b", "latest").digest == MANIFEST_DIGEST
+        assert client.get_manifest(server.host, "a/b", "latest").digest == MANIFEST_DIGEST
+    assert len(server.requests) == 3 and server.connections == 2
+    fresh = serve(scripted(Reply(hang_up=True)))
+    with RegistryClient(plain(retries=0)) as client, pytest.raises(errors.ConnectionFailed):
+        client.get_manifest(fresh.host, "a/b", "latest")
+    assert len(fresh.requests) == 1
+
+
+def test_a_connection_is_not_reused_after_a_body_left_unread(serve: Callable[..., FakeServer]) -> None:
+    big = Reply(200, {"Content-Type": "application/octet-stream"}, b"x" * 300_000)
+    server = serve(scripted(big, manifest_reply()))
+    with RegistryClient(plain()) as client:
+        transport = client._transport
+        response = transport.request("GET", f"http://{server.host}/v2/x/blobs/y", what="test")
+        assert response.read(10) == b"x" * 10
+        response.close()  # 299,990 bytes unread: the connection cannot carry another answer
+        assert client.get_manifest(server.host, "a/b", "latest").digest == MANIFEST_DIGEST
+    assert server.connections == 2
+
+
+def test_repeated_header_fields_read_as_one_and_names_ignore_case() -> None:
+    headers = Headers([("WWW-Authenticate", 'Bearer realm="a"'), ("www-authenticate", "Basic"), ("X", "1")])
+    assert headers["www-authenticate"] == 'Bearer realm="a", Basic'
+    assert headers.get("x") == "1" and headers.get("missing") is None and headers.get("missing", "") == ""
+    assert "WWW-AUTHENTICATE" in headers and 3 not in headers
+    assert list(headers) == ["WWW-Authenticate", "X"] and len(headers) == 2
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ('</v2/_catalog?last=b&n=2>; rel="next"', {"next": "/v2/_catalog?last=b&n=2"}),
+        ("<a>; rel=prev, <b>; rel=next", {"prev": "a", "next": "b"}),
+        ("<only>", {"only": "only"}),
+        ('garbage, <x>; rel="next"; title="y"', {"next": "x"}),
+        ("", {}),
+        ("<unclosed; rel=next", {}),
+    ],
+)
+def test_link_header_parsing(value: str, expected: dict[str, str]) -> None:
+    assert {key: link["url"] for key, link in parse_links(value).items()} == expected
+
+
+def test_http_proxy_from_the_environment_and_no_proxy(
+    serve: Callable[..., FakeServer], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    registry = serve(scripted(manifest_reply()))
+    proxy = serve(scripted(manifest_reply()))
+    monkeypatch.setenv("HTTP_PROXY", f"http://{proxy.host}")
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    with RegistryClient(plain()) as client:
+        client.get_manifest(registry.host, "a/b", "latest")
+    assert [r.path for r in proxy.requests] == [f"http://{registry.host}/v2/a/b/manifests/latest"]
+    assert proxy.requests[0].headers["host"] == registry.host and not registry.requests
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+    with RegistryClient(plain()) as client:
+        client.get_manifest(registry.host, "a/b", "latest")
+    assert len(proxy.requests) == 1 and [r.path for r in registry.requests] == ["/v2/a/b/manifests/latest"]
+
+
+class _ConnectProxy:
+    """A minimal HTTP CONNECT proxy on 127.0.0.1 that records each CONNECT line and its headers."""
+
+    def __init__(self) -> None:
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.seen: list[tuple[str, str]] = []
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._tunnel, args=(client,), daemon=True).start()
+
+    def _tunnel(self, client: socket.socket) -> None:
+        head = b""
+        while b"\r\n\r\n" not in head:
+            data = client.recv(4096)
+            if not data:
+                return
+            head += data
+        lines = head.split(b"\r\n")
+        target = lines[0].split()[1].decode()
+        auth = next((ln.decode() for ln in lines if ln.lower().startswith(b"proxy-authorization:")), "")
+        self.seen.append((target, auth))
+        host, port = target.rsplit(":", 1)
+        upstream = socket.create_connection((host, int(port)))
+        client.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
+
+        def pipe(a: socket.socket, b: socket.socket) -> None:
+            try:
+                while data := a.recv(65536):
+                    b.sendall(data)
+            except OSError:
+                pass
+            finally:
+                for s in (a, b):
+                    with contextlib.suppress(OSError):
+                        s.shutdown(socket.SHUT_RDWR)
+
+        threading.Thread(target=pipe, args=(upstream, client), daemon=True).start()
+        pipe(client, upstream)
+
+    def close(self) -> None:
+        self.listener.close()
+
+
+@pytest.fixture
+def connect_proxy() -> Iterator[_ConnectProxy]:
+    proxy = _ConnectProxy()
+    yield proxy
+    proxy.close()
+
+
+def test_https_goes_through_the_proxys_connect_tunnel_with_its_credentials(
+    serve: Callable[..., FakeServer],
+    test_ca: tuple[Path, ssl.SSLContext],
+    connect_proxy: _ConnectProxy,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    ca_file, context = test_ca
+    server = serve(scripted(manifest_reply()), tls=context)
+    monkeypatch.setenv("HTTPS_PROXY", f"http://us%40er:p%3Ass@127.0.0.1:{connect_proxy.port}")
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    settings = RegistrySettings(hosts={server.host: HostSettings(ca_file=str(ca_file))})
+    with RegistryClient(settings) as client:
+        assert client.get_manifest(server.host, "a/b", "latest").digest == MANIFEST_DIGEST
+    assert connect_proxy.seen == [(server.host, "Proxy-Authorization: Basic dXNAZXI6cDpzcw==")]  # us@er:p:ss
+    assert [r.path for r in server.requests] == ["/v2/a/b/manifests/latest"]
+
+
+def test_an_unusable_proxy_url_is_a_typed_error(
+    serve: Callable[..., FakeServer], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server = serve(scripted(manifest_reply()))
+    monkeypatch.setenv("HTTP_PROXY", "socks5://127.0.0.1:1080")
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    with RegistryClient(plain()) as client, pytest.raises(errors.ConnectionFailed) as info:
+        client.get_manifest(server.host, "a/b", "latest")
+    assert "only http:// proxies" in info.value.message and not server.requests
+
+
+def test_hostile_redirect_targets_and_header_values_are_typed_errors(
+    serve: Callable[..., FakeServer],
+) -> None:
+    """A Location with spaces and non-ASCII is re-quoted (as requests did); a token with a line break cannot
+    become a header: a one-line RegistryError, never a traceback."""
+    server = serve(
+        lambda req: (
+            manifest_reply()
+            if req.path.startswith("/v2/a/b/manifests/caf%C3%A9%20x")
+            else Reply(307, {"Location": "/v2/a/b/manifests/café x"})
+        )
+    )
+    with RegistryClient(plain()) as client:
+        assert client.get_manifest(server.host, "a/b", "latest").digest == MANIFEST_DIGEST
+        transport = client._transport
+        with pytest.raises(errors.RegistryError) as info:
+            transport.request(
+                "GET", f"http://{server.host}/v2/", what="test", authorization="Bearer a\r\nX-Evil: 1"
+            )
+        assert "cannot send the request" in info.value.message
+        for bad in ("http://[::1/v2/", f"http://{server.host}:99999/v2/", "http://h:abc/"):
+            with pytest.raises(errors.RegistryError):
+                transport.request("GET", bad, what="test")
+    assert [r.path for r in server.requests][-1].startswith("/v2/a/b/manifests/caf%C3%A9%20x")
+
+
+@pytest.mark.parametrize(
+    "target", ["http://[::1/x", "http://127.0.0.1:99999/x", "http://h:abc/x", "//[bad/x"]
+)
+def test_unparsable_redirect_and_next_page_links_are_typed_errors(
+    serve: Callable[..., FakeServer], target: str
+) -> None:
+    redirect = serve(scripted(Reply(302, {"Location": target})))
+    pages = serve(
+        scripted(
+            Reply(
+                200, {"Content-Type": "application/json", "Link": f'<{target}>; rel="next"'}, b'{"tags":[]}'
+            )
+        )
+    )
+    with RegistryClient(plain()) as client:
+        with pytest.raises(errors.RegistryError) as info:
+            client.get_manifest(redirect.host, "a/b", "latest")
+        assert type(info.value) in (errors.RegistryError, errors.ConnectionFailed)
+        with pytest.raises(errors.RegistryError):
+            client.list_tags(pages.host, "a/b")
 
 
 @pytest.mark.parametrize(
@@ -73,7 +276,6 @@ def test_origin_is_urlsplits_and_parsed_once_per_prefix(url: str) -> None:
 
 
 def test_a_bad_port_is_still_an_error() -> None:
+    assert _origin("http://h:99999/x") == ("", "", None) != _origin("http://h/x")  # matches no real origin
     with pytest.raises(ValueError):
-        _origin("http://h:99999/x")
-    with pytest.raises(requests.exceptions.InvalidURL):
-        requests.PreparedRequest().prepare_url("http://h:99999/x", None)
+        transport_mod._request_target("http://h:99999/x")
