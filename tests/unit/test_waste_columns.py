@@ -7,6 +7,7 @@ implicit directories, directories by mode bits and files replacing files of lowe
 
 from __future__ import annotations
 
+import dataclasses
 import tarfile
 import tracemalloc
 
@@ -123,3 +124,44 @@ def test_index_has_no_object_per_entry() -> None:
     report = waste.analyze([table])
     assert report.final_files == 20_000 and report.layers[0].added_bytes == 60_000
     assert report.dive.efficiency == 1.0 and report.dive.inefficient_files == ()
+
+
+def _mixed_tar(fmt: int) -> bytes:
+    import io
+
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=fmt) as tf:
+        for i in range(40):
+            kind = i % 5
+            name = (
+                ("deep/" * (i % 30)) + f"n{i}" + ("é" if i % 7 == 0 else "")
+            )  # long names: prefix / PAX / GNU
+            ti = tarfile.TarInfo(("./" if i % 4 == 0 else "") + name)
+            ti.uid, ti.mode = i, 0o640
+            if kind == 0:
+                ti.type = tarfile.DIRTYPE
+            elif kind == 1:
+                ti.type, ti.linkname = tarfile.SYMTYPE, "../" * (i % 3) + "t"
+            elif kind == 2:
+                ti.type, ti.linkname = tarfile.LNKTYPE, "n1"
+            else:
+                ti.size = i * 37
+            tf.addfile(ti, io.BytesIO(b"y" * ti.size) if ti.size else None)
+    return buf.getvalue()
+
+
+def test_column_walker_is_chunking_blind_and_equals_the_member_reader() -> None:
+    # the column walker (plain headers read in place, scan.py _walk_plain) against the per-member reader that
+    # --hash takes, over every header format and chunkings that cut headers and data anywhere
+    for fmt in (tarfile.USTAR_FORMAT, tarfile.GNU_FORMAT, tarfile.PAX_FORMAT):
+        try:
+            data = _mixed_tar(fmt)
+        except ValueError:
+            continue
+        whole, digest, total, warnings = scan_tar_stream([data], what="t")
+        hashed = scan_tar_stream([data], what="t", hash_files=True)[0]
+        assert [e.path for e in whole] == [e.path for e in hashed] and len(whole) == 40
+        assert whole == [dataclasses.replace(e, sha256=None) for e in hashed]
+        for step in (1, 100, 511, 512, 513, 1000, 4096):
+            pieces = [data[i : i + step] for i in range(0, len(data), step)]
+            assert scan_tar_stream(pieces, what="t") == (whole, digest, total, warnings)
