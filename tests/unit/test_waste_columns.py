@@ -10,6 +10,8 @@ from __future__ import annotations
 import dataclasses
 import tarfile
 import tracemalloc
+import zlib
+from pathlib import Path
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -17,6 +19,7 @@ from hypothesis import strategies as st
 import ociinspect.analyzers.waste as waste
 from ociinspect.content.scan import scan_tar_stream
 from ociinspect.model.entries import Entry, EntryTable, LayerScan, make_entry
+from ociinspect.store import Store
 
 _NAMES = ["a", "b", "a/b", "a/c", "a/b/c", "b/x", "c", "a-b", "a/b-c", "d/e/f"]
 
@@ -165,3 +168,20 @@ def test_column_walker_is_chunking_blind_and_equals_the_member_reader() -> None:
         for step in (1, 100, 511, 512, 513, 1000, 4096):
             pieces = [data[i : i + step] for i in range(0, len(data), step)]
             assert scan_tar_stream(pieces, what="t") == (whole, digest, total, warnings)
+
+
+def test_store_gives_tables_and_drops_rows_a_table_cannot_hold(tmp_path: Path) -> None:
+    table = EntryTable.of([make_entry("a", "5", 0, 0o755), make_entry("a/b", "2", 0, 0o777, 0, 0, "c")])
+    digest = "sha256:" + "cd" * 32
+    with Store(tmp_path / "c") as store:
+        store.put_scan(LayerScan(digest, table, "stream", False, "sha256:" + "0" * 64, 1024))
+    with Store(tmp_path / "c") as store:
+        got = store.get_scan(digest)
+        assert got is not None and isinstance(got.entries, EntryTable) and got.entries == table
+        # rows an older or damaged store may hold: a two-character typeflag, a numeric path, a text size
+        for row in ('["a","xy",0,0,0,0,"",null]', '[5,"0",0,0,0,0,"",null]', '["a","0","9",0,0,0,"",null]'):
+            store.put_scan(LayerScan(digest, table, "stream", False, "sha256:" + "0" * 64, 1024))
+            blob = zlib.compress(f"[{row}]".encode())
+            store.connect().execute("UPDATE layer_scans SET entries = ?", (blob,))
+            assert store.get_scan(digest) is None  # dropped: the layer is scanned again
+            assert store.connect().execute("SELECT count(*) FROM layer_scans").fetchone()[0] == 0
