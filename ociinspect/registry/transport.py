@@ -964,9 +964,10 @@ class Transport:
                     conn.connect()
                 except (OSError, http.client.HTTPException, ValueError) as exc:
                     raise _Failure("connect", exc) from None
+            sock = conn.sock  # kept: http.client drops it from ``conn`` when the answer says "Connection: close"
             try:
-                assert conn.sock is not None
-                conn.sock.settimeout(read_timeout)
+                assert sock is not None
+                sock.settimeout(read_timeout)
                 conn.request(method, target, body=body, headers=send_headers)
                 raw = conn.getresponse()
             except (ValueError, UnicodeError, http.client.InvalidURL) as exc:
@@ -979,7 +980,6 @@ class Transport:
                     continue
                 raise _Failure("exchange", exc) from None
             break
-        sock = conn.sock
         response = Response(method, url, raw, functools.partial(self._release, key, conn), sock)
         if log.isEnabledFor(logging.DEBUG):
             log.debug("%s %s -> %d", method, redact_url(url), response.status_code)
