@@ -11,6 +11,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -163,3 +164,75 @@ def test_registry_package_settings_without_requests() -> None:
         env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"},
     )
     assert done.stdout.split() == ["False", "True", "True", "[]"]
+
+
+#: what a loopback registry `inspect` must not import since the transport runs on http.client (issue 14,
+#: target 3: ~100 ms of imports)
+REQUESTS_STACK = ("requests", "urllib3", "charset_normalizer", "idna")
+
+
+@pytest.mark.registry
+@pytest.mark.parametrize("fmt", ["json", "table"])
+def test_registry_inspect_imports_only_what_it_uses(seeded_registry: Any, tmp_path: Path, fmt: str) -> None:
+    """``inspect docker://127.0.0.1:PORT/…`` (the benchmark's command): the registry client on
+    :mod:`http.client` without requests/urllib3/charset_normalizer/idna, and none of the modules ``inspect``
+    never uses (the library API, other commands' analyzers, policy, other report formats)."""
+    ref = f"docker://{seeded_registry.host}/fixtures/demo:latest"
+    modules, stdout = _imports_of("inspect", ref, "--format", fmt, tmp_path=tmp_path)
+    assert "sha256:" in stdout  # it did read the image
+    assert "ociinspect.registry.transport" in modules and "http.client" in modules
+    assert _offenders(modules, REQUESTS_STACK) == []
+    assert _offenders(modules, NOT_FOR_INSPECT) == []
+    if fmt == "json":
+        assert _offenders(modules, ("tabulate", "wcwidth", "ociinspect.reports.text")) == []
+
+
+def test_a_valid_command_line_imports_no_difflib(tmp_path: Path) -> None:
+    """``difflib`` (the did-you-mean of a misspelt command) is imported only for a misspelt command.  (click
+    itself imports it when a short option such as ``-f`` is given: its long-option lookup fails first.)"""
+    modules, stdout = _imports_of("inspect", f"oci:{DEMO}:latest", "--format", "json", tmp_path=tmp_path)
+    assert json.loads(stdout)["layers"]
+    assert _offenders(modules, ("difflib",)) == []
+
+
+_GC_PROBE = """
+import gc, json, runpy, sys
+seen = []
+def note(phase, info):
+    if phase == "start" and "ociinspect.cli" in sys.modules:  # from the CLI's import on
+        seen.append("ociinspect.cli.inspect" in sys.modules)
+gc.callbacks.append(note)
+sys.argv = ["ociinspect", *{argv!r}]
+try:
+    runpy.run_module("ociinspect", run_name="__main__", alter_sys=True)
+finally:
+    print(json.dumps({{"before": seen.count(False), "after": seen.count(True), "enabled": gc.isenabled()}}),
+          file=sys.stderr)
+"""
+
+
+def test_start_up_runs_without_garbage_collections(tmp_path: Path) -> None:
+    """``python -m ociinspect``: no cyclic garbage collection from the CLI's import until the command's module is
+    imported (those imports make ~10 collections otherwise; ~35 in the whole start-up), then the collector is on again for the command's work.  Library
+    callers of ``main`` keep their collector as it is (the probe of the other tests runs ``main``)."""
+    argv = ["inspect", f"oci:{DEMO}:latest", "--format", "json", "-o", str(tmp_path / "out.json")]
+    env = {"XDG_CACHE_HOME": str(tmp_path / "cache"), "PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO)}
+    done = subprocess.run(
+        [sys.executable, "-c", _GC_PROBE.format(argv=argv)],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    report = json.loads(done.stderr.strip().splitlines()[-1])
+    assert report["before"] == 0  # old code: 10
+    assert report["enabled"]
+    assert json.loads((tmp_path / "out.json").read_text())["layers"]
+    code = "import gc, ociinspect.cli as c; c.main(['--version']); print(gc.isenabled())"
+    kept = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120, check=True
+    )
+    assert kept.stdout.split()[-1] == "True"
