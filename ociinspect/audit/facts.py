@@ -276,8 +276,25 @@ class AuditFacts:
         return {str(t): str(d) for t, d in rows}
 
     def tag_resolved(
-        self, run_id: int, repository: str, tag: str, digest: str, media_type: str, size: int
+        self,
+        run_id: int,
+        repository: str,
+        tag: str,
+        digest: str,
+        media_type: str,
+        size: int,
+        *,
+        done: bool = False,
     ) -> None:
+        """What the tag points at; ``done``: and the tag is done (its manifest's facts are all stored), in the
+        same statement (what :meth:`tag_done` writes)."""
+        if done:
+            self.db.execute(
+                "UPDATE tags SET status = 'done', digest = ?, media_type = ?, manifest_size = ?, checked_at = ?, "
+                "error_type = NULL, error = NULL, transient = 0 WHERE run_id = ? AND repository = ? AND tag = ?",
+                (digest, media_type, size, now(), run_id, repository, tag),
+            )
+            return
         self.db.execute(
             "UPDATE tags SET status = 'resolved', digest = ?, media_type = ?, manifest_size = ?, "
             "checked_at = ? WHERE run_id = ? AND repository = ? AND tag = ?",

@@ -105,15 +105,46 @@ class RecentDigests:
 DIGESTS_IN_MEMORY = 250_000
 
 
-class Once:
-    """Per-key single flight: the first thread runs the work, the others wait for it (and share its failure)."""
+class _Pending(threading.local):
+    """One thread's writes waiting for its next commit (see :meth:`ImageFacts.flush`): statements, what to
+    note in memory once they are committed, the blob digests they store, and the single flights (:class:`Once`)
+    that end with that commit, committed or not."""
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._running: dict[str, threading.Event] = {}
-        self._failed: dict[str, OciInspectError] = {}
+        self.writes: list[Callable[[], None]] = []
+        self.after: list[Callable[[], None]] = []
+        self.blobs: set[str] = set()
+        self.release: list[Callable[[], None]] = []
 
-    def run(self, key: str, done: Callable[[], bool], work: Callable[[], None]) -> None:
+
+#: base-OS answers remembered per (config OS, bottom layers read), and layers known to hold OS files: beyond this
+#: many, each memo starts again (memory stays flat on a registry of distinct bases)
+OS_MEMO_SIZE = 4096
+
+
+class Once:
+    """Per-key single flight: the first thread runs the work, the others wait for it (and share its failure).
+    ``before_wait`` is called before a thread waits for another (it must not wait while holding flights it
+    kept open, see ``keep``).  Cost: one lock made per work run (held by the worker, waited on by the others),
+    none when done."""
+
+    def __init__(self, before_wait: Callable[[], None] | None = None) -> None:
+        self._lock = threading.Lock()
+        self._running: dict[str, threading.Lock] = {}
+        self._failed: dict[str, OciInspectError] = {}
+        self._before_wait = before_wait
+
+    def run(
+        self,
+        key: str,
+        done: Callable[[], bool],
+        work: Callable[[], None],
+        *,
+        keep: Callable[[Callable[[], None]], bool] | None = None,
+    ) -> None:
+        """Run ``work`` once for ``key`` unless ``done()``.  ``keep(finish)``: after a successful work, True
+        when the caller takes ``finish`` (ending the flight, waking the waiters) to call later itself — when
+        what the work learnt is committed, so that a waiter finds it done."""
         while True:
             if done():
                 return
@@ -121,26 +152,38 @@ class Once:
                 failed = self._failed.get(key)
                 if failed is not None:
                     raise failed
-                event = self._running.get(key)
-                owner = event is None
+                running = self._running.get(key)
+                owner = running is None
                 if owner:
-                    event = threading.Event()
-                    self._running[key] = event
-            assert event is not None
+                    running = threading.Lock()  # cheaper than an Event; released when the work ends
+                    running.acquire()
+                    self._running[key] = running
+            assert running is not None
             if not owner:
-                event.wait()
+                if self._before_wait is not None:
+                    self._before_wait()
+                with running:  # wait for the worker
+                    pass
                 continue
+
+            def finish(running: threading.Lock = running) -> None:
+                with self._lock:
+                    self._running.pop(key, None)
+                running.release()
+
             try:
                 work()
             except OciInspectError as exc:
                 if not is_nesting_error(exc):  # a property of the path walked, not of the key
                     with self._lock:
                         self._failed[key] = exc
+                finish()
                 raise
-            finally:
-                with self._lock:
-                    self._running.pop(key, None)
-                event.set()
+            except BaseException:
+                finish()
+                raise
+            if keep is None or not keep(finish):
+                finish()
             return
 
 
@@ -164,7 +207,7 @@ class ImageFacts:
     def __init__(self, facts: AuditFacts, depth: Depth) -> None:
         self.facts = facts
         self.depth = depth
-        self._once = Once()
+        self._once = Once(before_wait=self.flush)
         self._complete = RecentDigests(facts.complete_manifests(DIGESTS_IN_MEMORY), DIGESTS_IN_MEMORY)
         self._blobs = RecentDigests(facts.blob_digests(DIGESTS_IN_MEMORY), DIGESTS_IN_MEMORY)
         self.digest_errors = facts.digest_errors()
@@ -172,6 +215,9 @@ class ImageFacts:
         self._manifest_memo: dict[str, ManifestFacts] = {}
         self._config_memo: dict[str, ImageConfig] = {}
         self._subtree_done: set[str] = set()  # complete roots already checked (--deep: scanned) this audit
+        self._pending = _Pending()
+        self._os_memo: dict[tuple[str | None, tuple[str, ...]], OsInfo] = {}
+        self._has_osfiles: dict[str, bool] = {}  # osfiles: fact key → the layer holds any OS file
 
     # ------------------------------------------------------------------------------------------- known
 
@@ -185,7 +231,7 @@ class ImageFacts:
         return False
 
     def has_blob(self, digest: str) -> bool:
-        if digest in self._blobs:
+        if digest in self._blobs or digest in self._pending.blobs:
             return True
         if (self.facts.shared or not self._blobs.complete) and self.facts.has_blob(digest):
             self._blobs.add(digest)
@@ -205,6 +251,42 @@ class ImageFacts:
         if key.startswith("osfiles:"):  # base layers are shared by many images: keep their facts at hand
             self._facts_memo[key] = value
         self.facts.put_fact(key, value)
+
+    def flush(self) -> None:
+        """Commit this thread's pending writes (one transaction), then note them in memory.  Called before each
+        request of the thread (the walker's hook) and at the end of each tag: a fact is committed before the
+        next request is sent, as every other write.  Cost: nothing when none is pending."""
+        try:
+            if self._pending.writes:
+                with self.facts.transaction():
+                    self._write_pending()
+            self._noted_pending()
+        finally:
+            self._release_pending()
+
+    def _write_pending(self) -> None:
+        pending = self._pending
+        writes, pending.writes = pending.writes, []
+        for write in writes:
+            write()
+
+    def _noted_pending(self) -> None:
+        """After the commit: note what it wrote in memory."""
+        pending = self._pending
+        after, pending.after = pending.after, []
+        pending.blobs.clear()
+        for note in after:
+            note()
+
+    def _release_pending(self) -> None:
+        """After the commit, or its failure (what was not noted is forgotten): end the flights kept open."""
+        pending = self._pending
+        pending.writes.clear()
+        pending.after.clear()
+        pending.blobs.clear()
+        release, pending.release = pending.release, []
+        for finish in release:
+            finish()
 
     def _put_blob(self, d: Descriptor, estimate: SizeEstimate, source: str | None = None) -> None:
         self.facts.put_blob(d, estimate, source)
@@ -231,11 +313,27 @@ class ImageFacts:
 
     # ---------------------------------------------------------------------------------------- manifests
 
+    def fetched_facts(self, raw: RawManifest) -> ManifestFacts | None:
+        """The facts of a manifest just fetched by its tag, to :meth:`put_manifest`; None when it is complete or
+        being built.  Cost: CPU (one parse), no query — parse before a transaction, not inside it."""
+        if raw.digest in self._manifest_memo or self.is_complete(raw.digest):
+            return None
+        return manifest_facts(raw, f"manifest {raw.digest}")
+
+    def put_manifest(self, facts: ManifestFacts) -> None:
+        """Write one manifest's facts (the insert keeps the first row).  Cost: 1 transaction (joins the caller's)."""
+        self.facts.put_manifest(facts)
+        self._manifest_memo[facts.digest] = facts  # until complete: _build_manifest needs it next
+
+    def settled(self, digest: str) -> bool:
+        """True when a tag pointing at ``digest`` needs nothing more: the manifest is complete, has no recorded
+        error and no ``--deep`` pass is due.  Cost: what :meth:`is_complete` costs."""
+        return not self.depth.deep and self.known_error(digest) is None and self.is_complete(digest)
+
     def store_manifest(self, raw: RawManifest) -> ManifestFacts:
         """Parse (the loader's one reading) and write one manifest's facts.  Cost: CPU + 1 transaction."""
         facts = manifest_facts(raw, f"manifest {raw.digest}")
-        self.facts.put_manifest(facts)
-        self._manifest_memo[raw.digest] = facts  # until complete: _build_manifest needs it next
+        self.put_manifest(facts)
         return facts
 
     def stored_manifest(self, digest: str) -> ManifestFacts | None:
@@ -243,11 +341,17 @@ class ImageFacts:
         return memo if memo is not None else self.facts.manifest(digest)
 
     def ensure_manifest(
-        self, source: AuditSource, digest: str, fetched: RawManifest | None = None, chain: IndexChain = ROOT
+        self,
+        source: AuditSource,
+        digest: str,
+        fetched: RawManifest | None = None,
+        chain: IndexChain = ROOT,
+        then: Callable[[], None] | None = None,
     ) -> bool:
         """Make sure every fact under manifest ``digest`` is in the database (children, config, layers, OS, and
         with ``--deep`` the waste figures); True when this call built them.  ``chain``: the indexes entered on
-        the way from the tag (the one nesting rule, :mod:`ociinspect.image.nesting`).
+        the way from the tag (the one nesting rule, :mod:`ociinspect.image.nesting`).  ``then``: a write run in
+        the transaction that marks the manifest complete, when this thread builds it (else not run).
 
         Cost: nothing when complete (database reads with ``--deep`` or under an index); else 1 GET for the
         manifest (unless ``fetched``) plus its missing facts.
@@ -263,7 +367,7 @@ class ImageFacts:
 
         def work() -> None:
             try:
-                self._build_manifest(source, digest, fetched, chain)
+                self._build_manifest(source, digest, fetched, chain, then)
             except (Stopped, DatabaseError):
                 raise
             except OciInspectError as exc:
@@ -299,7 +403,12 @@ class ImageFacts:
             self._subtree_done.add(digest)
 
     def _build_manifest(
-        self, source: AuditSource, digest: str, fetched: RawManifest | None, chain: IndexChain
+        self,
+        source: AuditSource,
+        digest: str,
+        fetched: RawManifest | None,
+        chain: IndexChain,
+        then: Callable[[], None] | None = None,
     ) -> None:
         stored = self.stored_manifest(digest)
         if stored is None:
@@ -310,13 +419,22 @@ class ImageFacts:
             inner = chain.enter(digest, f"{source.reference.name}: index {digest}")
             for entry in stored.entries:
                 self.ensure_manifest(source, entry.descriptor.digest, chain=inner)
-            self.facts.set_complete(digest)
+            os_fact = None
         else:
             os_fact = self._ensure_image(source, stored)
-            with self.facts.transaction():  # what the image's reads gave, and "complete": one commit
+        # what the image's last reads gave (a small layer's facts), "complete", and the caller's write (the tag
+        # is done): one commit
+        try:
+            with self.facts.transaction():
+                self._write_pending()
                 if os_fact is not None:
-                    self.put_fact(*os_fact)
+                    self.facts.put_fact(*os_fact)
                 self.facts.set_complete(digest)
+                if then is not None:
+                    then()
+            self._noted_pending()
+        finally:
+            self._release_pending()
         self._complete.add(digest)
         self._manifest_memo.pop(digest, None)
 
@@ -374,9 +492,10 @@ class ImageFacts:
         image = self._image_of(source, manifest)
         digest = manifest.digest
         os_fact = None
-        if manifest.kind == "image" and self.depth.detect_os and self.get_fact(f"os:{digest}") is None:
-            info = self._detect_os(source, image)
-            os_fact = (f"os:{digest}", json.dumps(info.to_json()))
+        # the os: fact is written with the image's completion, so an image being built has none (no query; the
+        # insert keeps the first value should an older version have written one)
+        if manifest.kind == "image" and self.depth.detect_os:
+            os_fact = (f"os:{digest}", json.dumps(self._detect_os(source, image).to_json()))
         for layer in image.layers:
             self._ensure_layer(source, layer)
         if (
@@ -406,11 +525,17 @@ class ImageFacts:
                 osfiles = _osfiles_json(files, present)
             except OciInspectError as exc:
                 log.info("base-OS files of %s: %s", layer.digest, exc)
-        with self.facts.transaction():
-            if not self.has_blob(layer.digest):
-                self._put_blob(layer.descriptor, estimate)
-            if osfiles is not None:
-                self.put_fact(f"osfiles:{layer.digest}", osfiles)
+        # written with this thread's next commit, before its next request (:meth:`flush`); in the common case
+        # that is the image's completion: one transaction instead of two
+        pending = self._pending
+        if not self.has_blob(layer.digest):
+            pending.writes.append(lambda: self.facts.put_blob(layer.descriptor, estimate, None))
+            pending.after.append(lambda: self._blobs.add(layer.digest))
+            pending.blobs.add(layer.digest)
+        if osfiles is not None:
+            key, value = f"osfiles:{layer.digest}", osfiles
+            pending.writes.append(lambda: self.facts.put_fact(key, value))
+            pending.after.append(lambda: self._facts_memo.__setitem__(key, value))
 
     def _osfiles(self, source: AuditSource, layer: Layer) -> bool:
         """Make sure the base-OS files of ``layer`` are known (single flight per layer); True when it has any.
@@ -422,20 +547,31 @@ class ImageFacts:
             files, present = read_files(source, layer, OS_FILES, markers=DISTROLESS_MARKERS)
             self.put_fact(key, _osfiles_json(files, present))
 
+        known = self._has_osfiles.get(key)
+        if known is not None:
+            return known
         self._once.run(key, lambda: self.get_fact(key) is not None, work)
         doc = json.loads(self.get_fact(key) or "{}")
-        return bool(doc.get("files") or doc.get("present"))
+        found = bool(doc.get("files") or doc.get("present"))
+        if key in self._facts_memo:  # committed and held: true for good (facts are immutable)
+            if len(self._has_osfiles) >= OS_MEMO_SIZE:
+                self._has_osfiles.clear()
+            self._has_osfiles[key] = found
+        return found
 
     def _detect_os(self, source: AuditSource, image: Image) -> OsInfo:
         """The image's base OS, as :func:`ociinspect.content.osdetect.detect_os` finds it, with each layer read at
-        most once per audit even when many images share it (their OS files are facts of the layer)."""
+        most once per audit even when many images share it (their OS files are facts of the layer), and the
+        answer remembered per config OS and bottom layers read (many images on one base: one detection)."""
         if image.config and image.config.os == "windows":
             return detect_os(source, image)
         cache = (self.get_fact, self.put_fact)
+        read: list[str] = []
         for i, layer in enumerate(image.layers[:MAX_OS_LAYERS]):
             if not _tar(layer):
                 return detect_os(source, dataclasses.replace(image, layers=image.layers[:i]))
             try:
+                read.append(layer.digest)
                 if self._osfiles(source, layer):
                     break
             except Stopped:
@@ -446,7 +582,17 @@ class ImageFacts:
                 if i == 0:
                     return OsInfo(None, None, None, "static", f"layer 0 unreadable ({exc.message})", None)
                 return detect_os(source, dataclasses.replace(image, layers=image.layers[:i]), cache=cache)
-        return detect_os(source, image, cache=cache)  # every layer it reads is cached
+        # detect_os reads the bottom layers up to the first with OS files (all cached now): its answer is a
+        # function of their facts (immutable, keyed by digest) and of the config's OS
+        key = (image.config.os if image.config else None, tuple(read))
+        memo = self._os_memo.get(key)
+        if memo is not None:
+            return memo
+        info = detect_os(source, image, cache=cache)  # every layer it reads is cached
+        if len(self._os_memo) >= OS_MEMO_SIZE:
+            self._os_memo.clear()
+        self._os_memo[key] = info
+        return info
 
     def _ensure_layer(self, source: AuditSource, layer: Layer) -> None:
         readable = mt.is_layer(layer.media_type) and mt.compression_of(layer.media_type) in ("gzip", "zstd")
@@ -461,7 +607,13 @@ class ImageFacts:
             )
             self._put_blob(layer.descriptor, estimate)
 
-        self._once.run(f"b:{layer.digest}", lambda: self.has_blob(layer.digest), work)
+        def keep(finish: Callable[[], None]) -> bool:  # its facts are pending: others wait for their commit
+            if layer.digest not in self._pending.blobs:
+                return False
+            self._pending.release.append(finish)
+            return True
+
+        self._once.run(f"b:{layer.digest}", lambda: self.has_blob(layer.digest), work, keep=keep)
 
     def _deep(self, source: AuditSource, image: Image) -> None:
         from ociinspect.analyzers.waste import analyze

@@ -30,7 +30,7 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from ociinspect.audit.db import AuditDB
@@ -179,9 +179,12 @@ class Walker:
         self.pacer.observe(method, url, status, headers)
 
     def before_request(self) -> None:
-        """Called before each registry request: stop if asked, pace (the audit source's hook)."""
+        """Called before each registry request: stop if asked, commit this thread's pending facts, pace (the
+        audit source's hook)."""
         if self._stop.is_set():
             raise Stopped()
+        if self.images is not None:
+            self.images.flush()
         self.pacer.wait()
 
     def fetched(self, *, manifests: int = 0, blobs: int = 0) -> None:
@@ -215,9 +218,16 @@ class Walker:
         ref = Reference(transport="docker", registry=self.scope.registry, repository=repository, tag=tag)
         return AuditSource(RegistrySource(ref, self.client), self, small_blob=self.options.small_blob)
 
-    def ensure_manifest(self, source: AuditSource, digest: str, fetched: RawManifest | None = None) -> None:
-        """Every fact under manifest ``digest`` (see :meth:`ImageFacts.ensure_manifest` for the cost)."""
-        if self._image_facts().ensure_manifest(source, digest, fetched):
+    def ensure_manifest(
+        self,
+        source: AuditSource,
+        digest: str,
+        fetched: RawManifest | None = None,
+        then: Callable[[], None] | None = None,
+    ) -> None:
+        """Every fact under manifest ``digest`` (see :meth:`ImageFacts.ensure_manifest` for the cost and
+        ``then``)."""
+        if self._image_facts().ensure_manifest(source, digest, fetched, then=then):
             self.counters.add(manifests=1)
 
     # -------------------------------------------------------------------------------------------- tags
@@ -234,6 +244,12 @@ class Walker:
         images = self._image_facts()
         digest = work.run_digest
         fetched = None
+        done: list[bool] = []  # the tag's "done" written (with its manifest's completion, or with its digest)
+
+        def tag_done() -> None:
+            self.facts.tag_done(self.run_id, work.repository, work.tag)
+            done.append(True)
+
         try:
             try:
                 if digest is None:
@@ -246,22 +262,33 @@ class Walker:
                     else:
                         fetched = source.root()
                         digest, media_type, size = fetched.digest, fetched.media_type, len(fetched.data)
-                    self._resolve(work, digest, media_type, size, fetched)
-                self.ensure_manifest(source, digest, fetched)
+                    if images.settled(digest):  # nothing more to learn: resolved and done, one statement
+                        self.facts.tag_resolved(
+                            self.run_id, work.repository, work.tag, digest, media_type, size, done=True
+                        )
+                        done.append(True)
+                    else:
+                        self._resolve(work, digest, media_type, size, fetched)
+                if not done:
+                    self.ensure_manifest(source, digest, fetched, then=tag_done)
             finally:
                 source.close()
         except Stopped:
+            images.flush()  # facts fetched so far are kept
             raise
         except Exception as caught:  # one hostile tag never stops the walk: whatever it raises is its error
             exc = _as_error(caught, f"reading {work.repository}:{work.tag}")
             transient = is_transient(exc)
+            images.flush()
             self.facts.tag_failed(
                 self.run_id, work.repository, work.tag, digest, error_type_name(exc), exc.message, transient
             )
             self.counters.add(tags_done=1, tag_errors=1)
             self._failure(exc, transient)
             return
-        self.facts.tag_done(self.run_id, work.repository, work.tag)
+        images.flush()
+        if not done:  # its manifest was complete, or built by another thread
+            tag_done()
         self.counters.add(tags_done=1)
         with self._fail_lock:
             self._failures_in_a_row = 0
@@ -273,13 +300,10 @@ class Walker:
         a resumed audit never reads the tag or the manifest again)."""
         images = self._image_facts()
         try:
+            facts = images.fetched_facts(fetched) if fetched is not None else None  # parsed outside the lock
             with self.facts.transaction():
-                if (
-                    fetched is not None
-                    and not images.is_complete(digest)
-                    and images.stored_manifest(digest) is None
-                ):
-                    images.store_manifest(fetched)
+                if facts is not None:
+                    images.put_manifest(facts)
                 self.facts.tag_resolved(self.run_id, work.repository, work.tag, digest, media_type, size)
         except (Stopped, DatabaseError):
             raise
