@@ -79,7 +79,7 @@ def inspect(refs: tuple[str, ...], exact: bool, with_os: bool, read: ReadContext
 
 def _vm_parameters() -> VmParameters:
     """The VM model's parameters, and :mod:`ociinspect.analyzers.vm` imported for :func:`_document`.  Cost: ~5–10
-    ms of imports and TOML parsing, run in a background thread while the registry answers."""
+    ms of imports and TOML parsing (run in a background thread while the registry answers)."""
     from ociinspect.analyzers import vm  # noqa: F401  (imported here, off the main thread's path)
     from ociinspect.analyzers.vm_profiles import load_parameters
 
@@ -138,14 +138,15 @@ def _document(
 
 
 class _Tail:
-    """What ``inspect`` adds to the images once they are read, started from the loader's worker threads
-    (:meth:`start`) as soon as an image is read, so it runs while the base OS is looked for and the other refs are
-    read, not after them:
+    """What ``inspect`` adds to the images, in background threads instead of after every image and its OS:
 
     - the referrer count of every registry image's top manifest (its index when it came from one), by subject
-      digest: one request per distinct subject (+ one manifest GET on registries without the referrers API),
-      ``-j`` in flight at once; local images: no request;
-    - the VM model's parameters (imports and TOML parsing: CPU only), once, when the base OS is asked for.
+      digest, asked from the loader's worker threads (:meth:`start`) as soon as the image is read, so it runs
+      while the base OS is looked for and the other refs are read: one request per distinct subject (+ one
+      manifest GET on registries without the referrers API), ``-j`` in flight at once; local images: no
+      request, and none for an image that could not be read;
+    - the VM model's parameters (~5-10 ms of imports and TOML parsing, CPU only) when the base OS is asked for,
+      from the start, so they fill the waits for the registry's answers.
     """
 
     def __init__(self, read: ReadContext, background: _Background, *, with_os: bool) -> None:
@@ -153,12 +154,11 @@ class _Tail:
         self._background = background
         self._lock = threading.Lock()
         self._asked: dict[str, concurrent.futures.Future[int | None]] = {}
-        self._params: concurrent.futures.Future[VmParameters] | None = None
-        self._with_os = with_os
+        # read at once: imports and parsing (CPU) that fill the waits for the registry's answers
+        self._params = background.submit(_vm_parameters) if with_os else None
 
     def start(self, images: tuple[Image, ...]) -> None:
-        """Ask the counts of ``images``' subjects not asked yet, and the VM parameters if not asked yet.
-        Cost: no request or parsing in this thread."""
+        """Ask the counts of ``images``' subjects not asked yet.  Cost: no request in this thread."""
         with self._lock:
             for img in images:
                 if not parse_reference(img.reference).is_registry:
@@ -168,12 +168,10 @@ class _Tail:
                     self._asked[subject] = self._background.submit(
                         verbs.image_referrer_count, self._read.session, img
                     )
-            if self._with_os and self._params is None:
-                self._params = self._background.submit(_vm_parameters)
 
     def collect(self) -> tuple[VmParameters | None, dict[str, int], dict[str, OciInspectError]]:
-        """Wait for everything started: the VM parameters (``None`` when no image was read or the base OS
-        was not asked for), and the referrer counts and failures by subject digest."""
+        """Wait for everything started: the VM parameters (``None`` when the base OS was not asked for), and
+        the referrer counts and failures by subject digest."""
         counts: dict[str, int] = {}
         failures: dict[str, OciInspectError] = {}
         with self._lock:

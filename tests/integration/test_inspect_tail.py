@@ -1,6 +1,6 @@
-"""Issue 14, target 3: what ``inspect`` adds to an image once it is read — the referrer count and the VM model's
-parameters — starts as soon as the image is read, while the base OS is still being looked for (not after every
-image and its OS), with the same requests and the same output.
+"""Issue 14, target 3: what ``inspect`` adds to an image — the referrer count and the VM model's parameters — is
+under way before the base OS is looked for (the count asked as soon as the image is read, the parameters read
+from the start), not after every image and its OS; with the same requests and the same output.
 
 No timing: the base-OS step is made to wait (at most 20 s) until the referrer request and the parameter loading
 have started; the old code started neither before every base OS was known, so there the wait runs out.
