@@ -105,6 +105,10 @@ class AuditFacts:
         """Record a shard's end (``complete`` becomes ``incomplete`` while transient failures remain) and the
         run's when every shard is complete; returns the shard's status.  One transaction."""
         with self.db.transaction():
+            # shards finishing at once take turns (on SQLite BEGIN IMMEDIATE does): else each may count the
+            # others before they commit, and none marks the run complete
+            if self.shared:
+                self.db.query("SELECT id FROM runs WHERE id = ? FOR UPDATE", (run_id,))
             if status == "complete" and self.retries_left(run_id, shard):
                 status = "incomplete"
             self.db.execute(

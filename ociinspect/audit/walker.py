@@ -27,6 +27,7 @@ import concurrent.futures
 import contextlib
 import dataclasses
 import logging
+import queue
 import threading
 import time
 from collections import deque
@@ -175,7 +176,9 @@ class Walker:
     # ---------------------------------------------------------------------------------------- plumbing
 
     def _observe(self, method: str, url: str, status: int, headers: Any) -> None:
-        self.counters.add(requests=1)
+        counters = self.counters
+        with counters.lock:  # once per request: not through add(**kw)
+            counters.requests += 1
         self.pacer.observe(method, url, status, headers)
 
     def before_request(self) -> None:
@@ -189,7 +192,10 @@ class Walker:
 
     def fetched(self, *, manifests: int = 0, blobs: int = 0) -> None:
         """Count what the audit source read (its hook)."""
-        self.counters.add(fetched_manifests=manifests, fetched_blobs=blobs)
+        counters = self.counters
+        with counters.lock:
+            counters.fetched_manifests += manifests
+            counters.fetched_blobs += blobs
 
     def facts_from_small_blob(self, reference: Reference, layer: Layer, data: bytes) -> None:
         """The audit source's hook: see :meth:`ImageFacts.facts_from_small_blob`."""
@@ -436,6 +442,7 @@ class Walker:
             max_workers=self.options.concurrency, thread_name_prefix="audit"
         ) as pool:
             in_flight: dict[concurrent.futures.Future[Any], tuple[str, Any]] = {}
+            finished: queue.SimpleQueue[concurrent.futures.Future[Any]] = queue.SimpleQueue()
             try:
                 while (to_list or tag_queue or in_flight) and not self._stop.is_set():
                     while len(in_flight) < limit and (tag_queue or to_list):
@@ -444,22 +451,28 @@ class Walker:
                             # (that hand-off cost ~10 % of the walk's CPU); single tags when few are left
                             n = max(1, min(TAGS_PER_JOB, len(tag_queue) // limit))
                             batch = [tag_queue.popleft() for _ in range(n)]
-                            in_flight[pool.submit(self._process_tags, batch)] = ("tags", batch)
+                            future: concurrent.futures.Future[Any] = pool.submit(self._process_tags, batch)
+                            in_flight[future] = ("tags", batch)
                         else:
                             name = to_list.popleft()
-                            in_flight[pool.submit(self._list_repository, name)] = ("repo", name)
-                    done, _ = concurrent.futures.wait(
-                        in_flight, return_when=concurrent.futures.FIRST_COMPLETED
-                    )
-                    for future in done:
-                        what, item = in_flight.pop(future)
-                        exc = future.exception()
+                            future = pool.submit(self._list_repository, name)
+                            in_flight[future] = ("repo", name)
+                        future.add_done_callback(finished.put)
+                    # the jobs that ended, in the order they ended (a queue: no pass over every job in flight
+                    # per wake-up, as concurrent.futures.wait makes)
+                    done = [finished.get()]
+                    with contextlib.suppress(queue.Empty):
+                        while True:
+                            done.append(finished.get_nowait())
+                    for ended in done:
+                        what, item = in_flight.pop(ended)
+                        exc = ended.exception()
                         if isinstance(exc, Stopped):
                             continue
                         if exc is not None:
                             raise exc
                         if what == "repo":
-                            works: list[_TagWork] = future.result()
+                            works: list[_TagWork] = ended.result()
                             if works:
                                 remaining[item] = len(works)
                                 tag_queue.extend(works)

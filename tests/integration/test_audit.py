@@ -501,3 +501,48 @@ def test_deep_waste_scan_matches_the_waste_command(
     assert wasted["deep/demo:latest"]["wasted_bytes"] == expected["wasted_bytes"] > 0
     assert wasted["deep/demo:latest"]["efficiency"] == pytest.approx(expected["efficiency"])
     assert doc["most_wasted"][0]["tags"] == ["deep/demo:latest"]
+
+
+def test_shards_finishing_at_once_on_postgresql_still_complete_the_run(
+    postgres: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Shard 0 counts the complete shards and stops before its commit; shard 1 finishes meanwhile.  Each used to
+    count only itself and the run stayed 'running' with every shard complete (seen once in the three-shard test)."""
+    import threading
+
+    from ociinspect.audit import AuditDB
+    from ociinspect.audit.facts import AuditFacts
+
+    url = createdb(postgres, "finish_race")
+    with AuditDB(url) as a, AuditDB(url) as b:
+        fa, fb = AuditFacts(a), AuditFacts(b)
+        fa.create_run("r", "reg.example", "{}", 2, "{}")
+        found = fa.find_run("reg.example", "r")
+        assert found is not None
+        run_id = found[0]
+        fa.start_shard(run_id, 0)
+        fb.start_shard(run_id, 1)
+        counted, go = threading.Event(), threading.Event()
+        query = a.query
+
+        def pausing(sql: str, params: Any = ()) -> list[tuple[Any, ...]]:
+            rows = query(sql, params)
+            if "COUNT(*) FROM run_shards" in sql:
+                counted.set()
+                go.wait(60)
+            return rows
+
+        monkeypatch.setattr(a, "query", pausing)
+        first = threading.Thread(target=fa.finish_shard, args=(run_id, 0, "complete", 0))
+        first.start()
+        assert counted.wait(60)
+        second = threading.Thread(target=fb.finish_shard, args=(run_id, 1, "complete", 0))
+        second.start()
+        # it waits for shard 0's commit now (before: it finished at once, counting only itself)
+        second.join(1.0)
+        go.set()
+        first.join()
+        second.join()
+        row = fa.run_row(run_id, "r")
+        assert row is not None and row[5] == "complete"
+        assert sorted(s for _, s, _ in fa.shards(run_id)) == ["complete", "complete"]
