@@ -78,10 +78,12 @@ def inspect(refs: tuple[str, ...], exact: bool, with_os: bool, read: ReadContext
 
 
 def _vm_parameters() -> VmParameters:
-    """The VM model's parameters, and :mod:`ociinspect.analyzers.vm` imported for :func:`_document`.  Cost: ~5–10
-    ms of imports and TOML parsing (run in a background thread while the registry answers)."""
+    """The VM model's parameters, with :mod:`ociinspect.analyzers.vm` (for :func:`_document`) and the base-OS
+    reader (for every image read) imported.  Cost: ~5–10 ms of imports and TOML parsing (run in a background
+    thread while the registry answers)."""
     from ociinspect.analyzers import vm  # noqa: F401  (imported here, off the main thread's path)
     from ociinspect.analyzers.vm_profiles import load_parameters
+    from ociinspect.content import osdetect  # noqa: F401
 
     return load_parameters()
 
