@@ -22,16 +22,17 @@ from typing import TYPE_CHECKING, Self, TypeVar
 
 from ociinspect.errors import ExitCode, OciInspectError, UsageError
 from ociinspect.image.loader import LoadOptions, load, load_all_platforms
-from ociinspect.model.entries import LayerScan
 from ociinspect.model.image import Image
-from ociinspect.model.osinfo import OsInfo
 from ociinspect.model.reference import Reference, parse_reference
 from ociinspect.sources.base import Source
 
+# the layer-index and OS models too: types only here (the scanner and the OS reader import them)
 if TYPE_CHECKING:
     from ociinspect.analyzers.diff import ImageDiff
     from ociinspect.content.osdetect import Cache
     from ociinspect.content.scan import ScanOptions
+    from ociinspect.model.entries import LayerScan
+    from ociinspect.model.osinfo import OsInfo
     from ociinspect.registry import CredentialResolver, Credentials, RegistryClient, RegistrySettings
     from ociinspect.sources.registry import DigestReads
     from ociinspect.store import Store

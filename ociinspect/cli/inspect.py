@@ -16,13 +16,13 @@ from ociinspect.cli import cli
 from ociinspect.cli.options import emit, image_options, jobs, load_for_command, output_options, report_error
 from ociinspect.errors import OciInspectError
 from ociinspect.model.image import Image
-from ociinspect.model.osinfo import OsInfo
 from ociinspect.model.reference import parse_reference
 from ociinspect.reports.data import error_document, inspect_document
 from ociinspect.session import ReadContext, exit_code
 
 if TYPE_CHECKING:
     from ociinspect.analyzers.vm import VmParameters
+    from ociinspect.model.osinfo import OsInfo
 
 _T = TypeVar("_T")
 

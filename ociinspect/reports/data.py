@@ -12,11 +12,12 @@ from typing import TYPE_CHECKING, Any
 
 from ociinspect.errors import OciInspectError, error_type_name
 from ociinspect.model.image import Image, IndexEntry
-from ociinspect.model.osinfo import OsInfo
 
-if TYPE_CHECKING:  # types only: `inspect -f json` imports no analyzer it does not use
+# types only: `inspect -f json` imports no analyzer it does not use (nor the OS model before the base OS is read)
+if TYPE_CHECKING:
     from ociinspect.analyzers.sharing import SharingReport
     from ociinspect.analyzers.vm import FleetEstimate, VmEstimate, VmParameters
+    from ociinspect.model.osinfo import OsInfo
 
 __all__ = [
     "ARTIFACT_NOTE",
