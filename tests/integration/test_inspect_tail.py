@@ -126,3 +126,25 @@ def test_many_refs_of_one_image_ask_its_referrers_once(
     docs = json.loads(out)
     assert [d.get("referrers") for d in docs] == [0, None, 0, 0]
     assert len(calls) == 1
+
+
+def test_every_platform_of_an_index_shares_one_referrer_count(
+    seeded_registry: Any, capsysbinary: pytest.CaptureFixture[bytes], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``--all-platforms`` of an index: the count is the index's (the subject of every platform), asked once."""
+    subjects: list[str] = []
+    count = verbs.image_referrer_count
+
+    def counting(session: Session, image: Any, *args: Any) -> int | None:
+        if not args:
+            subjects.append(image.index_digest or image.digest)
+        return count(session, image, *args)
+
+    monkeypatch.setattr(verbs, "image_referrer_count", counting)
+    ref = f"docker://{seeded_registry.host}/fixtures/multi:latest"
+    code, out, err = _inspect(capsysbinary, "--all-platforms", "-f", "json", ref)
+    assert code == 0, err
+    docs = json.loads(out)
+    assert len(docs) >= 2 and len({d["index_digest"] for d in docs}) == 1
+    assert subjects == [docs[0]["index_digest"]]
+    assert {d["referrers"] for d in docs} == {0}
