@@ -79,6 +79,14 @@ def test_repeated_header_fields_read_as_one_and_names_ignore_case() -> None:
     assert list(headers) == ["WWW-Authenticate", "X"] and len(headers) == 2
 
 
+def test_the_header_block_is_read_without_the_email_parser() -> None:
+    fields = transport_mod._header_fields(
+        [b"A: 1\r\n", b"B:  x \r\n", b"\tcontinued \r\n", b"no colon\r\n", b" lead: no\r\n", b"a:2\r\n"]
+        + [b"Caf\xe9: \xff\r\n", b"Empty:\r\n", b"\r\n"]
+    )
+    assert dict(fields.items()) == {"A": "1, 2", "B": "x continued lead: no", "Caf\xe9": "\xff", "Empty": ""}
+
+
 @pytest.mark.parametrize(
     ("value", "expected"),
     [
