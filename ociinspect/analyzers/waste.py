@@ -507,14 +507,23 @@ def _removed_late(path: str, late: set[str], bare: set[str]) -> bool:
     return False
 
 
-def _stack_of(nodes: _LayerNodes) -> _DiveStack:
-    """A layer's own tree as a :class:`_DiveStack` (dive looks up layer 0's whiteouts in a copy of it)."""
+def _stack_of(nodes: _LayerNodes, *, take: bool = False) -> _DiveStack:
+    """A layer's own tree as a :class:`_DiveStack` (dive looks up layer 0's whiteouts in a copy of it, and
+    stacks the layers above on it).  ``take``: the stack takes ``nodes.kept`` over as its dict instead of
+    copying it (``nodes`` is not to be used afterwards).  Cost: O(nodes)."""
     stack = _DiveStack()
-    for p, g in nodes.kept.items():
-        stack.put(p, g)
+    stack.nodes = nodes.kept if take else dict(nodes.kept)
     for p in nodes.extra | nodes.ancestors:
         if p not in nodes.kept:
-            stack.put(p, -1)
+            stack.nodes[p] = -1
+    children = stack.children
+    for p in stack.nodes:
+        parent = p.rpartition("/")[0]
+        kids = children.get(parent)
+        if kids is None:
+            children[parent] = {p}
+        else:
+            kids.add(p)
     return stack
 
 
@@ -598,7 +607,7 @@ def _dive_columns(cols: _Columns) -> DiveEfficiency:
                     "layer here"
                 )
             if k == 0 and k < last_whiteout:
-                stacked = below if below is not None else _stack_of(nodes)
+                stacked = below if below is not None else _stack_of(nodes, take=not nodes.marked)
                 if nodes.marked:  # stacking a tree on a copy of itself changes nothing without whiteouts
                     stacked.stack(nodes)
             elif k and k < last_whiteout:
