@@ -1005,7 +1005,7 @@ def read_files(
     with source.open_blob(layer.digest, size=layer.size) as chunks:
         inflated = compression.decompress(chunks, what=what, max_output=max_uncompressed)
         reader = _ForwardReader(iter(inflated), what)
-        for _tf, ti in _members(reader, what):
+        for _tf, ti in _fast_members(reader, what):  # the direct header walker; tarfile only as its fallback
             path, _, escapes = normalise_path(clean_text(ti.name))
             if escapes:
                 raise InvalidImage(f"{what}: entry {ti.name!r} points outside the image root")

@@ -428,6 +428,29 @@ def test_read_files_stops_after_the_first_wanted_file() -> None:
     assert files == {"etc/os-release": b"ID=debian\n"} and present == {"var/lib/dpkg/status.d"}
 
 
+def test_read_files_walks_plain_headers_without_tarfile(monkeypatch: pytest.MonkeyPatch) -> None:
+    """OS detection reads a layer's files through the direct header walker (the audit reads one small layer per
+    base this way); tarfile is only its fallback, and the answers and the diff_id check are the same."""
+    specs = [
+        d("etc"),
+        f("etc/debian_version", b"12.5\n"),
+        f("etc/os-release", b"ID=debian\n"),
+        d("var/lib/dpkg"),
+    ]
+    lb = gzip_layer(specs)
+    src, layer = one_layer(lb)
+
+    def no_tarfile(*args: object, **kwargs: object) -> None:
+        raise AssertionError("tarfile used for plain headers")
+
+    monkeypatch.setattr(tarfile, "TarFile", no_tarfile)
+    files, present = read_files(
+        src, layer, ("usr/lib/os-release", "etc/os-release", "etc/debian_version"), markers=("var/lib/dpkg",)
+    )  # type: ignore[arg-type]
+    assert files == {"etc/os-release": b"ID=debian\n", "etc/debian_version": b"12.5\n"}
+    assert present == {"var/lib/dpkg"}
+
+
 def test_gzip_multimember_layer_like_pigz() -> None:
     data = tar_bytes([f("a", b"x" * 100_000), f("b", b"y" * 10)])
     blob = gzip.compress(data[:30_000], mtime=0) + gzip.compress(data[30_000:], mtime=0)

@@ -80,10 +80,8 @@ def test_repeated_header_fields_read_as_one_and_names_ignore_case() -> None:
 
 
 def test_the_header_block_is_read_without_the_email_parser() -> None:
-    fields = transport_mod._header_fields(
-        [b"A: 1\r\n", b"B:  x \r\n", b"\tcontinued \r\n", b"no colon\r\n", b" lead: no\r\n", b"a:2\r\n"]
-        + [b"Caf\xe9: \xff\r\n", b"Empty:\r\n", b"\r\n"]
-    )
+    lines = [b"A: 1\r\n", b"B:  x \r\n", b"\tcontinued \r\n", b"no colon\r\n", b" lead: no\r\n", b"a:2\r\n"]
+    fields = transport_mod._header_fields([*lines, b"Caf\xe9: \xff\r\n", b"Empty:\r\n", b"\r\n"])
     assert dict(fields.items()) == {"A": "1, 2", "B": "x continued lead: no", "Caf\xe9": "\xff", "Empty": ""}
 
 
@@ -281,6 +279,48 @@ def test_origin_is_urlsplits_and_parsed_once_per_prefix(url: str) -> None:
     hits = transport_mod._origin_of.cache_info().hits
     assert _origin(url + "/more") == expected or "#" in url or "?" in url
     assert transport_mod._origin_of.cache_info().hits > hits or not transport_mod._PREFIX_RE.match(url)
+
+
+def test_the_request_target_fast_path_equals_the_full_parse(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Plain URLs skip urlsplit and quoting (one regex and a cached origin); any URL gives what the full parse
+    gives: scheme, host, port and re-quoted target, or the same error."""
+    import random
+
+    class Never:
+        def fullmatch(self, text: str) -> None:
+            return None
+
+    def parse(url: str, *, full: bool) -> object:
+        with monkeypatch.context() as m:
+            if full:
+                m.setattr(transport_mod, "_PLAIN_TARGET_RE", Never())
+            try:
+                return transport_mod._request_target(url)
+            except (ValueError, UnicodeError) as exc:
+                return type(exc)
+
+    rng = random.Random(14)
+    alphabet = "aZ09/:?#@%&=+~._-[] \t\u00e9!$'()*,;"
+    bases = (
+        "http://h:5000",
+        "https://User:pw@Reg.Example",
+        "http://[::1]:80",
+        "HTTP://h",
+        "http://h:99999",
+        "ftp://h",
+    )
+    for _ in range(3000):
+        rest = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 12)))
+        for base in (*bases, "http://127.0.0.1:5000/v2/"):
+            url = base + rest
+            assert parse(url, full=False) == parse(url, full=True), url
+    plain = "http://127.0.0.1:5000/v2/a/b/blobs/sha256:" + "0" * 64 + "?n=1&last=x%2Fy"
+    assert transport_mod._request_target(plain) == (
+        "http",
+        "127.0.0.1",
+        5000,
+        plain[len("http://127.0.0.1:5000") :],
+    )
 
 
 def test_a_bad_port_is_still_an_error() -> None:
