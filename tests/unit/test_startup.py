@@ -175,8 +175,8 @@ def test_registry_package_settings_without_requests() -> None:
 
 
 #: what a loopback registry `inspect` must not import since the transport runs on http.client (issue 14,
-#: target 3: ~100 ms of imports)
-REQUESTS_STACK = ("requests", "urllib3", "charset_normalizer", "idna")
+#: target 3: ~100 ms of imports); and the "idna" codec, which a host name given to getaddrinfo as str costs
+REQUESTS_STACK = ("requests", "urllib3", "charset_normalizer", "idna", "encodings.idna", "stringprep")
 
 
 @pytest.mark.registry
