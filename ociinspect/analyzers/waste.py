@@ -490,11 +490,16 @@ class _DiveStack:
         for p in upper.extra | upper.ancestors:
             if p not in skip and p not in upper.kept:
                 self.put(p, -1)
-        for op in ops:  # a whiteout node with children: AddPath of its children creates it
-            if op in upper.ancestors and op not in self.nodes:
-                prefix = op + "/"
-                if any(p.startswith(prefix) for p in self.nodes):
-                    self.put(op, -1)
+        parents = [op for op in ops if op in upper.ancestors]
+        if parents:  # a whiteout node with children: AddPath of a child it keeps creates it (an empty record)
+            alive = {
+                p.rpartition("/")[0] for p in (*upper.kept, *upper.extra, *upper.ancestors) if p not in skip
+            }
+            for op in sorted(parents, key=lambda p: p.count("/"), reverse=True):  # deepest first
+                if op in alive:
+                    if op not in self.nodes:
+                        self.put(op, -1)
+                    alive.add(op.rpartition("/")[0])
 
 
 def _removed_late(path: str, late: set[str], bare: set[str]) -> bool:
