@@ -315,8 +315,10 @@ class _Columns:
         return got
 
     def layer_sizes(self, k: int) -> Sequence[int]:
-        start, end = self.offsets[k], self.offsets[k + 1]
-        return self.tables[k].sizes if self.sizes is self.tables[k].sizes else self.sizes[start:end]
+        """Layer ``k``'s sizes in bytes: its own column (a copy only when some size is outside the columns)."""
+        if isinstance(self.sizes, list):
+            return self.sizes[self.offsets[k] : self.offsets[k + 1]]
+        return self.tables[k].sizes
 
     def layer_of(self, g: int) -> int:
         """The layer holding entry ``g``.  Cost: a binary search over the layers."""

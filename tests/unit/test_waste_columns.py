@@ -51,7 +51,9 @@ _ODD = [
 def _entry(draw: st.DrawFn, names: list[str]) -> Entry:
     path = draw(st.sampled_from(names))
     kind = draw(st.sampled_from(["0", "5", "2", "1", "dirmode"]))
-    size = draw(st.integers(0, 300)) if kind == "0" else draw(st.sampled_from([0, 0, 7]))
+    size = (
+        draw(st.integers(0, 300)) if kind == "0" else draw(st.sampled_from([0, 0, 7, 1 << 64]))
+    )  # 1 << 64: kept outside the columns
     sha = draw(st.sampled_from([None, "h1", "h2", ""])) if kind == "0" else None
     if kind == "dirmode":  # a directory by its mode bits only (Go's FileInfo().IsDir())
         return make_entry(path, "0", size, 0o040755)
