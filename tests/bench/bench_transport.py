@@ -61,9 +61,11 @@ def export(rev: str, into: Path) -> Path:
     return into
 
 
-def one(source: Path, requests: int) -> tuple[float, float]:
-    """(import seconds, CPU seconds per request) of one fresh process running ``source``'s client."""
-    env = dict(os.environ, PYTHONPATH=str(source))
+def one(source: Path, requests: int, pycache: Path) -> tuple[float, float]:
+    """(import seconds, CPU seconds per request) of one fresh process running ``source``'s client (bytecode
+    cached under ``pycache``, as an installed package's is)."""
+    env = dict(os.environ, PYTHONPATH=str(source), PYTHONPYCACHEPREFIX=str(pycache))
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
     done = subprocess.run(
         [sys.executable, "-c", CHILD, str(requests), str(REPO_ROOT / "tests")],
         env=env,
@@ -87,10 +89,11 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="ociinspect-bench-transport-") as tmp:
         base = export(args.baseline, Path(tmp))
         results: dict[str, list[tuple[float, float]]] = {"baseline": [], "work tree": []}
-        one(base, 100), one(REPO_ROOT, 100)  # warm-up: bytecode caches
+        pycache = Path(tmp) / "pycache"
+        one(base, 100, pycache), one(REPO_ROOT, 100, pycache)  # warm-up: bytecode caches
         for _ in range(args.pairs):
-            results["baseline"].append(one(base, args.requests))
-            results["work tree"].append(one(REPO_ROOT, args.requests))
+            results["baseline"].append(one(base, args.requests, pycache))
+            results["work tree"].append(one(REPO_ROOT, args.requests, pycache))
     print(
         f"registry transport, {args.pairs} pairs of {args.requests} body-less requests; baseline "
         f"{args.baseline}; load average {load[0]:.2f} -> {os.getloadavg()[0]:.2f}"
