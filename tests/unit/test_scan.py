@@ -401,6 +401,40 @@ def test_scan_image_parallel_keeps_layer_order_and_uses_the_cache() -> None:
     assert len(src.opened) == 8  # an unhashed index does not satisfy --hash
 
 
+@pytest.mark.parametrize("env_set", [False, True])
+def test_the_scan_limits_malloc_arenas_once_before_its_threads(
+    monkeypatch: pytest.MonkeyPatch, env_set: bool
+) -> None:
+    """``mallopt(M_ARENA_MAX, 2)`` before a parallel scan starts its threads (~4 MiB less peak RSS), once per
+    process, and not when the environment already says MALLOC_ARENA_MAX."""
+    import ctypes
+
+    from ociinspect.content import scan as scan_module
+
+    calls: list[tuple[int, int]] = []
+
+    class FakeMallopt:
+        argtypes: object = None
+
+        def __call__(self, option: int, value: int) -> int:
+            calls.append((option, value))
+            return 1
+
+    fake_libc = type("FakeLibc", (), {"mallopt": FakeMallopt()})()
+    monkeypatch.setattr(ctypes, "CDLL", lambda name: fake_libc)
+    monkeypatch.setattr(scan_module, "_arenas_limited", False)
+    if env_set:
+        monkeypatch.setenv("MALLOC_ARENA_MAX", "8")
+    else:
+        monkeypatch.delenv("MALLOC_ARENA_MAX", raising=False)
+    blobs = [gzip_layer(WASTE_LAYERS[0]), gzip_layer(WASTE_LAYERS[1])]
+    src = MemorySource([b.blob for b in blobs])
+    image = type("Img", (), {"layers": tuple(model_layer(i, b) for i, b in enumerate(blobs))})()
+    scan_image(src, image, ScanOptions(workers=2))  # type: ignore[arg-type]
+    scan_image(src, image, ScanOptions(workers=2))  # type: ignore[arg-type]
+    assert calls == ([] if env_set else [(-8, 2)])
+
+
 def test_scan_image_error_names_the_layer_and_stores_nothing_for_it() -> None:
     good = gzip_layer(WASTE_LAYERS[0])
     bad = LayerBlob(gz(os.urandom(2000)), good.media_type, sha256(b"x"))
