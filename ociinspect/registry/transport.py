@@ -970,12 +970,8 @@ class Transport:
             )
         tunnel: tuple[str, int, dict[str, str]] | None = None
         if scheme == "https":
-            proxy_headers: dict[str, str] = {}
-            if p.username is not None:
-                proxy_headers["Proxy-Authorization"] = basic_header(
-                    unquote(p.username), unquote(p.password or "")
-                )
-            tunnel = (host, port, proxy_headers)
+            credentials = _proxy_authorization(proxy)
+            tunnel = (host, port, {"Proxy-Authorization": credentials} if credentials else {})
         return _Connection(
             p.hostname,
             p.port or 80,
@@ -1017,6 +1013,9 @@ class Transport:
             send_headers["Content-Type"] = "application/x-www-form-urlencoded"
         if proxy and scheme == "http":
             target = f"http://{_netloc(host, port, 80)}{target}"  # a plain-HTTP proxy wants the absolute URL
+            credentials = _proxy_authorization(proxy)
+            if credentials:
+                send_headers["Proxy-Authorization"] = credentials
         connect_timeout, read_timeout = self.timeouts()
         if timeouts is not None:
             connect_timeout, read_timeout = min(connect_timeout, timeouts[0]), min(read_timeout, timeouts[1])
@@ -1064,6 +1063,17 @@ class Transport:
 def basic_header(username: str, password: str) -> str:
     """``Authorization`` (or ``Proxy-Authorization``) value for Basic auth."""
     return "Basic " + base64.b64encode(f"{username}:{password}".encode()).decode("ascii")
+
+
+def _proxy_authorization(proxy: str) -> str | None:
+    """``Proxy-Authorization`` for a proxy URL with ``user:password@`` (percent-decoded), else None."""
+    try:
+        parts = urlsplit(proxy if "://" in proxy else f"http://{proxy}")
+    except ValueError:
+        return None
+    if parts.username is None:
+        return None
+    return basic_header(unquote(parts.username), unquote(parts.password or ""))
 
 
 def _default_ca_bundle() -> str | None:

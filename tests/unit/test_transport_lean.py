@@ -105,13 +105,14 @@ def test_http_proxy_from_the_environment_and_no_proxy(
 ) -> None:
     registry = serve(scripted(manifest_reply()))
     proxy = serve(scripted(manifest_reply()))
-    monkeypatch.setenv("HTTP_PROXY", f"http://{proxy.host}")
+    monkeypatch.setenv("HTTP_PROXY", f"http://pr%40xy:s3cret@{proxy.host}")
     monkeypatch.delenv("NO_PROXY", raising=False)
     monkeypatch.delenv("no_proxy", raising=False)
     with RegistryClient(plain()) as client:
         client.get_manifest(registry.host, "a/b", "latest")
     assert [r.path for r in proxy.requests] == [f"http://{registry.host}/v2/a/b/manifests/latest"]
     assert proxy.requests[0].headers["host"] == registry.host and not registry.requests
+    assert proxy.requests[0].headers["proxy-authorization"] == "Basic cHJAeHk6czNjcmV0"  # pr@xy:s3cret
     monkeypatch.setenv("NO_PROXY", "127.0.0.1")
     with RegistryClient(plain()) as client:
         client.get_manifest(registry.host, "a/b", "latest")
