@@ -46,6 +46,7 @@ tests/unit/test_waste_columns.py checks every figure against the former tree wal
 from __future__ import annotations
 
 import dataclasses
+import heapq
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 
@@ -64,6 +65,7 @@ __all__ = [
     "dive_file_lists",
     "duplicates",
     "flatten",
+    "largest_files",
     "layer_changes",
 ]
 
@@ -934,6 +936,42 @@ def flatten(layers: Sequence[Sequence[Entry]]) -> list[FinalFile]:
     cols = _Columns(layers)
     applied = _applied(cols, index_last=True)
     return [FinalFile(p, cols.layer_of(g), cols.entry(g)) for p, g in sorted(applied.files.items())]
+
+
+def largest_files(
+    layers: Sequence[Sequence[Entry]],
+    *,
+    top: int | None,
+    by: str = "size",
+    keep: Callable[[str], bool] | None = None,
+) -> tuple[list[FinalFile], int, int]:
+    """The flattened filesystem's files (everything but directories) that ``keep`` accepts (by path; all without
+    it): ``(the first top of them — all when top is None or 0 —, how many matched, their bytes)``, ordered largest
+    first then by path (``by="size"``), or by path (``by="path"``).  What :func:`flatten` gives, filtered and
+    sorted, without its cost: the matching and the totals read the columns, and an :class:`Entry` is built only for
+    the files returned.  Cost: O(entries) plus O(matched × log top); memory: the final filesystem's path dict."""
+    cols = _Columns(layers)
+    files = _applied(cols, index_last=True).files
+    sizes, is_dir = cols.sizes, cols.is_dir
+    matched = 0
+    matched_bytes = 0
+    for path, g in files.items():
+        if not is_dir[g] and (keep is None or keep(path)):
+            matched += 1
+            matched_bytes += sizes[g]
+
+    def candidates() -> Iterator[tuple[str, int]]:
+        return ((path, g) for path, g in files.items() if not is_dir[g] and (keep is None or keep(path)))
+
+    def by_size(item: tuple[str, int]) -> tuple[int, str]:
+        return -sizes[item[1]], item[0]
+
+    chosen: list[tuple[str, int]]
+    if by == "size":
+        chosen = heapq.nsmallest(top, candidates(), key=by_size) if top else sorted(candidates(), key=by_size)
+    else:
+        chosen = heapq.nsmallest(top, candidates()) if top else sorted(candidates())  # paths are distinct
+    return [FinalFile(path, cols.layer_of(g), cols.entry(g)) for path, g in chosen], matched, matched_bytes
 
 
 def layer_changes(layers: Sequence[Sequence[Entry]]) -> list[LayerChanges]:

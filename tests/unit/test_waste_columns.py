@@ -176,6 +176,43 @@ def test_worked_example_has_no_entry_built(monkeypatch: pytest.MonkeyPatch) -> N
     assert report.duplicates == tuple(dups) and report.duplicate_wasted_bytes == 1300
 
 
+@settings(max_examples=300, deadline=None)
+@given(
+    _LAYERS,
+    st.sampled_from([None, 0, 1, 3]),
+    st.sampled_from(["size", "path"]),
+    st.sampled_from([None, "a", "/a/b*", "d", "/"]),
+)
+def test_largest_files_equals_flatten_filtered_and_sorted(
+    layers: list[list[Entry]], top: int | None, by: str, pattern: str | None
+) -> None:
+    # `files` (its default view) reads the columns; what it lists is what flatten + filter + sort + slice gave
+    from ociinspect.reports.waste import match_path
+
+    tables = [EntryTable.of(layer) for layer in layers]
+    keep = (lambda path: match_path(pattern, path)) if pattern else None
+    final = [f for f in waste.flatten(tables) if not f.entry.is_dir and (keep is None or keep(f.path))]
+    final.sort(key=(lambda f: (-f.entry.size, f.path)) if by == "size" else (lambda f: f.path))
+    got, matched, matched_bytes = waste.largest_files(tables, top=top, by=by, keep=keep)
+    assert (matched, matched_bytes) == (len(final), sum(f.entry.size for f in final))
+    assert got == (final[:top] if top else final)
+
+
+def test_largest_files_builds_an_entry_only_for_the_files_listed(monkeypatch: pytest.MonkeyPatch) -> None:
+    table = scan_tar_stream([_tar_of_files(2000)], what="t")[0]
+    assert isinstance(table, EntryTable)
+    built: list[int] = []
+    original = EntryTable.entry
+
+    def counting(self: EntryTable, i: int) -> Entry:
+        built.append(i)
+        return original(self, i)
+
+    monkeypatch.setattr(EntryTable, "entry", counting)
+    got, matched, _ = waste.largest_files([table], top=5)
+    assert len(got) == 5 and matched >= 2000 and len(built) == 5
+
+
 def test_replaced_directory() -> None:
     # a file at "a" over a layer with "a/b": the plain path does not model the subtree removal, the general one
     layers = [[make_entry("a/b", "0", 10, 0o644)], [make_entry("a", "0", 3, 0o644)]]
