@@ -390,13 +390,16 @@ class Response:
 
     def read(self, amount: int) -> bytes:
         """Up to ``amount`` bytes of the body (``b""`` at its end).  Raises :class:`http.client.IncompleteRead`
-        when the connection ends before ``Content-Length`` bytes (or inside a chunk), :class:`OSError` on a
-        reset or timeout."""
+        when the connection ends before ``Content-Length`` bytes (or inside a chunk) or the chunked framing is
+        broken, :class:`OSError` on a reset or timeout."""
         raw = self._raw
         if raw is None:
             return b""
         try:
             data = raw.read(amount)
+        except ValueError as exc:  # a chunk size http.client cannot use (e.g. negative): the framing is lost
+            self._broken = True
+            raise http.client.IncompleteRead(b"") from exc
         except BaseException:
             self._broken = True
             raise

@@ -328,3 +328,63 @@ def test_a_bad_port_is_still_an_error() -> None:
     assert _origin("http://h:99999/x") == ("", "", None) != _origin("http://h/x")  # matches no real origin
     with pytest.raises(ValueError):
         transport_mod._request_target("http://h:99999/x")
+
+
+class _RawServer:
+    """A loopback server that answers every connection's first request with the same raw bytes, then closes."""
+
+    def __init__(self, answer: bytes) -> None:
+        self.answer = answer
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.host = f"127.0.0.1:{self.listener.getsockname()[1]}"
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.listener.accept()
+            except OSError:
+                return
+            with conn:
+                head = b""
+                while b"\r\n\r\n" not in head:
+                    data = conn.recv(4096)
+                    if not data:
+                        break
+                    head += data
+                with contextlib.suppress(OSError):
+                    conn.sendall(self.answer)
+
+    def close(self) -> None:
+        self.listener.close()
+
+
+_MANIFEST_HEAD = b"HTTP/1.1 200 OK\r\nContent-Type: application/vnd.oci.image.manifest.v1+json\r\n"
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        _MANIFEST_HEAD
+        + b"Transfer-Encoding: chunked\r\n\r\nzz\r\nabc\r\n0\r\n\r\n",  # a chunk size that is no number
+        _MANIFEST_HEAD
+        + b"Transfer-Encoding: chunked\r\n\r\n"
+        + b"1" * 70000
+        + b"\r\n",  # a chunk-size line too long
+        _MANIFEST_HEAD + b"Transfer-Encoding: chunked\r\n\r\n-5\r\nabc\r\n0\r\n\r\n",  # a negative chunk size
+        _MANIFEST_HEAD + b"Content-Length: 10\r\n\r\nabc",  # shorter than announced
+        b"SSH-2.0-OpenSSH_9.6\r\n",  # not HTTP at all
+        b"HTTP/1.1 200 OK\r\n" + b"X-A: b\r\n" * 150 + b"\r\n",  # more header fields than anyone sends
+        b"HTTP/1.1 200 OK\r\nX-Long: " + b"a" * 70000 + b"\r\n\r\n",  # a header line too long
+        b"HTTP/1.1 abc OK\r\n\r\n",  # a status that is no number
+        b"",  # the connection closed without an answer
+    ],
+)
+def test_a_hostile_answer_is_a_typed_error_never_a_traceback(answer: bytes) -> None:
+    server = _RawServer(answer)
+    try:
+        with RegistryClient(plain(retries=1)) as client, pytest.raises(errors.RegistryError) as info:
+            client.get_manifest(server.host, "a/b", "latest")
+        assert info.value.hint
+    finally:
+        server.close()
