@@ -67,6 +67,7 @@ __all__ = [
     "flatten",
     "largest_files",
     "layer_changes",
+    "layer_files",
 ]
 
 _DOUBLE_WHITEOUT = ".wh..wh."
@@ -972,6 +973,43 @@ def largest_files(
     else:
         chosen = heapq.nsmallest(top, candidates()) if top else sorted(candidates())  # paths are distinct
     return [FinalFile(path, cols.layer_of(g), cols.entry(g)) for path, g in chosen], matched, matched_bytes
+
+
+def layer_files(
+    layers: Sequence[Sequence[Entry]],
+    layer: int,
+    *,
+    top: int | None,
+    by: str = "size",
+    keep: Callable[[str], bool] | None = None,
+) -> tuple[list[tuple[str, str, Entry, int]], int, int]:
+    """What layer ``layer`` adds, modifies and removes (:func:`layer_changes`' changes of that layer) that ``keep``
+    accepts (by path): ``(the first top of them — all when top is None or 0 — as (change, path, entry, layer the
+    entry is in), how many matched, their bytes)``, ordered largest first then by path, or by path (``by``).  An
+    :class:`Entry` is built only for the changes returned.  Cost: O(entries) plus O(matched × log top)."""
+    cols = _Columns(layers)
+    index = range(len(cols.tables))[layer]  # IndexError as layer_changes(...)[layer]
+    changes = _apply(cols, keep_changes=True).changes
+    assert changes is not None
+    sizes = cols.sizes
+    wanted = [c for c in changes[index] if keep is None or keep(c[1])]
+
+    def by_size(change: tuple[str, str, int]) -> tuple[int, str]:
+        return -sizes[change[2]], change[1]
+
+    def by_path(change: tuple[str, str, int]) -> str:
+        return change[1]
+
+    chosen: list[tuple[str, str, int]]
+    if by == "size":
+        chosen = heapq.nsmallest(top, wanted, key=by_size) if top else sorted(wanted, key=by_size)
+    else:
+        chosen = heapq.nsmallest(top, wanted, key=by_path) if top else sorted(wanted, key=by_path)
+    listed = [
+        (kind, path, cols.entry(g), cols.layer_of(g) if kind == "removed" else index)
+        for kind, path, g in chosen
+    ]
+    return listed, len(wanted), sum(sizes[g] for _, _, g in wanted)
 
 
 def layer_changes(layers: Sequence[Sequence[Entry]]) -> list[LayerChanges]:

@@ -12,7 +12,7 @@ import fnmatch
 from collections.abc import Sequence
 from typing import Any
 
-from ociinspect.analyzers.waste import WasteReport, dive_file_lists, largest_files, layer_changes
+from ociinspect.analyzers.waste import WasteReport, dive_file_lists, largest_files, layer_files
 from ociinspect.model.entries import Entry, LayerScan
 from ociinspect.model.image import Image
 from ociinspect.reports.text import human_size, join_lines, plural, text_table
@@ -207,27 +207,15 @@ def files_document(
     adds, modifies and removes.  ``top`` = 0 or ``None`` lists everything.  Cost: O(entries)."""
     entries = [s.entries for s in scans]
     rows: list[dict[str, Any]]
+    keep = (lambda path: match_path(path_filter, path)) if path_filter else None
     if layer is None:  # over the layer index's columns: an Entry only for the files listed
-        keep = (lambda path: match_path(path_filter, path)) if path_filter else None
         final, total, total_bytes = largest_files(entries, top=top or None, by=sort, keep=keep)
         rows = [_file(f.entry, f.layer) for f in final]
         view = "largest"
     else:
-        changes = layer_changes(entries)[layer]
-        rows = [
-            _file(e, origin, kind)
-            for kind, path, e, origin in changes.changes
-            if match_path(path_filter, path)
-        ]
+        changes, total, total_bytes = layer_files(entries, layer, top=top or None, by=sort, keep=keep)
+        rows = [_file(e, origin, kind) for kind, _path, e, origin in changes]
         view = "layer"
-        if sort == "size":
-            rows.sort(key=lambda r: (-r["size"], r["path"]))
-        else:
-            rows.sort(key=lambda r: r["path"])
-        total = len(rows)
-        total_bytes = sum(r["size"] for r in rows)
-        if top:
-            rows = rows[:top]
     doc: dict[str, Any] = {
         "schema_version": SCHEMA_VERSION,
         "reference": image.reference,

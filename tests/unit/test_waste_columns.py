@@ -198,6 +198,30 @@ def test_largest_files_equals_flatten_filtered_and_sorted(
     assert got == (final[:top] if top else final)
 
 
+@settings(max_examples=300, deadline=None)
+@given(
+    _LAYERS,
+    st.integers(0, 4),
+    st.sampled_from([None, 0, 1, 3]),
+    st.sampled_from(["size", "path"]),
+    st.sampled_from([None, "a", "/a/b*", "d"]),
+)
+def test_layer_files_equals_layer_changes_filtered_and_sorted(
+    layers: list[list[Entry]], layer: int, top: int | None, by: str, pattern: str | None
+) -> None:
+    # `files --layer N` reads the columns; what it lists is layer_changes' changes filtered, sorted and sliced
+    from ociinspect.reports.waste import match_path
+
+    tables = [EntryTable.of(layer_entries) for layer_entries in layers]
+    layer %= len(tables)
+    keep = (lambda path: match_path(pattern, path)) if pattern else None
+    want = [c for c in waste.layer_changes(tables)[layer].changes if keep is None or keep(c[1])]
+    want.sort(key=(lambda c: (-c[2].size, "/" + c[2].path)) if by == "size" else (lambda c: "/" + c[2].path))
+    got, matched, matched_bytes = waste.layer_files(tables, layer, top=top, by=by, keep=keep)
+    assert (matched, matched_bytes) == (len(want), sum(c[2].size for c in want))
+    assert got == (want[:top] if top else want)
+
+
 def test_largest_files_builds_an_entry_only_for_the_files_listed(monkeypatch: pytest.MonkeyPatch) -> None:
     table = scan_tar_stream([_tar_of_files(2000)], what="t")[0]
     assert isinstance(table, EntryTable)
