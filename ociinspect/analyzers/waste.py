@@ -49,6 +49,7 @@ import dataclasses
 import heapq
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Any, TypeVar
 
 from ociinspect.model.entries import WHITEOUT_PREFIX, Entry, EntryTable, whiteout_kind
 
@@ -939,6 +940,19 @@ def flatten(layers: Sequence[Sequence[Entry]]) -> list[FinalFile]:
     return [FinalFile(p, cols.layer_of(g), cols.entry(g)) for p, g in sorted(applied.files.items())]
 
 
+_T = TypeVar("_T")
+
+
+def _first(top: int | None, items: Iterable[_T], key: Callable[[_T], Any]) -> list[_T]:
+    """The first ``top`` of ``items`` in ``key`` order (all of them when ``top`` is None or 0); stable, as
+    ``sorted(items, key=key)[:top]``.  Cost: O(n log top)."""
+    return heapq.nsmallest(top, items, key=key) if top else sorted(items, key=key)
+
+
+def _path_of(item: tuple[str, int]) -> str:
+    return item[0]
+
+
 def largest_files(
     layers: Sequence[Sequence[Entry]],
     *,
@@ -967,11 +981,7 @@ def largest_files(
     def by_size(item: tuple[str, int]) -> tuple[int, str]:
         return -sizes[item[1]], item[0]
 
-    chosen: list[tuple[str, int]]
-    if by == "size":
-        chosen = heapq.nsmallest(top, candidates(), key=by_size) if top else sorted(candidates(), key=by_size)
-    else:
-        chosen = heapq.nsmallest(top, candidates()) if top else sorted(candidates())  # paths are distinct
+    chosen = _first(top, candidates(), by_size if by == "size" else _path_of)  # final paths are distinct
     return [FinalFile(path, cols.layer_of(g), cols.entry(g)) for path, g in chosen], matched, matched_bytes
 
 
@@ -1000,11 +1010,7 @@ def layer_files(
     def by_path(change: tuple[str, str, int]) -> str:
         return change[1]
 
-    chosen: list[tuple[str, str, int]]
-    if by == "size":
-        chosen = heapq.nsmallest(top, wanted, key=by_size) if top else sorted(wanted, key=by_size)
-    else:
-        chosen = heapq.nsmallest(top, wanted, key=by_path) if top else sorted(wanted, key=by_path)
+    chosen = _first(top, wanted, by_size if by == "size" else by_path)
     listed = [
         (kind, path, cols.entry(g), cols.layer_of(g) if kind == "removed" else index)
         for kind, path, g in chosen
