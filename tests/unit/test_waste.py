@@ -222,13 +222,8 @@ def test_analyzer_is_pure() -> None:
         if isinstance(node, ast.Import | ast.ImportFrom)
         for alias in node.names
     }
-    assert imported <= {"__future__", "dataclasses", "collections", "heapq", "typing", "ociinspect"}  # pure computation
-        "__future__",
-        "dataclasses",
-        "collections",
-        "heapq",
-        "ociinspect",
-    }  # pure computation only
+    pure = {"__future__", "dataclasses", "collections", "heapq", "typing", "ociinspect"}  # computation only
+    assert imported <= pure
     source = Path(waste_module.__file__).read_text()
     for forbidden in ("open(", "requests", "socket", "subprocess"):
         assert forbidden not in source
