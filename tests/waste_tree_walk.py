@@ -2,70 +2,29 @@
 column analysis of :mod:`ociinspect.analyzers.waste` is checked against in ``tests/unit/test_waste_columns.py``.
 
 Frozen on purpose (do not "fix" it to follow the analyzer): dive's trees node for node (``_Node`` per tree node,
-``_stack`` as dive's ``FileTree.Stack``) and the OCI flattening with one :class:`Entry` per tar entry.  The dive
+``_stack`` as dive's ``FileTree.Stack``) and the OCI flattening with one :class:`Entry` per tar entry.  The tree
+nodes themselves (``_Node``, ``_build_tree``, ``_walk_child_first``) are the analyzer's: it still builds them for
+``--json-dive`` (:func:`~ociinspect.analyzers.waste.dive_file_lists`), which the dive equality tests pin too.  The dive
 equality tests (tests/integration/test_waste_dive.py) pinned these functions to dive 0.13.1's numbers.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 
-from ociinspect.analyzers.waste import (
+from ociinspect.analyzers.waste import (  # dive's tree nodes: the analyzer still builds them for --json-dive
     DiveEfficiency,
     DuplicateSet,
     FinalFile,
     InefficientFile,
     LayerChanges,
+    _add_path,
+    _build_tree,
+    _Node,
+    _walk_child_first,
 )
 from ociinspect.model.entries import WHITEOUT_PREFIX, Entry
-
-_DOUBLE_WHITEOUT = ".wh..wh."
-
-
-class _Node:
-    """A node of a dive file tree.  ``info`` is the entry (``None``: dive's empty ``FileInfo{}``)."""
-
-    __slots__ = ("children", "info", "name", "parent")
-
-    def __init__(self, name: str, parent: _Node | None, info: Entry | None) -> None:
-        self.name = name
-        self.parent = parent
-        self.info = info
-        self.children: dict[str, _Node] = {}
-
-    @property
-    def size(self) -> int:
-        return self.info.size if self.info is not None else 0
-
-    @property
-    def is_dir(self) -> bool:
-        return self.info.is_dir if self.info is not None else False
-
-    def path(self) -> str:
-        """dive's ``FileNode.Path()``: ``/a/b/NAME`` with this node's own ``.wh.`` prefix removed."""
-        names = [self.name[len(WHITEOUT_PREFIX) :] if self.name.startswith(WHITEOUT_PREFIX) else self.name]
-        node = self.parent
-        while node is not None and node.parent is not None:
-            names.append(node.name)
-            node = node.parent
-        return "/" + "/".join(reversed(names))
-
-
-def _add_path(root: _Node, names: Sequence[str], info: Entry | None) -> None:
-    """dive's ``FileTree.AddPath``: create missing parents with empty records; never create ``.wh..wh.*``."""
-    node = root
-    last = len(names) - 1
-    for idx, name in enumerate(names):
-        child = node.children.get(name)
-        if child is None:
-            if name.startswith(_DOUBLE_WHITEOUT):
-                return
-            child = _Node(name, node, None)
-            node.children[name] = child
-        node = child
-        if idx == last:
-            node.info = info
 
 
 def _get_node(root: _Node, path: str) -> _Node | None:
@@ -77,26 +36,6 @@ def _get_node(root: _Node, path: str) -> _Node | None:
                 return None
             node = child
     return node
-
-
-def _walk_child_first(node: _Node) -> Iterator[_Node]:
-    """dive's ``VisitDepthChildFirst``: children in byte order, deepest first, the node itself last."""
-    stack: list[tuple[_Node, bool]] = [(node, False)]
-    while stack:
-        current, expanded = stack.pop()
-        if expanded:
-            yield current
-            continue
-        stack.append((current, True))
-        for name in sorted(current.children, reverse=True):
-            stack.append((current.children[name], False))
-
-
-def _build_tree(entries: Sequence[Entry]) -> _Node:
-    root = _Node("", None, None)
-    for e in entries:
-        _add_path(root, e.path.split("/"), e)
-    return root
 
 
 def _stack(lower: _Node, upper: _Node) -> None:
