@@ -108,9 +108,9 @@ def _origin(url: str) -> tuple[str, str, int | None]:
     return _origin_of(m.group(0) if m else url)
 
 
-# scheme://netloc of a plain URL (no whitespace or control characters anywhere before the path: urlsplit would
-# strip those, so such URLs take the full parse)
-_PREFIX_RE = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[!-.0-~]*(?=[/?#]|$)", re.ASCII)
+# scheme://netloc of a plain URL, up to the first "/", "?" or "#" as urlsplit splits it (printable ASCII only: a URL
+# with whitespace or control characters before its path takes the full parse, which strips those)
+_PREFIX_RE = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[!-~]*?(?=[/?#]|$)", re.ASCII)
 
 
 @functools.lru_cache(maxsize=256)
@@ -362,17 +362,16 @@ class Response:
         self,
         method: str,
         url: str,
-        raw: http.client.HTTPResponse,
+        raw: _Answer,
         release: Callable[[bool], None],
         sock: socket.socket | None = None,
     ) -> None:
         self.method = method
         self.url = url
         self.status_code: int = raw.status
-        fields = raw.headers
-        self.headers = fields if isinstance(fields, Headers) else Headers(raw.getheaders())
+        self.headers = raw.fields
         self.received = 0  #: body bytes read so far
-        self._raw: http.client.HTTPResponse | None = raw
+        self._raw: _Answer | None = raw
         self._release = release
         self._broken = False
         self._sock = sock
@@ -465,7 +464,9 @@ def _header_fields(lines: list[bytes]) -> Headers:
 class _Answer(http.client.HTTPResponse):
     """:class:`http.client.HTTPResponse` with :func:`_header_fields` for its headers (a :class:`Headers`)
     instead of the :mod:`email` parser; the status line, ``100 Continue``, ``Content-Length``, chunked and
-    keep-alive rules are http.client's own (this :meth:`begin` follows CPython's)."""
+    keep-alive rules are http.client's own (this :meth:`begin` follows CPython's).  ``fields``: the headers."""
+
+    fields: Headers
 
     def begin(self) -> None:
         if self.headers is not None:
@@ -483,8 +484,8 @@ class _Answer(http.client.HTTPResponse):
             self.version = 11
         else:
             raise http.client.UnknownProtocol(version)
-        fields = _header_fields(http.client._read_headers(self.fp))
-        self.headers = self.msg = fields
+        fields = self.fields = _header_fields(http.client._read_headers(self.fp))
+        self.headers = self.msg = fields  # what http.client's own methods read
         self.chunked = (fields.get("transfer-encoding") or "").lower() == "chunked"
         self.chunk_left = None
         self.will_close = self._check_close()
@@ -525,6 +526,11 @@ class _Connection(http.client.HTTPConnection):
         self._server_hostname = server_hostname
         if tunnel is not None:
             self.set_tunnel(tunnel[0], tunnel[1], headers=tunnel[2])
+
+    def getresponse(self) -> _Answer:
+        answer = super().getresponse()
+        assert isinstance(answer, _Answer)  # response_class
+        return answer
 
     def connect(self) -> None:
         # an ASCII host as bytes: a str would be encoded with the "idna" codec, whose import costs ~2 ms
@@ -772,7 +778,8 @@ class Transport:
         url = self._remembered_scheme(url)
         origin = _origin(url)
         for hop in range(MAX_REDIRECTS + 1):
-            url = self._remembered_scheme(url)
+            if hop:
+                url = self._remembered_scheme(url)
             auth = authorization if _origin(url) == origin else None
             response, url = self._send(method, url, what=what, headers=headers, authorization=auth, data=data)
             if hop == 0:
@@ -1031,9 +1038,8 @@ class Transport:
                     conn.connect()
                 except (OSError, http.client.HTTPException, ValueError) as exc:
                     raise _Failure("connect", exc) from None
-            sock = (
-                conn.sock
-            )  # kept: http.client drops it from ``conn`` when the answer says "Connection: close"
+            # kept: http.client drops it from ``conn`` when the answer says "Connection: close"
+            sock = conn.sock
             try:
                 assert sock is not None
                 sock.settimeout(read_timeout)
@@ -1093,8 +1099,6 @@ def _netloc(host: str, port: int, default: int) -> str:
     return name if port == default else f"{name}:{port}"
 
 
-#: ``scheme://netloc`` up to the first "/", "?" or "#" (printable ASCII only)
-_TARGET_PREFIX_RE = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[!-~]*?(?=[/?#]|$)", re.ASCII)
 #: a host name or IP address (lower case, as :func:`_origin_of` gives it) that needs no further checks
 _PLAIN_HOST_RE = re.compile(r"[a-z0-9.-]+|[0-9a-f:.]+", re.ASCII)
 #: a path and query that quoting with :data:`_URL_SAFE` leaves as they are (and no fragment)
@@ -1106,7 +1110,7 @@ def _request_target(url: str) -> tuple[str, str, int, str]:
     spaces percent-encoded, ``%xx`` kept).  Raises ValueError for another scheme, no host or a bad port,
     UnicodeError for a host IDNA cannot encode.  Cost: a cache hit and one regex match for a plain URL (the
     origin of its ``scheme://netloc`` is parsed once), else one :func:`urlsplit`."""
-    prefix = _TARGET_PREFIX_RE.match(url)
+    prefix = _PREFIX_RE.match(url)
     if prefix is not None:
         rest = url[prefix.end() :]
         if (not rest or rest[0] == "/") and not rest.endswith("?") and _PLAIN_TARGET_RE.fullmatch(rest):
