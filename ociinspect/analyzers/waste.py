@@ -968,20 +968,20 @@ def largest_files(
     cols = _Columns(layers)
     files = _applied(cols, index_last=True).files
     sizes, is_dir = cols.sizes, cols.is_dir
-    matched = 0
-    matched_bytes = 0
-    for path, g in files.items():
-        if not is_dir[g] and (keep is None or keep(path)):
-            matched += 1
-            matched_bytes += sizes[g]
+    counted = [0, 0]  # files matched, their bytes: counted as the selection reads them
 
     def candidates() -> Iterator[tuple[str, int]]:
-        return ((path, g) for path, g in files.items() if not is_dir[g] and (keep is None or keep(path)))
+        for path, g in files.items():
+            if not is_dir[g] and (keep is None or keep(path)):
+                counted[0] += 1
+                counted[1] += sizes[g]
+                yield path, g
 
     def by_size(item: tuple[str, int]) -> tuple[int, str]:
         return -sizes[item[1]], item[0]
 
     chosen = _first(top, candidates(), by_size if by == "size" else _path_of)  # final paths are distinct
+    matched, matched_bytes = counted
     return [FinalFile(path, cols.layer_of(g), cols.entry(g)) for path, g in chosen], matched, matched_bytes
 
 
