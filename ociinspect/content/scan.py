@@ -29,8 +29,10 @@ import concurrent.futures
 import dataclasses
 import hashlib
 import logging
+import os
 import queue
 import re
+import sys
 import tarfile
 import threading
 import zlib
@@ -828,9 +830,6 @@ def limit_malloc_arenas(arenas: int = 2) -> None:
     if _arenas_limited:
         return
     _arenas_limited = True
-    import os
-    import sys
-
     if not sys.platform.startswith("linux") or "MALLOC_ARENA_MAX" in os.environ:
         return
     try:
