@@ -119,30 +119,52 @@ def test_http_proxy_from_the_environment_and_no_proxy(
     assert len(proxy.requests) == 1 and [r.path for r in registry.requests] == ["/v2/a/b/manifests/latest"]
 
 
-class _ConnectProxy:
-    """A minimal HTTP CONNECT proxy on 127.0.0.1 that records each CONNECT line and its headers."""
+class _Loopback:
+    """A server on 127.0.0.1 that hands each connection to :meth:`handle` in a thread of its own."""
 
     def __init__(self) -> None:
         self.listener = socket.create_server(("127.0.0.1", 0))
         self.port = self.listener.getsockname()[1]
-        self.seen: list[tuple[str, str]] = []
+        self.host = f"127.0.0.1:{self.port}"
         threading.Thread(target=self._serve, daemon=True).start()
 
     def _serve(self) -> None:
         while True:
             try:
-                client, _ = self.listener.accept()
+                conn, _ = self.listener.accept()
             except OSError:
                 return
-            threading.Thread(target=self._tunnel, args=(client,), daemon=True).start()
+            threading.Thread(target=self.handle, args=(conn,), daemon=True).start()
 
-    def _tunnel(self, client: socket.socket) -> None:
+    def handle(self, conn: socket.socket) -> None:
+        raise NotImplementedError
+
+    @staticmethod
+    def read_head(conn: socket.socket) -> bytes:
+        """A request's line and headers (up to the blank line; what came before the end if it never came)."""
         head = b""
         while b"\r\n\r\n" not in head:
-            data = client.recv(4096)
+            data = conn.recv(4096)
             if not data:
-                return
+                break
             head += data
+        return head
+
+    def close(self) -> None:
+        self.listener.close()
+
+
+class _ConnectProxy(_Loopback):
+    """A minimal HTTP CONNECT proxy on 127.0.0.1 that records each CONNECT line and its headers."""
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[str, str]] = []
+        super().__init__()
+
+    def handle(self, client: socket.socket) -> None:
+        head = self.read_head(client)
+        if b"\r\n\r\n" not in head:
+            return
         lines = head.split(b"\r\n")
         target = lines[0].split()[1].decode()
         auth = next((ln.decode() for ln in lines if ln.lower().startswith(b"proxy-authorization:")), "")
@@ -164,9 +186,6 @@ class _ConnectProxy:
 
         threading.Thread(target=pipe, args=(upstream, client), daemon=True).start()
         pipe(client, upstream)
-
-    def close(self) -> None:
-        self.listener.close()
 
 
 @pytest.fixture
@@ -330,33 +349,18 @@ def test_a_bad_port_is_still_an_error() -> None:
         transport_mod._request_target("http://h:99999/x")
 
 
-class _RawServer:
+class _RawServer(_Loopback):
     """A loopback server that answers every connection's first request with the same raw bytes, then closes."""
 
     def __init__(self, answer: bytes) -> None:
         self.answer = answer
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.host = f"127.0.0.1:{self.listener.getsockname()[1]}"
-        threading.Thread(target=self._serve, daemon=True).start()
+        super().__init__()
 
-    def _serve(self) -> None:
-        while True:
-            try:
-                conn, _ = self.listener.accept()
-            except OSError:
-                return
-            with conn:
-                head = b""
-                while b"\r\n\r\n" not in head:
-                    data = conn.recv(4096)
-                    if not data:
-                        break
-                    head += data
-                with contextlib.suppress(OSError):
-                    conn.sendall(self.answer)
-
-    def close(self) -> None:
-        self.listener.close()
+    def handle(self, conn: socket.socket) -> None:
+        with conn:
+            self.read_head(conn)
+            with contextlib.suppress(OSError):
+                conn.sendall(self.answer)
 
 
 _MANIFEST_HEAD = b"HTTP/1.1 200 OK\r\nContent-Type: application/vnd.oci.image.manifest.v1+json\r\n"
