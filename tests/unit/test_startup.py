@@ -11,6 +11,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from subprocess import CompletedProcess
 from typing import Any
 
 import pytest
@@ -55,31 +56,40 @@ json.dump({{"code": code, "modules": sorted(sys.modules), "stdout": out.getvalue
 """
 
 
+def _python(
+    code: str, *, cwd: Path = REPO, cache: Path | None = None, check: bool = True
+) -> CompletedProcess[str]:
+    """``python -c code`` in a fresh interpreter with this tree on ``PYTHONPATH`` (and ``cache`` as the XDG cache)."""
+    env = {"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"}
+    if cache is not None:
+        env["XDG_CACHE_HOME"] = str(cache)
+    return subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=cwd,
+        timeout=120,
+        check=check,
+    )
+
+
+def _probe_report(code: str, tmp_path: Path) -> dict[str, Any]:
+    """Run a probe (cwd and XDG cache in ``tmp_path``) that ends by writing a JSON report as its last stderr line."""
+    done = _python(code, cwd=tmp_path, cache=tmp_path / "cache", check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    report: dict[str, Any] = json.loads(done.stderr.strip().splitlines()[-1])
+    return report
+
+
 def _imports_of(*argv: str, tmp_path: Path) -> tuple[set[str], str]:
     """Run ``main(argv)`` in a fresh interpreter (cwd and XDG cache in ``tmp_path``); the modules it imported
     and its stdout.  Site-packages ``.pth`` files may import things before us: those are subtracted (what a bare
     ``python -c pass`` has imported)."""
-    env = {"XDG_CACHE_HOME": str(tmp_path / "cache"), "PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO)}
-    baseline = subprocess.run(
-        [sys.executable, "-c", "import sys, json; print(json.dumps(sorted(sys.modules)))"],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=tmp_path,
-        timeout=120,
-        check=True,
+    baseline = _python(
+        "import sys, json; print(json.dumps(sorted(sys.modules)))", cwd=tmp_path, cache=tmp_path / "cache"
     )
-    done = subprocess.run(
-        [sys.executable, "-c", _PROBE.format(argv=list(argv))],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=tmp_path,
-        timeout=120,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr[-2000:]
-    report = json.loads(done.stderr.strip().splitlines()[-1])
+    report = _probe_report(_PROBE.format(argv=list(argv)), tmp_path)
     assert report["code"] == 0, report
     preloaded = set(json.loads(baseline.stdout))
     return set(report["modules"]) - preloaded, report["stdout"]
@@ -135,16 +145,7 @@ def test_library_import_is_lazy() -> None:
         "assert 'Session' in dir(ociinspect)\n"
         "print(heavy, 'requests' in sys.modules)\n"
     )
-    done = subprocess.run(
-        [sys.executable, "-c", code],
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        timeout=120,
-        check=True,
-        env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"},
-    )
-    assert done.stdout.strip() == "[] False"
+    assert _python(code).stdout.strip() == "[] False"
 
 
 def test_registry_package_settings_without_requests() -> None:
@@ -163,15 +164,7 @@ def test_registry_package_settings_without_requests() -> None:
         "heavy = [m for m in ('requests', 'urllib3', 'charset_normalizer', 'idna', 'certifi') if m in set(sys.modules) - preloaded]\n"
         "print(before, 'http.client' in sys.modules, transport.RegistrySettings is RegistrySettings, heavy)\n"
     )
-    done = subprocess.run(
-        [sys.executable, "-c", code],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=True,
-        env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"},
-    )
-    assert done.stdout.split() == ["False", "True", "True", "[]"]
+    assert _python(code).stdout.split() == ["False", "True", "True", "[]"]
 
 
 #: what a loopback registry `inspect` must not import since the transport runs on http.client (issue 14,
@@ -226,23 +219,9 @@ def test_start_up_runs_without_garbage_collections(tmp_path: Path) -> None:
     imported (those imports make ~10 collections otherwise; ~35 in the whole start-up), then the collector is on again for the command's work.  Library
     callers of ``main`` keep their collector as it is (the probe of the other tests runs ``main``)."""
     argv = ["inspect", f"oci:{DEMO}:latest", "--format", "json", "-o", str(tmp_path / "out.json")]
-    env = {"XDG_CACHE_HOME": str(tmp_path / "cache"), "PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO)}
-    done = subprocess.run(
-        [sys.executable, "-c", _GC_PROBE.format(argv=argv)],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=tmp_path,
-        timeout=120,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr[-2000:]
-    report = json.loads(done.stderr.strip().splitlines()[-1])
+    report = _probe_report(_GC_PROBE.format(argv=argv), tmp_path)
     assert report["before"] == 0  # old code: 10
     assert report["enabled"]
     assert json.loads((tmp_path / "out.json").read_text())["layers"]
     code = "import gc, ociinspect.cli as c; c.main(['--version']); print(gc.isenabled())"
-    kept = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120, check=True
-    )
-    assert kept.stdout.split()[-1] == "True"
+    assert _python(code).stdout.split()[-1] == "True"
