@@ -46,7 +46,7 @@ import tarfile
 import tempfile
 import time
 import zlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -139,68 +139,48 @@ def _blob(blobs: Path, data: bytes) -> tuple[str, int]:
     return f"sha256:{digest}", len(data)
 
 
-def _finish_layout(work: Path, final: Path, blobs: Path, manifest: bytes) -> None:
-    """Write ``manifest`` as the layout's one image (tag ``latest``), then move the finished layout to ``final``."""
-    manifest_digest, manifest_size = _blob(blobs, manifest)
-    (work / "oci-layout").write_text('{"imageLayoutVersion": "1.0.0"}')
-    (work / "index.json").write_text(
-        json.dumps(
-            {"schemaVersion": 2, "manifests": [
-                {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": manifest_digest,
-                 "size": manifest_size, "annotations": {"org.opencontainers.image.ref.name": "latest"}}]}
-        )
-    )  # fmt: skip
-    if final.exists():
-        shutil.rmtree(final)
-    os.replace(work, final)
+def _gzip_layer(
+    blobs: Path, write: Callable[[tarfile.TarFile], None]
+) -> tuple[dict[str, Any], str, _GzipSink]:
+    """One gzip layer blob whose tar ``write`` fills (streamed: never in memory): its descriptor, its diff_id and
+    the sink's counts."""
+    tmp = blobs / "layer.tmp"
+    with open(tmp, "wb") as out:
+        sink = _GzipSink(out)
+        with tarfile.open(fileobj=sink, mode="w|", format=tarfile.PAX_FORMAT) as tf:  # type: ignore[call-overload]
+            write(tf)
+        sink.finish()
+    digest = f"sha256:{sink.blob_hash.hexdigest()}"
+    os.replace(tmp, blobs / digest[7:])
+    descriptor = {
+        "mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
+        "digest": digest,
+        "size": sink.blob_size,
+    }
+    return descriptor, f"sha256:{sink.tar_hash.hexdigest()}", sink
 
 
-def build_large_image(unpacked_target: int, layers: int, entries_target: int) -> Path:
-    """The OCI layout of the generated image (tag ``latest``), built once per recipe and cached."""
-    key = hashlib.sha256(
-        json.dumps([_RECIPE_VERSION, unpacked_target, layers, entries_target]).encode()
-    ).hexdigest()[:12]
-    final = cache_root() / f"large-{key}"
+def _cached_layout(
+    name: str,
+    recipe: list[object],
+    build: Callable[[Path], tuple[list[tuple[dict[str, Any], str]], dict[str, Any]]],
+) -> Path:
+    """The OCI layout (tag ``latest``) ``build`` makes, cached under ``name-<hash of recipe>``: ``build(blobs)``
+    writes the layer blobs and returns ``(descriptor, diff_id)`` per layer and the config's other fields (history,
+    created); the config, manifest and index are written here, and the finished layout moved in place."""
+    key = hashlib.sha256(json.dumps([_RECIPE_VERSION, *recipe]).encode()).hexdigest()[:12]
+    final = cache_root() / f"{name}-{key}"
     if (final / "index.json").is_file():
         return final
-    work = Path(tempfile.mkdtemp(prefix=f"large-{key}.building-", dir=cache_root()))
+    work = Path(tempfile.mkdtemp(prefix=f"{name}-{key}.building-", dir=cache_root()))
     start = time.monotonic()
     try:
         blobs = work / "blobs" / "sha256"
         blobs.mkdir(parents=True)
-        corpus = _corpus()
-        per_layer = unpacked_target // layers
-        files = max(1, min(per_layer // FILE_SIZE, max(1, entries_target // layers)))
-        size = per_layer // files
-        descriptors, diff_ids = [], []
-        for n in range(layers):
-            tmp = blobs / "layer.tmp"
-            with open(tmp, "wb") as out:
-                sink = _GzipSink(out)
-                with tarfile.open(fileobj=sink, mode="w|", format=tarfile.PAX_FORMAT) as tf:  # type: ignore[call-overload]
-                    overwrite = n % 2 == 1
-                    for i in range(files):
-                        # odd layers rewrite a tenth of the previous layer's files (waste to find)
-                        layer_dir = n - 1 if overwrite and i % 10 == 0 else n
-                        ti = tarfile.TarInfo(f"data/l{layer_dir:03d}/d{i // 100:03d}/f{i:05d}.bin")
-                        offset = (n * 7919 + i * 104_729) % (len(corpus) - size) if size < len(corpus) else 0
-                        body = corpus[offset : offset + size]
-                        ti.size, ti.mtime, ti.mode = len(body), MTIME, 0o644
-                        tf.addfile(ti, io.BytesIO(body))
-                sink.finish()
-            digest = f"sha256:{sink.blob_hash.hexdigest()}"
-            os.replace(tmp, blobs / digest[7:])
-            descriptors.append(
-                {"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": digest,
-                 "size": sink.blob_size}
-            )  # fmt: skip
-            diff_ids.append(f"sha256:{sink.tar_hash.hexdigest()}")
-            print(f"bench_waste_memory: layer {n + 1}/{layers}: {sink.tar_size} B tar, {sink.blob_size} B gzip",
-                  file=sys.stderr)  # fmt: skip
+        layers, config_fields = build(blobs)
         config = json.dumps(
-            {"architecture": "amd64", "os": "linux", "created": "2024-01-01T00:00:00Z",
-             "config": {}, "rootfs": {"type": "layers", "diff_ids": diff_ids},
-             "history": [{"created_by": f"generated layer {i}"} for i in range(layers)]},
+            {"architecture": "amd64", "os": "linux", "config": {},
+             "rootfs": {"type": "layers", "diff_ids": [diff_id for _, diff_id in layers]}, **config_fields},
             sort_keys=True,
         ).encode()  # fmt: skip
         config_digest, config_size = _blob(blobs, config)
@@ -208,77 +188,89 @@ def build_large_image(unpacked_target: int, layers: int, entries_target: int) ->
             {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
              "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config_digest,
                         "size": config_size},
-             "layers": descriptors},
+             "layers": [descriptor for descriptor, _ in layers]},
             sort_keys=True,
         ).encode()  # fmt: skip
-        _finish_layout(work, final, blobs, manifest)
+        manifest_digest, manifest_size = _blob(blobs, manifest)
+        (work / "oci-layout").write_text('{"imageLayoutVersion": "1.0.0"}')
+        (work / "index.json").write_text(
+            json.dumps(
+                {"schemaVersion": 2, "manifests": [
+                    {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": manifest_digest,
+                     "size": manifest_size, "annotations": {"org.opencontainers.image.ref.name": "latest"}}]}
+            )
+        )  # fmt: skip
+        if final.exists():
+            shutil.rmtree(final)
+        os.replace(work, final)
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
         raise
     print(f"bench_waste_memory: generated {final} in {time.monotonic() - start:.0f} s", file=sys.stderr)
     return final
+
+
+def build_large_image(unpacked_target: int, layers: int, entries_target: int) -> Path:
+    """The OCI layout of the generated image (tag ``latest``), built once per recipe and cached."""
+
+    def build(blobs: Path) -> tuple[list[tuple[dict[str, Any], str]], dict[str, Any]]:
+        corpus = _corpus()
+        per_layer = unpacked_target // layers
+        files = max(1, min(per_layer // FILE_SIZE, max(1, entries_target // layers)))
+        size = per_layer // files
+        made = []
+        for n in range(layers):
+
+            def write(tf: tarfile.TarFile, n: int = n) -> None:
+                overwrite = n % 2 == 1
+                for i in range(files):
+                    # odd layers rewrite a tenth of the previous layer's files (waste to find)
+                    layer_dir = n - 1 if overwrite and i % 10 == 0 else n
+                    ti = tarfile.TarInfo(f"data/l{layer_dir:03d}/d{i // 100:03d}/f{i:05d}.bin")
+                    offset = (n * 7919 + i * 104_729) % (len(corpus) - size) if size < len(corpus) else 0
+                    body = corpus[offset : offset + size]
+                    ti.size, ti.mtime, ti.mode = len(body), MTIME, 0o644
+                    tf.addfile(ti, io.BytesIO(body))
+
+            descriptor, diff_id, sink = _gzip_layer(blobs, write)
+            made.append((descriptor, diff_id))
+            print(f"bench_waste_memory: layer {n + 1}/{layers}: {sink.tar_size} B tar, {sink.blob_size} B gzip",
+                  file=sys.stderr)  # fmt: skip
+        history = [{"created_by": f"generated layer {i}"} for i in range(layers)]
+        return made, {"created": "2024-01-01T00:00:00Z", "history": history}
+
+    return _cached_layout("large", [unpacked_target, layers, entries_target], build)
 
 
 def build_million_files_image(count: int) -> Path:
     """An OCI layout (tag ``latest``) whose one gzip layer holds ``count`` small files in a node_modules-like
     tree (``node_modules/pkgNNNN/lib/fNNN.js``, 1-200 bytes each, plus their directories).  Cached."""
-    key = hashlib.sha256(json.dumps([_RECIPE_VERSION, "million", count]).encode()).hexdigest()[:12]
-    final = cache_root() / f"million-{key}"
-    if (final / "index.json").is_file():
-        return final
-    work = Path(tempfile.mkdtemp(prefix=f"million-{key}.building-", dir=cache_root()))
-    start = time.monotonic()
-    try:
-        blobs = work / "blobs" / "sha256"
-        blobs.mkdir(parents=True)
-        tmp = blobs / "layer.tmp"
-        per_package = 100
-        with open(tmp, "wb") as out:
-            sink = _GzipSink(out)
-            with tarfile.open(fileobj=sink, mode="w|", format=tarfile.PAX_FORMAT) as tf:  # type: ignore[call-overload]
+    per_package = 100
 
-                def add(name: str, body: bytes | None) -> None:
-                    ti = tarfile.TarInfo(name)
-                    ti.mtime = MTIME
-                    if body is None:
-                        ti.type, ti.mode = tarfile.DIRTYPE, 0o755
-                        tf.addfile(ti)
-                    else:
-                        ti.size, ti.mode = len(body), 0o644
-                        tf.addfile(ti, io.BytesIO(body))
+    def write(tf: tarfile.TarFile) -> None:
+        def add(name: str, body: bytes | None) -> None:
+            ti = tarfile.TarInfo(name)
+            ti.mtime = MTIME
+            if body is None:
+                ti.type, ti.mode = tarfile.DIRTYPE, 0o755
+                tf.addfile(ti)
+            else:
+                ti.size, ti.mode = len(body), 0o644
+                tf.addfile(ti, io.BytesIO(body))
 
-                add("node_modules", None)
-                for i in range(count):
-                    package, n = divmod(i, per_package)
-                    if n == 0:
-                        add(f"node_modules/pkg{package:05d}", None)
-                        add(f"node_modules/pkg{package:05d}/lib", None)
-                    add(
-                        f"node_modules/pkg{package:05d}/lib/f{n:03d}.js",
-                        b"module.exports=%d;\n" % i * (1 + i % 10),
-                    )
-            sink.finish()
-        digest = f"sha256:{sink.blob_hash.hexdigest()}"
-        os.replace(tmp, blobs / digest[7:])
-        config = json.dumps(
-            {"architecture": "amd64", "os": "linux", "config": {},
-             "rootfs": {"type": "layers", "diff_ids": [f"sha256:{sink.tar_hash.hexdigest()}"]},
-             "history": [{"created_by": "npm install (generated)"}]}, sort_keys=True,
-        ).encode()  # fmt: skip
-        config_digest, config_size = _blob(blobs, config)
-        manifest = json.dumps(
-            {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
-             "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config_digest,
-                        "size": config_size},
-             "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": digest,
-                         "size": sink.blob_size}]}, sort_keys=True,
-        ).encode()  # fmt: skip
-        _finish_layout(work, final, blobs, manifest)
-    except BaseException:
-        shutil.rmtree(work, ignore_errors=True)
-        raise
-    print(f"bench_waste_memory: generated {final} in {time.monotonic() - start:.0f} s", file=sys.stderr)
-    return final
+        add("node_modules", None)
+        for i in range(count):
+            package, n = divmod(i, per_package)
+            if n == 0:
+                add(f"node_modules/pkg{package:05d}", None)
+                add(f"node_modules/pkg{package:05d}/lib", None)
+            add(f"node_modules/pkg{package:05d}/lib/f{n:03d}.js", b"module.exports=%d;\n" % i * (1 + i % 10))
+
+    def build(blobs: Path) -> tuple[list[tuple[dict[str, Any], str]], dict[str, Any]]:
+        descriptor, diff_id, _sink = _gzip_layer(blobs, write)
+        return [(descriptor, diff_id)], {"history": [{"created_by": "npm install (generated)"}]}
+
+    return _cached_layout("million", ["million", count], build)
 
 
 def million_files(args: argparse.Namespace, workdir: Path, env: dict[str, str], host: str) -> list[str]:
