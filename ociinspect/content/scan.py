@@ -26,6 +26,7 @@ directory opaque); :mod:`ociinspect.analyzers.waste` applies them.
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import dataclasses
 import hashlib
 import logging
@@ -958,36 +959,32 @@ def _scan_layer(
                 yield chunk
 
         inflated = compression.decompress(counted(), what=what, max_output=options.max_uncompressed)
-        if options.pipeline:
-            stream_hash = hashlib.sha256()
+        stream_hash = hashlib.sha256() if options.pipeline else None
 
-            def hashed() -> Iterator[bytes]:
-                """The inflated chunks, hashed (the diff_id) in the inflating thread: sha256 releases the GIL."""
-                try:
-                    for chunk in inflated:
-                        stream_hash.update(chunk)
-                        yield chunk
-                finally:
-                    close = getattr(inflated, "close", None)
-                    if close is not None:
-                        close()
+        def hashed() -> Iterator[bytes]:
+            """The inflated chunks, hashed (the diff_id) in the inflating thread: sha256 releases the GIL."""
+            assert stream_hash is not None
+            try:
+                for chunk in inflated:
+                    stream_hash.update(chunk)
+                    yield chunk
+            finally:
+                close = getattr(inflated, "close", None)
+                if close is not None:
+                    close()
 
-            with _Prefetch(hashed()) as ahead:
-                entries, diff_id, total, warnings = scan_tar_stream(
-                    ahead,
-                    what=what,
-                    hash_files=options.hash_files,
-                    max_entries=options.max_entries,
-                    max_uncompressed=options.max_uncompressed,
-                    stream_hasher=stream_hash,
-                )
-        else:
+        # with the pipeline, inflating and hashing run in a thread of their own (_Prefetch)
+        stream: contextlib.AbstractContextManager[Iterable[bytes]] = (
+            _Prefetch(hashed()) if options.pipeline else contextlib.nullcontext(inflated)
+        )
+        with stream as ahead:
             entries, diff_id, total, warnings = scan_tar_stream(
-                inflated,
+                ahead,
                 what=what,
                 hash_files=options.hash_files,
                 max_entries=options.max_entries,
                 max_uncompressed=options.max_uncompressed,
+                stream_hasher=stream_hash,
             )
     if layer.diff_id and layer.diff_id.startswith("sha256:") and layer.diff_id != diff_id:
         raise DigestMismatch(
