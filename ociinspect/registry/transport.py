@@ -1,7 +1,7 @@
-"""HTTP transport for registry calls: a lean HTTP/1.1 client on :mod:`http.client` — pooled connections,
-timeouts, retries, TLS, proxies, redirects.
+"""HTTP transport for registry calls: a lean HTTP/1.1 client (framing in :mod:`ociinspect.registry.http11`) —
+pooled connections, timeouts, retries, TLS, proxies, redirects.
 
-Everything that touches sockets lives here, so socket, TLS and :mod:`http.client` exceptions are translated
+Everything that touches sockets lives here, so socket, TLS and HTTP framing exceptions are translated
 into the :mod:`ociinspect.errors` tree at this one boundary.  Every request has a ``(connect, read)`` timeout
 (seconds).  Retries are bounded: connection resets and connect timeouts (GET/HEAD only) and HTTP 429, 502,
 503, 504 (honouring ``Retry-After``, capped).  DNS failures, refused connections, TLS failures and read
@@ -19,7 +19,8 @@ when certifi is absent).
 
 Why not ``requests``: importing it (with urllib3, charset_normalizer, idna, certifi) costs ~100 ms, more than
 everything else a loopback ``inspect`` does, and each request through it costs ~0.45 ms of CPU against
-~0.1 ms here (docs/benchmarks.md, issue 14).
+~0.1 ms here (docs/benchmarks.md, issue 14).  Why not :mod:`http.client`: it imports :mod:`email` and
+:mod:`ssl` (~10–15 ms) even for plain HTTP; here :mod:`ssl` is imported only for an ``https://`` connection.
 
 A total :class:`~ociinspect.registry.deadline.Deadline` (``RegistrySettings.deadline``) bounds everything the
 transport does: each socket timeout is at most the time remaining, retry pauses end before it, bodies check it
@@ -32,9 +33,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import email.utils
 import functools
-import http.client
 import json
 import logging
 import os
@@ -45,13 +44,14 @@ import sys
 import threading
 import time
 import weakref
-from collections.abc import Callable, Iterable, Iterator, Mapping
-from typing import TYPE_CHECKING, TypeVar, overload
+from collections.abc import Callable, Iterator, Mapping
+from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl, quote, unquote, urlencode, urljoin, urlsplit, urlunsplit
 
 from ociinspect import errors
 from ociinspect.model.textsafe import parse_uint
 from ociinspect.registry.deadline import Deadline
+from ociinspect.registry.http11 import Answer, Headers, ProtocolError, encode_request, read_answer
 from ociinspect.registry.settings import (  # defined without the HTTP stack; re-exported here
     USER_AGENT,
     HostSettings,
@@ -80,7 +80,6 @@ __all__ = [
 
 
 log = logging.getLogger("ociinspect.registry")
-_T = TypeVar("_T")
 
 #: ``observer(method, url, status, headers)``: called after every HTTP round trip (see ``Transport.observers``)
 Observer = Callable[[str, str, int, Mapping[str, str]], None]
@@ -206,7 +205,7 @@ def _is_retryable_connection_error(exc: _Failure) -> bool:
 def map_exception(
     exc: BaseException, *, what: str, url: str, settings: RegistrySettings
 ) -> errors.RegistryError:
-    """Translate a transport failure (a :class:`_Failure`, or a socket/TLS/``http.client`` exception) into the
+    """Translate a transport failure (a :class:`_Failure`, or a socket, TLS or HTTP framing exception) into the
     typed error tree (no I/O)."""
     host = _host_of(url)
     safe_url = redact_url(url)
@@ -278,50 +277,13 @@ def _retry_after(response: Response) -> float | None:
     seconds = parse_uint(value, max_digits=9)  # ASCII digits only: "²" or "١" is not a delay
     if seconds is not None:
         return float(seconds)
+    import email.utils  # only for an HTTP-date (rare): ~5 ms
+
     try:
         when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError):
         return None
     return max(0.0, when.timestamp() - time.time())
-
-
-class Headers(Mapping[str, str]):
-    """A response's header fields: read-only, case-insensitive; a field sent several times reads as its values
-    joined by ``", "`` (RFC 9110 §5.3).  Cost: one dict built per response."""
-
-    __slots__ = ("_fields",)
-
-    def __init__(self, fields: Iterable[tuple[str, str]] = ()) -> None:
-        found: dict[str, tuple[str, str]] = {}
-        for name, value in fields:
-            key = name.lower()
-            old = found.get(key)
-            found[key] = (name, value) if old is None else (old[0], f"{old[1]}, {value}")
-        self._fields = found
-
-    def __getitem__(self, name: str) -> str:
-        return self._fields[name.lower()][1]
-
-    @overload
-    def get(self, name: str, /) -> str | None: ...
-    @overload
-    def get(self, name: str, /, default: str | _T) -> str | _T: ...
-
-    def get(self, name: str, /, default: object = None) -> object:
-        field = self._fields.get(name.lower())
-        return default if field is None else field[1]
-
-    def __contains__(self, name: object) -> bool:
-        return isinstance(name, str) and name.lower() in self._fields
-
-    def __iter__(self) -> Iterator[str]:
-        return (name for name, _ in self._fields.values())
-
-    def __len__(self) -> int:
-        return len(self._fields)
-
-    def __repr__(self) -> str:
-        return f"Headers({dict(self._fields.values())!r})"
 
 
 _LINK_RE = re.compile(r"\s*<([^>]*)>\s*((?:;\s*[^;,]*)*)")
@@ -362,7 +324,7 @@ class Response:
         self,
         method: str,
         url: str,
-        raw: _Answer,
+        raw: Answer,
         release: Callable[[bool], None],
         sock: socket.socket | None = None,
     ) -> None:
@@ -371,7 +333,7 @@ class Response:
         self.status_code: int = raw.status
         self.headers = raw.fields
         self.received = 0  #: body bytes read so far
-        self._raw: _Answer | None = raw
+        self._raw: Answer | None = raw
         self._release = release
         self._broken = False
         self._sock = sock
@@ -388,41 +350,27 @@ class Response:
         return self._sock if self._raw is not None else None
 
     def read(self, amount: int) -> bytes:
-        """Up to ``amount`` bytes of the body (``b""`` at its end).  Raises :class:`http.client.IncompleteRead`
-        when the connection ends before ``Content-Length`` bytes (or inside a chunk) or the chunked framing is
-        broken, :class:`OSError` on a reset or timeout."""
+        """Up to ``amount`` bytes of the body (``b""`` at its end).  Raises
+        :class:`~ociinspect.registry.http11.IncompleteRead` when the connection ends before ``Content-Length``
+        bytes (or inside a chunk) or the chunked framing is broken, :class:`OSError` on a reset or timeout."""
         raw = self._raw
         if raw is None:
             return b""
         try:
             data = raw.read(amount)
-        except ValueError as exc:  # a chunk size http.client cannot use (e.g. negative): the framing is lost
-            self._broken = True
-            raise http.client.IncompleteRead(b"") from exc
         except BaseException:
             self._broken = True
             raise
-        if data:
-            self.received += len(data)
-            return data
-        if raw.length:  # the server closed before the length it announced
-            self._broken = True
-            raise http.client.IncompleteRead(b"", raw.length)
-        return b""
+        self.received += len(data)
+        return data
 
     def close(self) -> None:
         """Release the connection: back to the pool when the body was read to its end, else closed."""
         raw, self._raw = self._raw, None
         if raw is None:
             return
-        reusable = False
-        if not self._broken:
-            with contextlib.suppress(OSError, http.client.HTTPException):
-                if raw.length == 0 and not raw.isclosed():
-                    raw.read()  # HEAD, 204, 304 or an empty body: marks the answer complete
-                reusable = raw.isclosed() and not raw.will_close
-        if not reusable:
-            raw.close()
+        reusable = not self._broken and raw.complete and not raw.will_close
+        raw.close()
         self._release(reusable)
 
     def __enter__(self) -> Response:
@@ -440,74 +388,13 @@ class _ProxyError(OSError):
         self.hint = hint
 
 
-def _header_fields(lines: list[bytes]) -> Headers:
-    """The header block's fields (bytes read as ISO-8859-1, as :mod:`http.client` reads them): ``Name: value``
-    lines, a line starting with a space or tab continuing the previous field (obsolete folding), a line without
-    a name skipped.  Cost: one pass over the lines, instead of the :mod:`email` parser's ~50 µs per answer."""
-    pairs: list[tuple[str, str]] = []
-    for raw in lines:
-        line = raw.decode("iso-8859-1").rstrip("\r\n")
-        if not line:
-            continue
-        if line[0] in " \t":
-            if pairs:
-                name, value = pairs[-1]
-                more = line.strip(" \t")
-                pairs[-1] = (name, f"{value} {more}".strip(" "))
-            continue
-        name, sep, value = line.partition(":")
-        if sep and name and name == name.strip():
-            pairs.append((name, value.strip(" \t")))
-    return Headers(pairs)
+class _Connection:
+    """One HTTP/1.1 connection to ``host:port`` — or to a proxy, with ``tunnel`` (host, port, headers) for
+    ``https://`` through it — and TLS on top when ``context`` is set.  Its sockets are registered with
+    ``tracker`` (the deadline's watchdog shuts them down).  ``timeout`` is the connect timeout; the caller sets
+    the read timeout after.  ``sock``: None until :meth:`connect`, and again after :meth:`close`."""
 
-
-class _Answer(http.client.HTTPResponse):
-    """:class:`http.client.HTTPResponse` with :func:`_header_fields` for its headers (a :class:`Headers`)
-    instead of the :mod:`email` parser; the status line, ``100 Continue``, ``Content-Length``, chunked and
-    keep-alive rules are http.client's own (this :meth:`begin` follows CPython's).  ``fields``: the headers."""
-
-    fields: Headers
-
-    def begin(self) -> None:
-        if self.headers is not None:
-            return
-        while True:
-            version, status, reason = self._read_status()
-            if status != http.client.CONTINUE:
-                break
-            http.client._read_headers(self.fp)  # a 100's headers: skipped
-        self.code = self.status = status
-        self.reason = reason.strip()
-        if version in ("HTTP/1.0", "HTTP/0.9"):
-            self.version = 10
-        elif version.startswith("HTTP/1."):
-            self.version = 11
-        else:
-            raise http.client.UnknownProtocol(version)
-        fields = self.fields = _header_fields(http.client._read_headers(self.fp))
-        self.headers = self.msg = fields  # what http.client's own methods read
-        self.chunked = (fields.get("transfer-encoding") or "").lower() == "chunked"
-        self.chunk_left = None
-        self.will_close = self._check_close()
-        self.length = None
-        length = fields.get("content-length")
-        if length and not self.chunked:
-            parsed = parse_uint(length.strip())
-            self.length = parsed
-        if status in (http.client.NO_CONTENT, http.client.NOT_MODIFIED) or 100 <= status < 200:
-            self.length = 0
-        if self._method == "HEAD":
-            self.length = 0
-        if not self.will_close and not self.chunked and self.length is None:
-            self.will_close = True
-
-
-class _Connection(http.client.HTTPConnection):
-    """One HTTP/1.1 connection to ``host:port`` — or to a proxy, with ``tunnel`` set for ``https://`` through
-    it — and TLS on top when ``context`` is set.  Its sockets are registered with ``tracker`` (the deadline's
-    watchdog shuts them down).  ``timeout`` is the connect timeout; the caller sets the read timeout after."""
-
-    response_class = _Answer
+    __slots__ = ("_context", "_server_hostname", "_tracker", "_tunnel", "host", "port", "sock", "timeout")
 
     def __init__(
         self,
@@ -520,43 +407,58 @@ class _Connection(http.client.HTTPConnection):
         server_hostname: str,
         tunnel: tuple[str, int, dict[str, str]] | None,
     ) -> None:
-        super().__init__(host, port, timeout=timeout)
+        self.host = host
+        self.port = port
+        self.timeout = timeout
         self._tracker = tracker
         self._context = context
         self._server_hostname = server_hostname
-        if tunnel is not None:
-            self.set_tunnel(tunnel[0], tunnel[1], headers=tunnel[2])
-
-    def getresponse(self) -> _Answer:
-        answer = super().getresponse()
-        assert isinstance(answer, _Answer)  # response_class
-        return answer
+        self._tunnel = tunnel
+        self.sock: socket.socket | None = None
 
     def connect(self) -> None:
+        """TCP (with ``TCP_NODELAY``), the proxy's ``CONNECT`` tunnel, then the TLS handshake."""
         # an ASCII host as bytes: a str would be encoded with the "idna" codec, whose import costs ~2 ms
         host = self.host.encode("ascii") if self.host.isascii() else self.host
         sock = socket.create_connection((host, self.port), self.timeout)  # type: ignore[arg-type]
         self._tracker.add(sock)
         try:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            self.sock = sock
-            if self._tunnel_host:  # type: ignore[attr-defined]  # set by set_tunnel (http.client)
-                try:
-                    self._tunnel()  # type: ignore[attr-defined]
-                except OSError as exc:
-                    if isinstance(exc, TimeoutError | ConnectionError) or "Tunnel" not in str(exc):
-                        raise
-                    raise _ProxyError(
-                        f"the proxy refused the tunnel to {self._server_hostname} ({exc})",
-                        "check HTTPS_PROXY / NO_PROXY and the proxy's credentials",
-                    ) from None
+            if self._tunnel is not None:
+                self._open_tunnel(sock, *self._tunnel)
             if self._context is not None:
-                self.sock = self._context.wrap_socket(sock, server_hostname=self._server_hostname)
-                self._tracker.add(self.sock)
+                sock = self._context.wrap_socket(sock, server_hostname=self._server_hostname)
+                self._tracker.add(sock)
         except BaseException:
             sock.close()
-            self.sock = None
             raise
+        self.sock = sock
+
+    def _open_tunnel(self, sock: socket.socket, host: str, port: int, headers: dict[str, str]) -> None:
+        authority = f"{_netloc(host, port, -1)}"
+        sock.sendall(encode_request("CONNECT", authority, {"Host": authority, **headers}, None))
+        answer = read_answer(sock, "CONNECT")
+        answer.close()
+        if not 200 <= answer.status < 300:
+            raise _ProxyError(
+                f"the proxy refused the tunnel to {self._server_hostname} (HTTP {answer.status})",
+                "check HTTPS_PROXY / NO_PROXY and the proxy's credentials",
+            )
+
+    def exchange(self, method: str, target: str, headers: Mapping[str, str], body: bytes | None) -> Answer:
+        """Send one request and read its answer up to the body.  Raises ValueError (nothing sent) for a value
+        that cannot be written, :class:`~ociinspect.registry.http11.ProtocolError` or :class:`OSError`."""
+        data = encode_request(method, target, headers, body)
+        sock = self.sock
+        if sock is None:
+            raise ConnectionResetError("the connection is closed")
+        sock.sendall(data)
+        return read_answer(sock, method)
+
+    def close(self) -> None:
+        sock, self.sock = self.sock, None
+        if sock is not None:
+            sock.close()
 
 
 #: a pool key: (scheme, host, port, proxy URL or "", TLS verification: False, True or a CA path)
@@ -615,7 +517,7 @@ def _dropped(sock: socket.socket) -> bool:
 #: characters left as they are when a URL is re-quoted (what ``requests`` leaves: RFC 3986 reserved + "%")
 _URL_SAFE = "!#$%&'()*+,/:;=?@[]~"
 #: the sockets' exceptions that mean "a kept-alive connection was closed under us": a new one is tried at once
-_STALE = (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError, ConnectionAbortedError)
+_STALE = (ConnectionResetError, BrokenPipeError, ConnectionAbortedError)  # RemoteDisconnected is a reset
 
 
 class _SocketTracker:
@@ -897,9 +799,7 @@ class Transport:
         if exc.phase != "connect" or _is_cert_error(exc.cause) or isinstance(exc.cause, TimeoutError):
             return None
         causes = list(_causes(exc.cause))
-        handshake_broken = any(
-            isinstance(c, ConnectionResetError | http.client.RemoteDisconnected) for c in causes
-        )
+        handshake_broken = any(isinstance(c, ConnectionResetError) for c in causes)
         if not (any(_is_tls_error(c) for c in causes) or handshake_broken):
             return None
         plain = "http://" + url[len("https://") :]
@@ -1015,7 +915,11 @@ class Transport:
             verify = host_settings.ca_file
         proxy = self._proxy(url)
         key: _PoolKey = (scheme, host, port, proxy, verify if scheme == "https" else False)
-        send_headers = {"User-Agent": self._user_agent, "Accept-Encoding": "identity"}
+        send_headers = {
+            "Host": _netloc(host, port, 443 if scheme == "https" else 80),
+            "User-Agent": self._user_agent,
+            "Accept-Encoding": "identity",
+        }
         send_headers.update(headers)
         body: bytes | None = None
         if data is not None:
@@ -1036,19 +940,17 @@ class Transport:
                 try:
                     conn = self._connection(scheme, host, port, verify, proxy, connect_timeout)
                     conn.connect()
-                except (OSError, http.client.HTTPException, ValueError) as exc:
+                except (OSError, ProtocolError, ValueError) as exc:
                     raise _Failure("connect", exc) from None
-            # kept: http.client drops it from ``conn`` when the answer says "Connection: close"
             sock = conn.sock
             try:
                 assert sock is not None
                 sock.settimeout(read_timeout)
-                conn.request(method, target, body=body, headers=send_headers)
-                raw = conn.getresponse()
-            except (ValueError, UnicodeError, http.client.InvalidURL) as exc:
+                raw = conn.exchange(method, target, send_headers, body)
+            except ValueError as exc:  # UnicodeError included: nothing was sent
                 conn.close()
                 raise _Failure("request", exc) from None
-            except (OSError, http.client.HTTPException) as exc:
+            except (OSError, ProtocolError) as exc:
                 conn.close()
                 if reused and method in ("GET", "HEAD") and isinstance(exc, _STALE):
                     conn = None  # closed while it sat in the pool: a new connection, at once
@@ -1164,7 +1066,7 @@ def iter_body(
             if not chunk:
                 break
             yield chunk
-    except (OSError, http.client.HTTPException) as exc:
+    except (OSError, ProtocolError) as exc:
         if deadline is not None and deadline.expired(slack=0.05):
             raise deadline.error(what, doing(), url=redact_url(response.url)) from None
         if any(isinstance(c, TimeoutError) for c in _causes(exc)):
@@ -1223,7 +1125,7 @@ def discard(response: Response) -> None:
         if response.method != "HEAD" and length is not None and 0 < length <= ERROR_BODY_LIMIT:
             while response.read(ERROR_BODY_LIMIT):
                 pass
-    except (OSError, http.client.HTTPException):
+    except (OSError, ProtocolError):
         pass
     finally:
         response.close()

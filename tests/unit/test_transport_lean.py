@@ -17,7 +17,7 @@ import pytest
 from harness.fakeserver import FakeServer, Reply, Req
 
 from ociinspect import errors
-from ociinspect.registry import HostSettings, RegistryClient
+from ociinspect.registry import HostSettings, RegistryClient, http11
 from ociinspect.registry import transport as transport_mod
 from ociinspect.registry.transport import Headers, RegistrySettings, _origin, parse_links
 from tests.unit.test_transport import MANIFEST_DIGEST, manifest_reply, plain, scripted
@@ -81,7 +81,7 @@ def test_repeated_header_fields_read_as_one_and_names_ignore_case() -> None:
 
 def test_the_header_block_is_read_without_the_email_parser() -> None:
     lines = [b"A: 1\r\n", b"B:  x \r\n", b"\tcontinued \r\n", b"no colon\r\n", b" lead: no\r\n", b"a:2\r\n"]
-    fields = transport_mod._header_fields([*lines, b"Caf\xe9: \xff\r\n", b"Empty:\r\n", b"\r\n"])
+    fields = http11.header_fields([*lines, b"Caf\xe9: \xff\r\n", b"Empty:\r\n", b"\r\n"])
     assert dict(fields.items()) == {"A": "1, 2", "B": "x continued lead: no", "Caf\xe9": "\xff", "Empty": ""}
 
 

@@ -1,0 +1,306 @@
+"""HTTP/1.1 framing for the registry transport: one request written as bytes, one answer read from a socket —
+its status line, header fields and body (``Content-Length``, ``chunked``, or until the connection closes).
+
+No connections, pools, TLS, proxies or policies here (:mod:`ociinspect.registry.transport` has those), and no
+:mod:`http.client`: importing it brings :mod:`email` and :mod:`ssl` (~10–15 ms of a loopback ``inspect``'s
+start-up, issue 14), and its header parsing goes through the :mod:`email` package (~50 µs per answer).
+
+Everything a server sends is bounded: a status or header line at most :data:`MAX_LINE` bytes, at most
+:data:`MAX_FIELDS` header fields and :data:`MAX_INTERIM` interim (1xx) answers, a chunk size at most 16 hex
+digits, a trailer at most :data:`MAX_FIELDS` lines.  Anything else is a :class:`ProtocolError` (a server that
+closes before answering: :class:`RemoteDisconnected`, a :class:`ConnectionResetError`); socket errors and
+timeouts pass through as :class:`OSError`.  Cost: one ``makefile`` per answer, one pass over its lines.
+"""
+
+from __future__ import annotations
+
+import re
+import socket
+from collections.abc import Iterable, Iterator, Mapping
+from typing import BinaryIO, TypeVar, overload
+
+__all__ = [
+    "MAX_FIELDS",
+    "MAX_INTERIM",
+    "MAX_LINE",
+    "Answer",
+    "Headers",
+    "IncompleteRead",
+    "ProtocolError",
+    "RemoteDisconnected",
+    "encode_request",
+    "header_fields",
+    "read_answer",
+]
+
+MAX_LINE = 65536  #: bytes of a status, header, chunk-size or trailer line (as http.client)
+MAX_FIELDS = 100  #: header fields of one answer, lines of one trailer (as http.client)
+MAX_INTERIM = 16  #: interim (1xx) answers skipped before the final one
+
+_T = TypeVar("_T")
+
+
+class ProtocolError(Exception):
+    """The server broke HTTP/1.1's framing: the connection cannot carry another request."""
+
+
+class IncompleteRead(ProtocolError):
+    """The connection ended before the body did (``Content-Length`` bytes, or inside a chunk)."""
+
+
+class RemoteDisconnected(ConnectionResetError):
+    """The server closed the connection without answering (a kept-alive connection it had dropped)."""
+
+
+class Headers(Mapping[str, str]):
+    """A response's header fields: read-only, case-insensitive; a field sent several times reads as its values
+    joined by ``", "`` (RFC 9110 §5.3).  Cost: one dict built per response."""
+
+    __slots__ = ("_fields",)
+
+    def __init__(self, fields: Iterable[tuple[str, str]] = ()) -> None:
+        found: dict[str, tuple[str, str]] = {}
+        for name, value in fields:
+            key = name.lower()
+            old = found.get(key)
+            found[key] = (name, value) if old is None else (old[0], f"{old[1]}, {value}")
+        self._fields = found
+
+    def __getitem__(self, name: str) -> str:
+        return self._fields[name.lower()][1]
+
+    @overload
+    def get(self, name: str, /) -> str | None: ...
+    @overload
+    def get(self, name: str, /, default: str | _T) -> str | _T: ...
+
+    def get(self, name: str, /, default: object = None) -> object:
+        field = self._fields.get(name.lower())
+        return default if field is None else field[1]
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and name.lower() in self._fields
+
+    def __iter__(self) -> Iterator[str]:
+        return (name for name, _ in self._fields.values())
+
+    def __len__(self) -> int:
+        return len(self._fields)
+
+    def __repr__(self) -> str:
+        return f"Headers({dict(self._fields.values())!r})"
+
+
+def header_fields(lines: list[bytes]) -> Headers:
+    """The header block's fields (bytes read as ISO-8859-1): ``Name: value`` lines, a line starting with a space
+    or tab continuing the previous field (obsolete folding), a line without a name skipped.  Cost: one pass."""
+    pairs: list[tuple[str, str]] = []
+    for raw in lines:
+        line = raw.decode("iso-8859-1").rstrip("\r\n")
+        if not line:
+            continue
+        if line[0] in " \t":
+            if pairs:
+                name, value = pairs[-1]
+                more = line.strip(" \t")
+                pairs[-1] = (name, f"{value} {more}".strip(" "))
+            continue
+        name, sep, value = line.partition(":")
+        if sep and name and name == name.strip():
+            pairs.append((name, value.strip(" \t")))
+    return Headers(pairs)
+
+
+# what may not appear in a request target (http.client's rule: controls, space, DEL) or a header value
+_BAD_TARGET_RE = re.compile(r"[\x00-\x20\x7f]")
+_BAD_VALUE_RE = re.compile(r"[\x00\r\n]")
+_TOKEN_RE = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+_HEX_RE = re.compile(rb"[0-9A-Fa-f]{1,16}")
+
+
+def encode_request(method: str, target: str, headers: Mapping[str, str], body: bytes | None) -> bytes:
+    """The request's bytes: ``METHOD target HTTP/1.1``, the fields (``Host`` first when given), then ``body``
+    with its ``Content-Length``.  Raises ValueError (a UnicodeError for a value outside ISO-8859-1) for a method
+    or field name that is no token, a target with spaces or control characters, a value with CR, LF or NUL: a
+    value the registry sent cannot smuggle a header or a second request.  Cost: one join."""
+    if not _TOKEN_RE.fullmatch(method):
+        raise ValueError(f"unusable HTTP method {method!r}")
+    if not target or _BAD_TARGET_RE.search(target):
+        raise ValueError("the request target contains spaces or control characters")
+    lines = [f"{method} {target} HTTP/1.1"]
+    for name, value in headers.items():
+        if not _TOKEN_RE.fullmatch(name):
+            raise ValueError(f"unusable header name {name[:40]!r}")
+        if _BAD_VALUE_RE.search(value):
+            raise ValueError(f"the {name} header's value contains a line break or NUL")
+        lines.append(f"{name}: {value}")
+    if body is not None or method in ("POST", "PUT", "PATCH"):
+        lines.append(f"Content-Length: {len(body or b'')}")
+    head = ("\r\n".join(lines) + "\r\n\r\n").encode("iso-8859-1")
+    return head + body if body else head
+
+
+def _line(fp: BinaryIO, what: str) -> bytes:
+    line = fp.readline(MAX_LINE + 1)
+    if len(line) > MAX_LINE:
+        raise ProtocolError(f"{what} longer than {MAX_LINE} bytes")
+    return line
+
+
+def _field_lines(fp: BinaryIO) -> list[bytes]:
+    """The header block's lines up to (without) the blank line; at most :data:`MAX_FIELDS`."""
+    lines: list[bytes] = []
+    while True:
+        line = _line(fp, "a header line")
+        if line in (b"\r\n", b"\n", b""):
+            return lines
+        lines.append(line)
+        if len(lines) > MAX_FIELDS:
+            raise ProtocolError(f"more than {MAX_FIELDS} header fields")
+
+
+def _status_line(fp: BinaryIO) -> tuple[int, int, str]:
+    """``(version 10/11, status, reason)``.  Raises :class:`RemoteDisconnected` on a closed connection."""
+    line = _line(fp, "the status line")
+    if not line:
+        raise RemoteDisconnected("the server closed the connection without an answer")
+    parts = line.decode("iso-8859-1").rstrip("\r\n").split(None, 2)
+    if len(parts) < 2 or not parts[0].startswith("HTTP/1.") or parts[0] not in ("HTTP/1.0", "HTTP/1.1"):
+        raise ProtocolError(f"not an HTTP/1.x status line: {line[:40]!r}")
+    code = parts[1]
+    if len(code) != 3 or not code.isascii() or not code.isdigit() or code[0] == "0":
+        raise ProtocolError(f"not an HTTP status code: {code[:10]!r}")
+    return (10 if parts[0] == "HTTP/1.0" else 11), int(code), (parts[2] if len(parts) > 2 else "")
+
+
+class Answer:
+    """One answer read from a connection: ``status``, ``reason``, ``fields`` (:class:`Headers`); its body read
+    with :meth:`read`.  ``complete``: the body was read to its end (a HEAD, 204, 304 or empty body at once);
+    ``will_close``: the server will close the connection after it (``Connection: close``, HTTP/1.0 without
+    keep-alive, a body that ends with the connection)."""
+
+    __slots__ = (
+        "_chunk_left",
+        "_fp",
+        "chunked",
+        "complete",
+        "fields",
+        "length",
+        "reason",
+        "status",
+        "will_close",
+    )
+
+    def __init__(self, fp: BinaryIO, method: str) -> None:
+        self._fp: BinaryIO | None = fp
+        for _ in range(MAX_INTERIM + 1):
+            version, status, reason = _status_line(fp)
+            if not 100 <= status < 200 or status == 101:
+                break
+            _field_lines(fp)  # an interim answer (100 Continue, 103 Early Hints): its fields skipped
+        else:
+            raise ProtocolError(f"more than {MAX_INTERIM} interim (1xx) answers")
+        if status == 101:
+            raise ProtocolError("the server switched protocols (HTTP 101) unasked")
+        self.status = status
+        self.reason = reason.strip()
+        fields = self.fields = header_fields(_field_lines(fp))
+        tokens = {t.strip().lower() for t in (fields.get("connection") or "").split(",")}
+        self.will_close = "close" in tokens if version == 11 else "keep-alive" not in tokens
+        self.chunked = (fields.get("transfer-encoding") or "").strip().lower() == "chunked"
+        self._chunk_left: int | None = None
+        #: body bytes still to come (None: chunked, or until the connection closes)
+        self.length: int | None = None
+        if not self.chunked:
+            self.length = _content_length(fields.get("content-length"))
+        if method == "HEAD" or status in (204, 304) or (method == "CONNECT" and 200 <= status < 300):
+            self.length, self.chunked = 0, False
+        if self.length is None and not self.chunked:
+            self.will_close = True  # the body ends when the connection does
+        self.complete = False
+        if self.length == 0:
+            self._finish()
+
+    def read(self, amount: int) -> bytes:
+        """Up to ``amount`` (> 0) bytes of the body; ``b""`` at its end.  Raises :class:`IncompleteRead` when the
+        connection ends early or the chunked framing is broken, :class:`OSError` on a reset or timeout."""
+        fp = self._fp
+        if fp is None:
+            return b""
+        if self.chunked:
+            return self._read_chunk(fp, amount)
+        if self.length is None:
+            data = fp.read(amount)
+            if not data:
+                self._finish()
+            return data
+        data = fp.read(min(amount, self.length))
+        if not data:
+            self.close()
+            raise IncompleteRead(f"the connection ended {self.length} bytes before the announced length")
+        self.length -= len(data)
+        if not self.length:
+            self._finish()
+        return data
+
+    def _read_chunk(self, fp: BinaryIO, amount: int) -> bytes:
+        left = self._chunk_left
+        if not left:
+            # the CRLF after the previous chunk's data
+            if left == 0 and _line(fp, "a chunk's end") not in (b"\r\n", b"\n"):
+                raise self._broken("no line break after a chunk")
+            line = _line(fp, "a chunk-size line")
+            size = _HEX_RE.fullmatch(line.split(b";", 1)[0].strip(b" \t\r\n"))
+            if size is None:
+                raise self._broken(f"not a chunk size: {line[:20]!r}")
+            left = int(size.group(0), 16)
+            if left == 0:
+                for _ in range(MAX_FIELDS + 1):  # the trailer's fields: skipped
+                    if _line(fp, "a trailer line") in (b"\r\n", b"\n", b""):
+                        self._finish()
+                        return b""
+                raise self._broken(f"a trailer of more than {MAX_FIELDS} lines")
+        data = fp.read(min(amount, left))
+        if not data:
+            raise self._broken("the connection ended inside a chunk")
+        self._chunk_left = left - len(data)
+        return data
+
+    def _broken(self, why: str) -> IncompleteRead:
+        self.close()
+        return IncompleteRead(why)
+
+    def _finish(self) -> None:
+        self.complete = True
+        self.close()
+
+    def close(self) -> None:
+        """Stop reading: the buffered reader is closed (the socket stays the connection's)."""
+        fp, self._fp = self._fp, None
+        if fp is not None:
+            fp.close()
+
+
+def _content_length(value: str | None) -> int | None:
+    """``Content-Length`` as int (the same value repeated counts once), None when absent or unusable: then the
+    body ends with the connection."""
+    if value is None:
+        return None
+    values = {v.strip() for v in value.split(",")}
+    if len(values) != 1:
+        return None
+    (text,) = values
+    if not text or len(text) > 19 or not text.isascii() or not text.isdigit():
+        return None
+    return int(text)
+
+
+def read_answer(sock: socket.socket, method: str) -> Answer:
+    """Read the answer to ``method`` from ``sock`` up to its body.  Raises :class:`ProtocolError`,
+    :class:`RemoteDisconnected` or :class:`OSError`."""
+    fp = sock.makefile("rb")
+    try:
+        return Answer(fp, method)
+    except BaseException:
+        fp.close()
+        raise
