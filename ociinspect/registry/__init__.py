@@ -1,4 +1,5 @@
-"""Daemonless client for OCI / Docker registries, on its own HTTP/1.1 client (:mod:`http.client`).
+"""Daemonless client for OCI / Docker registries, on its own HTTP/1.1 client (:mod:`.transport`, framing in
+:mod:`.http11`; no :mod:`http.client`, and :mod:`ssl` only for ``https://``).
 
 Public API: :class:`RegistryClient` (endpoints), :class:`RegistrySettings` / :class:`HostSettings`
 (transport), :class:`Deadline` (a command's total time), :class:`CredentialResolver` / :class:`Credentials` (docker and podman credential discovery),
@@ -6,7 +7,7 @@ and the result types :class:`FetchedManifest` and :class:`BlobInfo`.  Logging go
 ``ociinspect.registry`` logger at DEBUG level only; secrets are never logged.
 
 Each name is imported on first use (PEP 562): settings, deadlines and credentials cost no HTTP-stack import
-(``http.client``, ``email``, ~10 ms), so a command reading only local images never pays for the HTTP stack.
+(sockets, the transport, ~5 ms), so a command reading only local images never pays for the HTTP stack.
 """
 
 from __future__ import annotations

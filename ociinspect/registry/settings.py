@@ -2,7 +2,7 @@
 
 :class:`HostSettings` and :class:`RegistrySettings` are what the command line builds from its options for every
 command, local or not; they live here, apart from :mod:`ociinspect.registry.transport`, so that building them
-imports neither :mod:`http.client` nor :mod:`ssl` (start-up a local ``inspect`` never needs).
+imports neither the transport, sockets nor :mod:`ssl` (start-up a local ``inspect`` never needs).
 :mod:`ociinspect.registry.transport` re-exports them.
 """
 
