@@ -68,6 +68,7 @@ def one(source: Path, requests: int, pycache: Path) -> tuple[float, float]:
     env.pop("PYTHONDONTWRITEBYTECODE", None)
     done = subprocess.run(
         [sys.executable, "-c", CHILD, str(requests), str(REPO_ROOT / "tests")],
+        cwd=pycache.parent,  # not the checkout: ``-c`` puts the working directory first on sys.path
         env=env,
         capture_output=True,
         text=True,
