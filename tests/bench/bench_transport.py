@@ -68,7 +68,7 @@ def one(source: Path, requests: int, pycache: Path) -> tuple[float, float]:
     env.pop("PYTHONDONTWRITEBYTECODE", None)
     done = subprocess.run(
         [sys.executable, "-c", CHILD, str(requests), str(REPO_ROOT / "tests")],
-        cwd=pycache.parent,  # not the checkout: ``-c`` puts the working directory first on sys.path
+        cwd=pycache,  # no ociinspect/ here: ``-c`` puts the working directory first on sys.path
         env=env,
         capture_output=True,
         text=True,
@@ -91,6 +91,7 @@ def main() -> int:
         base = export(args.baseline, Path(tmp))
         results: dict[str, list[tuple[float, float]]] = {"baseline": [], "work tree": []}
         pycache = Path(tmp) / "pycache"
+        pycache.mkdir()
         one(base, 100, pycache), one(REPO_ROOT, 100, pycache)  # warm-up: bytecode caches
         for _ in range(args.pairs):
             results["baseline"].append(one(base, args.requests, pycache))
