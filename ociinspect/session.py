@@ -14,6 +14,7 @@ from __future__ import annotations
 import concurrent.futures
 import contextlib
 import dataclasses
+import functools
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
@@ -195,26 +196,27 @@ class Session:
         all_platforms: bool = False,
         with_os: bool = False,
         workers: int = 8,
-        on_loaded: Callable[[tuple[Image, ...]], None] | None = None,
+        on_chosen: Callable[[Reference, str], None] | None = None,
     ) -> list[LoadResult]:
         """Load several references concurrently; results come back in input order, errors included.
 
         ``with_os`` also finds each image's base OS (:func:`ociinspect.content.osdetect.detect_os`: a partial read of the
-        base layer, cached by layer digest).  ``on_loaded`` is called in the worker thread with each reference's
-        images as soon as they are read, before their base OS is looked for, so a caller can start its own work on
-        them meanwhile (``inspect`` starts its referrer counts there); it must not raise.  Cost: none of its own.
+        base layer, cached by layer digest).  ``on_chosen`` is called in the worker thread with a reference's
+        source reference and its subject digest (the top index's, else the manifest's) as soon as its manifest
+        is chosen — before its config and layers are read (:func:`~ociinspect.image.loader.load`) — so a caller
+        can start its own requests about the image meanwhile (``inspect`` asks its referrers there); it must not
+        raise.  Cost: none of its own.
         """
 
         def one(text: str) -> LoadResult:
             try:
                 with self.source(text) as src:
+                    chosen = None if on_chosen is None else functools.partial(on_chosen, src.reference)
                     try:
                         if all_platforms:
-                            images = tuple(load_all_platforms(src, options))
+                            images = tuple(load_all_platforms(src, options, on_chosen=chosen))
                         else:
-                            images = (load(src, options),)
-                        if on_loaded is not None:
-                            on_loaded(images)
+                            images = (load(src, options, on_chosen=chosen),)
                         os_infos = tuple(self._detect_os(src, img) for img in images) if with_os else ()
                     except OciInspectError as exc:
                         raise exc.with_context(f"reading {src.reference}") from None

@@ -16,7 +16,7 @@ from ociinspect.cli import cli
 from ociinspect.cli.options import emit, image_options, jobs, load_for_command, output_options, report_error
 from ociinspect.errors import OciInspectError
 from ociinspect.model.image import Image
-from ociinspect.model.reference import parse_reference
+from ociinspect.model.reference import Reference
 from ociinspect.reports.data import error_document, inspect_document
 from ociinspect.session import ReadContext, exit_code
 
@@ -63,7 +63,7 @@ def inspect(refs: tuple[str, ...], exact: bool, with_os: bool, read: ReadContext
     with _Background(jobs()) as background:
         tail = _Tail(read, background, with_os=with_os)
         # errors reported in order below
-        results = load_for_command(read, refs, with_os=with_os, report=False, on_loaded=tail.start)
+        results = load_for_command(read, refs, with_os=with_os, report=False, on_chosen=tail.start)
         vm_params, counts, failures = tail.collect()
     docs = []
     for r in results:
@@ -143,10 +143,12 @@ class _Tail:
     """What ``inspect`` adds to the images, in background threads instead of after every image and its OS:
 
     - the referrer count of every registry image's top manifest (its index when it came from one), by subject
-      digest, asked from the loader's worker threads (:meth:`start`) as soon as the image is read, so it runs
-      while the base OS is looked for and the other refs are read: one request per distinct subject (+ one
-      manifest GET on registries without the referrers API), ``-j`` in flight at once; local images: no
-      request, and none for an image that could not be read;
+      digest, asked from the loader's worker threads (:meth:`start`) as soon as the image's manifest is chosen
+      — before its config and layers are read — so it runs while they are read, the base OS is looked for and
+      the other refs are read: one request per distinct subject (+ one manifest GET on registries without the
+      referrers API), ``-j`` in flight at once; local images: no request, and none for a reference whose
+      manifest or platform could not be resolved (an image whose config or layers then fail had it asked: its
+      count is not shown);
     - the VM model's parameters (~5-10 ms of imports and TOML parsing, CPU only) when the base OS is asked for,
       from the start, so they fill the waits for the registry's answers.
     """
@@ -155,21 +157,20 @@ class _Tail:
         self._read = read
         self._background = background
         self._lock = threading.Lock()
-        self._asked: dict[str, concurrent.futures.Future[int | None]] = {}
+        self._asked: dict[str, concurrent.futures.Future[int]] = {}
         # read at once: imports and parsing (CPU) that fill the waits for the registry's answers
         self._params = background.submit(_vm_parameters) if with_os else None
 
-    def start(self, images: tuple[Image, ...]) -> None:
-        """Ask the counts of ``images``' subjects not asked yet.  Cost: no request in this thread."""
+    def start(self, reference: Reference, subject: str) -> None:
+        """Ask the count of ``subject`` (an image's subject digest in ``reference``'s repository) unless asked
+        already.  Cost: no request in this thread."""
+        if not reference.is_registry:
+            return
         with self._lock:
-            for img in images:
-                if not parse_reference(img.reference).is_registry:
-                    continue
-                subject = img.index_digest or img.digest
-                if subject not in self._asked:
-                    self._asked[subject] = self._background.submit(
-                        verbs.image_referrer_count, self._read.session, img
-                    )
+            if subject not in self._asked:
+                self._asked[subject] = self._background.submit(
+                    verbs.referrer_count, self._read.session, reference, subject
+                )
 
     def collect(self) -> tuple[VmParameters | None, dict[str, int], dict[str, OciInspectError]]:
         """Wait for everything started: the VM parameters (``None`` when the base OS was not asked for), and
@@ -184,6 +185,5 @@ class _Tail:
             except OciInspectError as exc:
                 failures[subject] = exc
                 continue
-            if count is not None:
-                counts[subject] = count
+            counts[subject] = count
         return (params.result() if params is not None else None), counts, failures

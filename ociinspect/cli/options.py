@@ -28,8 +28,8 @@ import click
 from ociinspect.errors import OciInspectError, UsageError
 from ociinspect.image.loader import LoadOptions
 from ociinspect.image.loader import parse_platform as loader_parse_platform
-from ociinspect.model.image import Image, Platform
-from ociinspect.model.reference import parse_reference
+from ociinspect.model.image import Platform
+from ociinspect.model.reference import Reference, parse_reference
 from ociinspect.model.textsafe import redact_secrets
 from ociinspect.reports import FORMATS, formats_for, render, safe_text
 from ociinspect.reports.data import add_sources, error_document
@@ -778,12 +778,12 @@ def load_for_command(
     *,
     with_os: bool = False,
     report: bool = True,
-    on_loaded: Callable[[tuple[Image, ...]], None] | None = None,
+    on_chosen: Callable[[Reference, str], None] | None = None,
 ) -> list[LoadResult]:
     """Load ``refs`` concurrently (``-j`` at once) for a multi-image command, in input order; failures are
     reported on stderr (unless not ``report``) and kept in the results for the exit code.  Progress: a count of
-    images read, on a terminal, when there are several or layers are streamed (``--exact``).  ``on_loaded``: as
-    :meth:`Session.load_many`'s (called in a worker thread with each reference's images once read)."""
+    images read, on a terminal, when there are several or layers are streamed (``--exact``).  ``on_chosen``: as
+    :meth:`Session.load_many`'s (called in a worker thread with each image's subject digest once known)."""
     refs = list(refs)
     long = len(refs) > 1 or read.options.sizes == "exact"
     with progress_bar(len(refs) if long else 0, f"reading {len(refs)} image(s)", items=True) as update:
@@ -794,7 +794,7 @@ def load_for_command(
                 all_platforms=read.all_platforms,
                 with_os=with_os,
                 workers=jobs(),
-                on_loaded=on_loaded,
+                on_chosen=on_chosen,
             )
         else:
             with concurrent.futures.ThreadPoolExecutor(max_workers=min(jobs(), len(refs))) as pool:
@@ -805,7 +805,7 @@ def load_for_command(
                         read.options,
                         all_platforms=read.all_platforms,
                         with_os=with_os,
-                        on_loaded=on_loaded,
+                        on_chosen=on_chosen,
                     )
                     for ref in refs
                 ]

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import concurrent.futures
 import dataclasses
+import functools
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal
 
 from ociinspect.errors import (
@@ -422,11 +423,19 @@ def resolve(source: Source, options: LoadOptions | None = None) -> Resolution:
     return _resolve(source, options or LoadOptions(), root_manifest(source))
 
 
-def load(source: Source, options: LoadOptions | None = None) -> Image:
+def load(
+    source: Source, options: LoadOptions | None = None, *, on_chosen: Callable[[str], None] | None = None
+) -> Image:
     """Load the image the source's reference names, for one platform.
 
+    ``on_chosen``: called (in this thread, it must not raise) with the subject digest of the image — its top
+    index's when it came from one, else its manifest's — as soon as its manifest is chosen and verified, before
+    the config and the layers are read, so a caller can start its own requests about it meanwhile (``inspect``
+    asks its referrers there).  Not called when the reference or the platform cannot be resolved.
+
     Cost: the manifest (and index) requests, one config blob, plus per layer what :func:`sizes.estimate`
-    costs for ``options.sizes`` (by default one 8–18 byte Range read per compressed layer), run in parallel.
+    costs for ``options.sizes`` (by default one 8–18 byte Range read per compressed layer), the layers' reads
+    in parallel with each other and with the config's.
     """
     options = options or LoadOptions()
     root = source.root()
@@ -435,7 +444,10 @@ def load(source: Source, options: LoadOptions | None = None) -> Image:
         raise DigestMismatch(
             f"{_what(source)}: asked for {ref.digest}, got content with digest {root.digest}"
         )
-    image = _build(source, options, _resolve(source, options, root))
+    resolved = _resolve(source, options, root)
+    if on_chosen is not None:
+        on_chosen((resolved.index or resolved.manifest).digest)
+    image = _build(source, options, resolved)
     wanted = options.platform
     if wanted and image.index_digest is None and image.platform and not image.platform.matches(wanted):
         # a single-platform image is what the reference names: read it, and say it is not the platform asked
@@ -444,46 +456,58 @@ def load(source: Source, options: LoadOptions | None = None) -> Image:
     return image
 
 
-def load_all_platforms(source: Source, options: LoadOptions | None = None) -> list[Image]:
+def load_all_platforms(
+    source: Source, options: LoadOptions | None = None, *, on_chosen: Callable[[str], None] | None = None
+) -> list[Image]:
     """Load every runnable platform of an index (attestations skipped); a single image gives a one-item list.
 
-    Cost: that of :func:`load` once per platform.
+    ``on_chosen``: as :func:`load`'s, called once with the index's digest when it lists a runnable image
+    (before their manifests are read).  Cost: that of :func:`load` once per platform.
     """
     options = options or LoadOptions()
     root = source.root()
     what = _what(source)
     top = manifest_facts(root, what)
     if top.kind != "index":
-        return [load(source, options)]
+        return [load(source, options, on_chosen=on_chosen)]
+    chosen = [e for e in top.entries if e.kind == "image"]
+    if not chosen:
+        raise PlatformNotFound(f"{what}: the index lists no runnable image (only attestations or artifacts)")
+    if on_chosen is not None:
+        on_chosen(top.digest)
     images = []
-    for e in top.entries:
-        if e.kind != "image":
-            continue
+    for e in chosen:
         raw = _child(source, e.descriptor, what)
         opts = dataclasses.replace(options, platform=e.descriptor.platform)
         images.append(_build(source, opts, Resolution(manifest_facts(raw, what), top, raw)))
-    if not images:
-        raise PlatformNotFound(f"{what}: the index lists no runnable image (only attestations or artifacts)")
     return images
 
 
 def _build(source: Source, options: LoadOptions, resolved: Resolution) -> Image:
-    """Read the config and estimate the layers' sizes of the chosen manifest, then assemble the image."""
+    """Read the config and estimate the layers' sizes of the chosen manifest, then assemble the image.
+
+    The layers' cheap size evidence (:func:`sizes.read_evidence`) does not depend on the config, so it is read
+    in the worker threads while this thread reads the config; only what an untrusted figure needs (the
+    diff_id, to verify a stream) waits for the config.  Errors are those of the serial order: the config's
+    first, then the layers' in layer order."""
     what = _what(source)
     facts = resolved.manifest
     if facts.kind == "index" or facts.config is None:  # manifest_facts gives manifests a config
         raise InvalidImage(f"{what}: {facts.digest} is an index, not an image manifest")
-    config: ImageConfig | None = None
-    if facts.kind == "image":
-        data = source.blob(facts.config.digest, size=facts.config.size, max_bytes=MAX_CONFIG_BYTES)
-        config = parse_config(data, f"{what}: config {facts.config.digest}")
-    diff_ids = _diff_ids(config, len(facts.layers))
-    estimates = _estimate_all(source, options, facts.layers, diff_ids)
+    config_descriptor = facts.config
+
+    def read_config() -> ImageConfig | None:
+        if facts.kind != "image":
+            return None
+        data = source.blob(config_descriptor.digest, size=config_descriptor.size, max_bytes=MAX_CONFIG_BYTES)
+        return parse_config(data, f"{what}: config {config_descriptor.digest}")
+
+    estimates = _estimate_all(source, options, facts.layers, read_config)
     return assemble_image(
         str(source.reference),
         facts,
-        config,
-        estimates,
+        estimates.config,
+        estimates.sizes,
         index=resolved.index,
         platform=options.platform,
         warnings=source.warnings,
@@ -549,20 +573,64 @@ def assemble_image(
     )
 
 
+def _reraise(exc: BaseException) -> SizeEstimate:
+    raise exc
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Estimates:
+    config: ImageConfig | None
+    sizes: list[SizeEstimate]
+
+
 def _estimate_all(
-    source: Source, options: LoadOptions, layers: Sequence[Descriptor], diff_ids: Sequence[str | None]
-) -> list[SizeEstimate]:
-    def one(i: int) -> SizeEstimate:
+    source: Source,
+    options: LoadOptions,
+    layers: Sequence[Descriptor],
+    read_config: Callable[[], ImageConfig | None],
+) -> _Estimates:
+    """``read_config()`` in this thread and every layer's size estimate, in a pool of at most
+    ``options.workers`` threads (``"cheap"``: each layer's evidence read at once, while the config is read).
+
+    Errors are raised in the serial order — the config's, then the first failing layer's — once every read
+    started here has ended (the pending ones cancelled), so no request outlives the call.
+    """
+
+    def one(i: int, config: ImageConfig | None, evidence: sizes.Evidence | None = None) -> SizeEstimate:
         return sizes.estimate(
             source,
             layers[i],
-            diff_id=diff_ids[i],
+            diff_id=_diff_ids(config, len(layers))[i],
             mode=options.sizes,
             max_output=options.max_uncompressed,
             store=options.size_store,
+            evidence=evidence,
         )
 
-    if len(layers) <= 1 or options.sizes == "none" or options.workers <= 1:
-        return [one(i) for i in range(len(layers))]
+    ahead = options.sizes == "cheap" and (len(layers) > 1 or source.kind == "registry")
+    if not layers or options.workers <= 1 or not (ahead or (len(layers) > 1 and options.sizes != "none")):
+        config = read_config()
+        return _Estimates(config, [one(i, config) for i in range(len(layers))])
     with concurrent.futures.ThreadPoolExecutor(max_workers=min(options.workers, len(layers))) as pool:
-        return list(pool.map(one, range(len(layers))))
+        try:
+            if not ahead:  # "exact": every layer streamed, its diff_id verified
+                config = read_config()
+                streams = [pool.submit(one, i, config) for i in range(len(layers))]
+                return _Estimates(config, [future.result() for future in streams])
+            evidence = [pool.submit(sizes.read_evidence, source, d) for d in layers]
+            config = read_config()
+            settled: list[Callable[[], SizeEstimate]] = []
+            for i, read in enumerate(evidence):
+                try:
+                    found = read.result()
+                except Exception as exc:  # raised in its turn: an earlier layer's error comes first
+                    settled.append(functools.partial(_reraise, exc))
+                    continue
+                if found.final:  # no diff_id needed, no request: here
+                    settled.append(functools.partial(one, i, config, found))
+                else:  # a stream may be needed (it verifies the diff_id): in parallel
+                    settled.append(pool.submit(one, i, config, found).result)
+            return _Estimates(config, [result() for result in settled])
+        except BaseException:
+            pool.shutdown(wait=True, cancel_futures=True)  # the reads under way end first (each is bounded)
+            raise

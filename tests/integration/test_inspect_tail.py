@@ -1,6 +1,6 @@
 """Issue 14, target 3: what ``inspect`` adds to an image — the referrer count and the VM model's parameters — is
-under way before the base OS is looked for (the count asked as soon as the image is read, the parameters read
-from the start), not after every image and its OS; with the same requests and the same output.
+under way before the base OS is looked for (the count asked as soon as the image's manifest is chosen, the
+parameters read from the start), not after every image and its OS; with the same requests and the same output.
 
 No timing: the base-OS step is made to wait (at most 20 s) until the referrer request and the parameter loading
 have started; the old code started neither before every base OS was known, so there the wait runs out.
@@ -33,13 +33,11 @@ def _inspect(capsysbinary: pytest.CaptureFixture[bytes], *argv: str) -> tuple[in
 
 
 def _signalling(fn: Callable[..., Any], started: threading.Event, threads: list[str]) -> Callable[..., Any]:
-    """``fn``, noting the thread of each call that does the work (``image_referrer_count`` given its cache of
-    counts answers from it, without a request: not noted)."""
+    """``fn``, noting the thread of each call."""
 
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        if len(args) < 3:
-            threads.append(threading.current_thread().name)
-            started.set()
+        threads.append(threading.current_thread().name)
+        started.set()
         return fn(*args, **kwargs)
 
     return wrapper
@@ -58,9 +56,7 @@ def test_referrers_and_vm_parameters_start_before_the_base_os_is_known(
     counted, params = threading.Event(), threading.Event()
     count_threads: list[str] = []
     param_threads: list[str] = []
-    monkeypatch.setattr(
-        verbs, "image_referrer_count", _signalling(verbs.image_referrer_count, counted, count_threads)
-    )
+    monkeypatch.setattr(verbs, "referrer_count", _signalling(verbs.referrer_count, counted, count_threads))
     monkeypatch.setattr(
         vm_profiles, "load_parameters", _signalling(vm_profiles.load_parameters, params, param_threads)
     )
@@ -85,18 +81,37 @@ def test_referrers_and_vm_parameters_start_before_the_base_os_is_known(
     assert json.loads(out)["referrers"] == 0
 
 
-def test_an_image_that_fails_to_load_asks_no_referrers(
+def test_a_reference_that_cannot_be_resolved_asks_no_referrers(
     fault_proxy: Any, capsysbinary: pytest.CaptureFixture[bytes]
 ) -> None:
-    """The referrer count is asked only for images that were read: a config that cannot be read (HTTP 500)
-    fails the ref, and no referrers request goes out for it, as before."""
-    fault_proxy.rules.add(Respond(500), path="/blobs/", times=None)
+    """The referrer count is asked once the image's manifest is chosen: a manifest that cannot be read (HTTP
+    500), or an index without the platform asked, fails the ref before that, and no referrers request goes out."""
+    fault_proxy.rules.add(Respond(500), path="/demo/manifests/latest", times=None)
     ref = f"docker://{fault_proxy.host}/fixtures/demo:latest"
     code, _, err = _inspect(capsysbinary, ref, "-f", "json", "--retries", "0")
     assert code != 0 and "HTTP 500" in err
+    multi = f"docker://{fault_proxy.host}/fixtures/multi:latest"
+    code, _, err = _inspect(capsysbinary, multi, "-f", "json", "--platform", "linux/s390x")
+    assert code != 0 and "s390x" in err
     assert not any(
         "/referrers/" in s.target or "/manifests/sha256-" in s.target for s in fault_proxy.requests
     )
+
+
+def test_an_image_whose_config_fails_shows_only_the_configs_error(
+    fault_proxy: Any, capsysbinary: pytest.CaptureFixture[bytes]
+) -> None:
+    """An image whose config cannot be read (HTTP 500) after its manifest was chosen: its referrers were asked
+    meanwhile (once), but nothing about them shows — the output is the error document of the config's error,
+    with the exit code and stderr it had when the count was asked only of images that were read."""
+    fault_proxy.rules.add(Respond(500), path="/blobs/", times=None)
+    ref = f"docker://{fault_proxy.host}/fixtures/demo:latest"
+    code, out, err = _inspect(capsysbinary, ref, "-f", "json", "--retries", "0")
+    assert code != 0 and "HTTP 500" in err and "referrers" not in err
+    doc = json.loads(out)
+    assert set(doc) == {"schema_version", "reference", "error"}
+    assert "fetching blob" in doc["error"]["message"] and "HTTP 500" in doc["error"]["message"]
+    assert sum(1 for s in fault_proxy.requests if "/referrers/" in s.target) == 1
 
 
 def test_many_refs_of_one_image_ask_its_referrers_once(
@@ -108,14 +123,13 @@ def test_many_refs_of_one_image_ask_its_referrers_once(
     """Three refs naming one image (tag, tag again, digest): one count for the subject, the same in every
     document; a local image beside them: no count, no request."""
     calls: list[str] = []
-    count = verbs.image_referrer_count
+    count = verbs.referrer_count
 
-    def counting(session: Session, image: Any, *args: Any) -> int | None:
-        if not args:  # a count asked of the registry (the documents then read it from the counts given)
-            calls.append(image.digest)
-        return count(session, image, *args)
+    def counting(session: Session, reference: Any, subject: str) -> int:
+        calls.append(subject)  # a count asked of the registry (the documents then read it from the counts)
+        return count(session, reference, subject)
 
-    monkeypatch.setattr(verbs, "image_referrer_count", counting)
+    monkeypatch.setattr(verbs, "referrer_count", counting)
     tag = f"docker://{seeded_registry.host}/fixtures/demo:latest"
     pinned = (
         f"docker://{seeded_registry.host}/fixtures/demo@{seeded_registry.digests['fixtures/demo:latest']}"
@@ -133,14 +147,13 @@ def test_every_platform_of_an_index_shares_one_referrer_count(
 ) -> None:
     """``--all-platforms`` of an index: the count is the index's (the subject of every platform), asked once."""
     subjects: list[str] = []
-    count = verbs.image_referrer_count
+    count = verbs.referrer_count
 
-    def counting(session: Session, image: Any, *args: Any) -> int | None:
-        if not args:
-            subjects.append(image.index_digest or image.digest)
-        return count(session, image, *args)
+    def counting(session: Session, reference: Any, subject: str) -> int:
+        subjects.append(subject)
+        return count(session, reference, subject)
 
-    monkeypatch.setattr(verbs, "image_referrer_count", counting)
+    monkeypatch.setattr(verbs, "referrer_count", counting)
     ref = f"docker://{seeded_registry.host}/fixtures/multi:latest"
     code, out, err = _inspect(capsysbinary, "--all-platforms", "-f", "json", ref)
     assert code == 0, err
