@@ -48,12 +48,14 @@ __all__ = [
     "CHEAP_STREAM_MAX_OUTPUT",
     "HEAD_BYTES",
     "HEAD_MAX_OUTPUT",
+    "Evidence",
     "GzipHead",
     "SizeFacts",
     "SizeMode",
     "decide_gzip",
     "estimate",
     "gzip_candidates",
+    "read_evidence",
     "read_gzip_head",
     "resolve_isize",
     "stream_size",
@@ -442,17 +444,10 @@ def _read_ahead(source: Source, digest: str, start: int, end: int) -> Callable[[
     return future.result
 
 
-def _gzip(
-    source: Source,
-    layer: Descriptor,
-    diff_id: str | None,
-    mode: SizeMode,
-    max_output: int | None,
-    store: SizeFacts | None,
-) -> SizeEstimate:
+def _gzip(source: Source, layer: Descriptor) -> Evidence:
     size = layer.size
     if size < _GZIP_MIN_OVERHEAD:
-        return _untrusted(source, layer, diff_id, mode, "blob too small to be gzip", max_output, store)
+        return Evidence(None, "blob too small to be gzip")
     if size <= HEAD_BYTES:
         data = source.blob_range(layer.digest, 0, size - 1)
         tail, head = data[-8:], read_gzip_head(data, whole=True)
@@ -466,16 +461,82 @@ def _gzip(
             raise
         why = trailer_doubt(int.from_bytes(tail[4:8], "little"), size) if len(tail) == 8 else None
         if why:  # no need for the head (from a registry it was read anyway, at once with the trailer)
-            return _untrusted(source, layer, diff_id, mode, why, max_output, store)
+            return Evidence(None, why)
         head = read_gzip_head(head_bytes(), whole=False)
     if len(tail) != 8:
-        return _untrusted(source, layer, diff_id, mode, "short read of the gzip trailer", max_output, store)
+        return Evidence(None, "short read of the gzip trailer")
     result, why = decide_gzip(int.from_bytes(tail[4:8], "little"), size, head)
-    if result is None:
-        return _untrusted(source, layer, diff_id, mode, why, max_output, store)
-    if result.ambiguous:
-        return _remembered(store, diff_id, "gzip trailer ambiguous") or result
-    return result
+    return Evidence(result, why)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Evidence:
+    """What a layer's cheap evidence (its gzip trailer and head, its zstd frame header, its media type) says on
+    its own, before the image config is known: ``estimate`` is the figure when the evidence decides it (an
+    ambiguous one included), ``None`` when it is not trusted, for the reason ``why``.  It depends only on the
+    layer's descriptor (digest, size, media type, annotations), never on the diff_id, the store or a cap: those
+    decide only what happens to an untrusted or ambiguous figure (:func:`estimate`)."""
+
+    estimate: SizeEstimate | None
+    why: str = ""
+
+    @property
+    def final(self) -> bool:
+        """The figure stands whatever the diff_id, store or cap (trusted and not ambiguous)."""
+        return self.estimate is not None and not self.estimate.ambiguous
+
+
+def _evidence_key(layer: Descriptor) -> tuple[object, ...]:
+    return (
+        "size-evidence",
+        layer.digest,
+        layer.size,
+        layer.media_type,
+        any(k in layer.annotations for k in _MULTI_MEMBER_ANNOTATIONS),
+    )
+
+
+def read_evidence(source: Source, layer: Descriptor) -> Evidence:
+    """Read the cheap size evidence of ``layer`` (the reads of ``mode="cheap"``, nothing else) — what
+    :func:`estimate` reads first, so a caller can read it before the image config (and its diff_ids) is known
+    and pass it to :func:`estimate` as ``evidence``.  Remembered per session by a source that remembers
+    derived figures (``remember_derived``), keyed by the layer's digest, size, media type and multi-member
+    annotations.  Cost: at most 2 Range reads of ≤ 64 KiB + 8 bytes (gzip) or 1 of 18 bytes (zstd); none for a
+    plain tar, a non-layer or an eStargz/zstd:chunked layer; none when remembered.  Raises what the reads raise
+    (a refused Range request is evidence: not trusted)."""
+    remember = getattr(source, "remember_derived", None)
+    if remember is None:
+        return _read_evidence(source, layer)
+    found: Evidence = remember(_evidence_key(layer), lambda: _read_evidence(source, layer))
+    return found
+
+
+def _read_evidence(source: Source, layer: Descriptor) -> Evidence:
+    kind = mediatypes.compression_of(layer.media_type)
+    if not mediatypes.is_layer(layer.media_type):
+        return Evidence(SizeEstimate(None, "unknown", "not a filesystem layer"))
+    if kind == "none":
+        return Evidence(SizeEstimate(layer.size, "exact"))
+    if any(k in layer.annotations for k in _MULTI_MEMBER_ANNOTATIONS):
+        return Evidence(None, "eStargz/zstd:chunked layer (many members)")
+    try:
+        if kind == "gzip":
+            return _gzip(source, layer)
+        if kind == "zstd":
+            fcs = zstd_content_size(source.blob_range(layer.digest, 0, min(layer.size, 18) - 1))
+            if fcs is None:
+                return Evidence(None, "zstd frame header has no content size")
+            if fcs > zstd_max_content_size(layer.size):
+                return Evidence(
+                    None,
+                    f"zstd frame header claims {fcs} bytes, more than {layer.size} compressed bytes can hold",
+                )
+            if fcs % _TAR_BLOCK or fcs + 64 < layer.size - layer.size // 1000:
+                return Evidence(None, "zstd header inconsistent (several frames?)")
+            return Evidence(SizeEstimate(fcs, "header"))
+    except RangeNotSupported:
+        return Evidence(None, "the registry refused a Range request")
+    return Evidence(SizeEstimate(None, "unknown", f"unknown layer compression ({layer.media_type})"))
 
 
 def estimate(
@@ -486,6 +547,7 @@ def estimate(
     mode: SizeMode = "cheap",
     max_output: int | None = None,
     store: SizeFacts | None = None,
+    evidence: Evidence | None = None,
 ) -> SizeEstimate:
     """The uncompressed size of ``layer`` by the cheapest trustworthy method (see the module table).
 
@@ -493,15 +555,26 @@ def estimate(
     ``store``: streamed sizes are remembered by diff_id, and a remembered size stands in (source ``store``) where
     the cheap evidence is inconclusive — before streaming or saying unknown.  It is not consulted first, so an
     ordinary layer's figure says ``trailer``/``header`` whatever the machine streamed before.
+    ``evidence`` (``"cheap"`` only): what :func:`read_evidence` read for this layer, so that it is not read
+    again (the loader reads it while the config is fetched).
 
     A source that remembers derived figures (a session's registry source: ``remember_derived(key, compute)``)
-    is asked for a ``"cheap"`` figure by every input that decides it — the layer's digest, size, media type and
+    is asked for the evidence by the layer's descriptor (:func:`read_evidence`) and, when the evidence does not
+    decide alone, for the figure by every input that decides it — the layer's digest, size, media type and
     multi-member annotations, the diff_id, ``max_output``, whether there is a store — so many images sharing a
     layer decide its size once per session (the same rules, the same answer).
+    Cost: that of :func:`read_evidence` (none when ``evidence`` is given), + a stream of the blob when the
+    evidence is not trusted and the blob is small (≤ 1 MiB) or ``mode="exact"``.
     """
-    remember = getattr(source, "remember_derived", None) if mode == "cheap" else None
-    if remember is None:
+    if mode != "cheap":
         return _estimate(source, layer, diff_id, mode, max_output, store)
+    found = evidence if evidence is not None else read_evidence(source, layer)
+    if found.final:
+        assert found.estimate is not None
+        return found.estimate
+    remember = getattr(source, "remember_derived", None)
+    if remember is None:
+        return _settle(source, layer, found, diff_id, max_output, store)
     key = (
         "size",
         layer.digest,
@@ -512,10 +585,23 @@ def estimate(
         max_output,
         store is not None,
     )
-    estimated: SizeEstimate = remember(
-        key, lambda: _estimate(source, layer, diff_id, mode, max_output, store)
-    )
+    estimated: SizeEstimate = remember(key, lambda: _settle(source, layer, found, diff_id, max_output, store))
     return estimated
+
+
+def _settle(
+    source: Source,
+    layer: Descriptor,
+    evidence: Evidence,
+    diff_id: str | None,
+    max_output: int | None,
+    store: SizeFacts | None,
+) -> SizeEstimate:
+    """The cheap figure of evidence that does not decide alone: an ambiguous gzip figure is replaced by the one
+    the store remembers for ``diff_id``; an untrusted one is streamed when cheap, else unknown."""
+    if evidence.estimate is not None:  # ambiguous
+        return _remembered(store, diff_id, "gzip trailer ambiguous") or evidence.estimate
+    return _untrusted(source, layer, diff_id, "cheap", evidence.why, max_output, store)
 
 
 def _estimate(
@@ -526,53 +612,13 @@ def _estimate(
     max_output: int | None,
     store: SizeFacts | None,
 ) -> SizeEstimate:
-    kind = mediatypes.compression_of(layer.media_type)
+    """``mode`` ``"exact"`` or ``"none"``."""
     if not mediatypes.is_layer(layer.media_type):
         return SizeEstimate(None, "unknown", "not a filesystem layer")
     if mode == "exact":
         return SizeEstimate(
             stream_size(source, layer, diff_id=diff_id, max_output=max_output, store=store), "streamed"
         )
-    if kind == "none":
+    if mediatypes.compression_of(layer.media_type) == "none":
         return SizeEstimate(layer.size, "exact")
-    if mode == "none":
-        return SizeEstimate(None, "unknown", "size lookups disabled")
-    if any(k in layer.annotations for k in _MULTI_MEMBER_ANNOTATIONS):
-        return _untrusted(
-            source, layer, diff_id, mode, "eStargz/zstd:chunked layer (many members)", max_output, store
-        )
-    try:
-        if kind == "gzip":
-            return _gzip(source, layer, diff_id, mode, max_output, store)
-        if kind == "zstd":
-            fcs = zstd_content_size(source.blob_range(layer.digest, 0, min(layer.size, 18) - 1))
-            if fcs is None:
-                return _untrusted(
-                    source, layer, diff_id, mode, "zstd frame header has no content size", max_output, store
-                )
-            if fcs > zstd_max_content_size(layer.size):
-                return _untrusted(
-                    source,
-                    layer,
-                    diff_id,
-                    mode,
-                    f"zstd frame header claims {fcs} bytes, more than {layer.size} compressed bytes can hold",
-                    max_output,
-                    store,
-                )
-            if fcs % _TAR_BLOCK or fcs + 64 < layer.size - layer.size // 1000:
-                return _untrusted(
-                    source,
-                    layer,
-                    diff_id,
-                    mode,
-                    "zstd header inconsistent (several frames?)",
-                    max_output,
-                    store,
-                )
-            return SizeEstimate(fcs, "header")
-    except RangeNotSupported:
-        return _untrusted(
-            source, layer, diff_id, mode, "the registry refused a Range request", max_output, store
-        )
-    return SizeEstimate(None, "unknown", f"unknown layer compression ({layer.media_type})")
+    return SizeEstimate(None, "unknown", "size lookups disabled")
