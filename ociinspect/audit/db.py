@@ -292,6 +292,13 @@ class AuditDB:
     def _sql(self, sql: str) -> str:
         return sql.replace("?", "%s") if self.dialect == "postgresql" else sql
 
+    def _error(self, exc: BaseException) -> DatabaseError:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        return DatabaseError(
+            f"audit database {self.display}: {type(exc).__name__}: {first}",
+            hint="is the database writable and not corrupt? (-vv shows the statement)",
+        )
+
     def _raw(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
         try:
             cur = self._conn.execute(self._sql(sql), tuple(params))
@@ -299,11 +306,14 @@ class AuditDB:
                 return []
             return [tuple(r) for r in cur.fetchall()]
         except self._errors as exc:
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-            raise DatabaseError(
-                f"audit database {self.display}: {type(exc).__name__}: {first}",
-                hint="is the database writable and not corrupt? (-vv shows the statement)",
-            ) from exc
+            raise self._error(exc) from exc
+
+    def _write(self, sql: str, params: Sequence[Any]) -> None:
+        """One statement whose rows (if any) are not wanted: no result list built (the audit's hot path)."""
+        try:
+            self._conn.execute(self._sql(sql) if self.dialect != "sqlite" else sql, params)
+        except self._errors as exc:
+            raise self._error(exc) from exc
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         """Run one statement and return its rows (cost: one round trip to the database)."""
@@ -313,7 +323,23 @@ class AuditDB:
     def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
         """Run one statement (in the current transaction, or on its own)."""
         with self._lock:
-            self._raw(sql, params)
+            self._write(sql, params)
+
+    def insert_rows(self, head: str, rows: Sequence[Sequence[Any]], tail: str = "") -> None:
+        """``head VALUES (…), (…), … tail`` for every row of ``rows`` (all of one width), a few hundred
+        parameters per statement: one statement instead of one per row (``executemany`` steps once per row, and
+        each step hands the interpreter lock over).  Cost: ⌈rows × width / 900⌉ statements, in the current
+        transaction or one of its own when there are several."""
+        if not rows:
+            return
+        width = len(rows[0])
+        per = max(1, 900 // width)
+        group = "(" + ", ".join("?" * width) + ")"
+        with self.transaction() if len(rows) > per else self._lock:
+            for i in range(0, len(rows), per):
+                chunk = rows[i : i + per]
+                params = [v for row in chunk for v in row]
+                self._write(f"{head} VALUES {', '.join([group] * len(chunk))} {tail}".rstrip(), params)
 
     def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         """Run one statement per row, in one transaction."""
@@ -339,13 +365,13 @@ class AuditDB:
             self._in_tx = True
             try:
                 if self.dialect == "sqlite":
-                    self._raw("BEGIN IMMEDIATE", ())
+                    self._write("BEGIN IMMEDIATE", ())
                     try:
                         yield
                     except BaseException:
                         self._conn.execute("ROLLBACK")
                         raise
-                    self._raw("COMMIT", ())
+                    self._write("COMMIT", ())
                 else:
                     with self._conn.transaction():
                         yield

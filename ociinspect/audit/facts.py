@@ -179,10 +179,10 @@ class AuditFacts:
         return bool(rows and rows[0][0])
 
     def add_repositories(self, run_id: int, shard: int, names: Sequence[str]) -> None:
-        self.db.executemany(
-            "INSERT INTO repositories (run_id, name, shard, status) VALUES (?, ?, ?, 'pending') "
+        self.db.insert_rows(
+            "INSERT INTO repositories (run_id, name, shard, status)",
+            [(run_id, n, shard, "pending") for n in names],
             "ON CONFLICT DO NOTHING",
-            [(run_id, n, shard) for n in names],
         )
 
     def set_catalog_done(self, run_id: int, shard: int) -> None:
@@ -218,10 +218,10 @@ class AuditFacts:
         """Record a repository's tags (pending) and its tag count.  One transaction."""
         with self.db.transaction():
             if tags:
-                self.db.executemany(
-                    "INSERT INTO tags (run_id, repository, tag, status) VALUES (?, ?, ?, 'pending') "
+                self.db.insert_rows(
+                    "INSERT INTO tags (run_id, repository, tag, status)",
+                    [(run_id, name, t, "pending") for t in tags],
                     "ON CONFLICT DO NOTHING",
-                    [(run_id, name, t) for t in tags],
                 )
             self.db.execute(
                 "UPDATE repositories SET status = ?, tag_count = ? WHERE run_id = ? AND name = ?",
@@ -386,6 +386,15 @@ class AuditFacts:
             (key, value, now()),
         )
 
+    def put_facts(self, facts: Sequence[tuple[str, str]]) -> None:
+        """Several ``(key, value)`` facts (first writer wins) in one statement."""
+        t = now()
+        self.db.insert_rows(
+            "INSERT INTO facts (key, value, created_at)",
+            [(key, value, t) for key, value in facts],
+            "ON CONFLICT (key) DO NOTHING",
+        )
+
     def put_manifest(self, facts: ManifestFacts) -> None:
         """One manifest's facts and references (first writer wins).  One transaction."""
         c = facts.config
@@ -418,11 +427,11 @@ class AuditFacts:
                     now(),
                 ),
             )
-            if inserted:
-                self.db.executemany(
-                    "INSERT INTO manifest_refs (manifest, role, position, digest, media_type, size, platform, kind) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+            if inserted and refs:
+                self.db.insert_rows(
+                    "INSERT INTO manifest_refs (manifest, role, position, digest, media_type, size, platform, kind)",
                     [(facts.digest, *r) for r in refs],
+                    "ON CONFLICT DO NOTHING",
                 )
 
     def manifest(self, digest: str) -> ManifestFacts | None:

@@ -106,12 +106,13 @@ DIGESTS_IN_MEMORY = 250_000
 
 
 class _Pending(threading.local):
-    """One thread's writes waiting for its next commit (see :meth:`ImageFacts.flush`): statements, what to
-    note in memory once they are committed, the blob digests they store, and the single flights (:class:`Once`)
-    that end with that commit, committed or not."""
+    """One thread's writes waiting for its next commit (see :meth:`ImageFacts.flush`): statements, ``facts``
+    rows (written in one statement), what to note in memory once they are committed, the blob digests they
+    store, and the single flights (:class:`Once`) that end with that commit, committed or not."""
 
     def __init__(self) -> None:
         self.writes: list[Callable[[], None]] = []
+        self.facts: list[tuple[str, str]] = []
         self.after: list[Callable[[], None]] = []
         self.blobs: set[str] = set()
         self.release: list[Callable[[], None]] = []
@@ -257,7 +258,7 @@ class ImageFacts:
         request of the thread (the walker's hook) and at the end of each tag: a fact is committed before the
         next request is sent, as every other write.  Cost: nothing when none is pending."""
         try:
-            if self._pending.writes:
+            if self._pending.writes or self._pending.facts:
                 with self.facts.transaction():
                     self._write_pending()
             self._noted_pending()
@@ -269,6 +270,9 @@ class ImageFacts:
         writes, pending.writes = pending.writes, []
         for write in writes:
             write()
+        facts, pending.facts = pending.facts, []
+        if facts:
+            self.facts.put_facts(facts)
 
     def _noted_pending(self) -> None:
         """After the commit: note what it wrote in memory."""
@@ -282,6 +286,7 @@ class ImageFacts:
         """After the commit, or its failure (what was not noted is forgotten): end the flights kept open."""
         pending = self._pending
         pending.writes.clear()
+        pending.facts.clear()
         pending.after.clear()
         pending.blobs.clear()
         release, pending.release = pending.release, []
@@ -425,10 +430,10 @@ class ImageFacts:
         # what the image's last reads gave (a small layer's facts), "complete", and the caller's write (the tag
         # is done): one commit
         try:
+            if os_fact is not None:
+                self._pending.facts.append(os_fact)  # with the layer's facts: one statement
             with self.facts.transaction():
                 self._write_pending()
-                if os_fact is not None:
-                    self.facts.put_fact(*os_fact)
                 self.facts.set_complete(digest)
                 if then is not None:
                     then()
@@ -534,7 +539,7 @@ class ImageFacts:
             pending.blobs.add(layer.digest)
         if osfiles is not None:
             key, value = f"osfiles:{layer.digest}", osfiles
-            pending.writes.append(lambda: self.facts.put_fact(key, value))
+            pending.facts.append((key, value))
             pending.after.append(lambda: self._facts_memo.__setitem__(key, value))
 
     def _osfiles(self, source: AuditSource, layer: Layer) -> bool:
