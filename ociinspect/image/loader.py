@@ -593,7 +593,8 @@ def _estimate_all(
     ``options.workers`` threads (``"cheap"``: each layer's evidence read at once, while the config is read).
 
     Errors are raised in the serial order — the config's, then the first failing layer's — once every read
-    started here has ended (the pending ones cancelled), so no request outlives the call.
+    started here has ended (the pending ones cancelled), so no request outlives the call.  On Ctrl-C
+    (``KeyboardInterrupt``) a source that can (``interrupt()``: a registry's) cuts its requests short first.
     """
 
     def one(i: int, config: ImageConfig | None, evidence: sizes.Evidence | None = None) -> SizeEstimate:
@@ -631,6 +632,10 @@ def _estimate_all(
                 else:  # a stream may be needed (it verifies the diff_id): in parallel
                     settled.append(pool.submit(one, i, config, found).result)
             return _Estimates(config, [result() for result in settled])
-        except BaseException:
+        except BaseException as exc:
+            if not isinstance(exc, Exception):  # Ctrl-C: the reads under way are cut short, not waited out
+                interrupt = getattr(source, "interrupt", None)
+                if interrupt is not None:
+                    interrupt()
             pool.shutdown(wait=True, cancel_futures=True)  # the reads under way end first (each is bounded)
             raise

@@ -236,5 +236,10 @@ class RegistrySource:
 
             yield sized()
 
+    def interrupt(self) -> None:
+        """Cut short every request of the shared client in flight (Ctrl-C; see
+        :meth:`RegistryClient.interrupt <ociinspect.registry.RegistryClient.interrupt>`).  Cost: none."""
+        self.client.interrupt()
+
     def close(self) -> None:
         """The client and the reads are shared; nothing to release here."""

@@ -11,12 +11,19 @@ from __future__ import annotations
 
 import collections
 import json
+import os
 import re
+import signal
+import subprocess
+import sys
 import threading
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
 import pytest
+from harness.faultproxy import Stall
 
 from ociinspect.cli import main
 from ociinspect.image.sizes import HEAD_BYTES
@@ -24,6 +31,17 @@ from ociinspect.image.sizes import HEAD_BYTES
 pytestmark = [pytest.mark.registry, pytest.mark.timeout(180)]
 
 WAIT_S = 20.0
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def _seen(proxy: Any, condition: Callable[[list[Any]], bool]) -> bool:
+    """Whether ``condition(the requests the proxy received)`` came true within ``WAIT_S`` (polled)."""
+    end = time.monotonic() + WAIT_S
+    while not condition(list(proxy.requests)):
+        if time.monotonic() > end:
+            return False
+        time.sleep(0.01)
+    return True
 
 
 def _inspect(capsysbinary: pytest.CaptureFixture[bytes], *argv: str) -> tuple[int, bytes, str]:
@@ -95,3 +113,30 @@ def test_config_ranges_and_referrers_are_in_flight_together(
     assert out == expected  # the same document, byte for byte
     again = collections.Counter((s.method, s.target, s.headers.get("range")) for s in fault_proxy.requests)
     assert again == unhindered  # the same requests, none more
+
+
+def test_ctrl_c_while_the_config_and_ranges_hang_exits_at_once(fault_proxy: Any) -> None:
+    """Ctrl-C while the registry holds every blob answer (the config in the main thread, the ranges in the
+    workers): exit 130 at once — the requests in flight are cut short, not waited out to the read timeout
+    (~30 s), which the old code did for hung ranges (and, overlapped, would now do for a hung config too)."""
+    fault_proxy.rules.add(Stall(120), path="/blobs/", times=None)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO_ROOT), os.environ.get("PYTHONPATH", "")])}
+    ref = f"docker://{fault_proxy.host}/fixtures/demo:latest"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ociinspect", "inspect", ref, "-f", "json"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+        cwd=REPO_ROOT,
+    )
+    try:
+        # the config and the 4 evidence ranges are all held
+        assert _seen(fault_proxy, lambda seen: sum(1 for s in seen if "/blobs/" in s.target) == 5)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=WAIT_S)  # a bound: the old code took the ~30 s read timeout
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 130, err
+    assert err.decode().strip().splitlines()[-1] == "ociinspect: aborted"
