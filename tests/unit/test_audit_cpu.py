@@ -7,6 +7,7 @@ import gzip
 import hashlib
 import io
 import re
+import sys
 import tarfile
 from collections import Counter
 from pathlib import Path
@@ -134,3 +135,37 @@ def test_a_small_layers_facts_are_one_facts_statement_in_the_next_commit(tmp_pat
         assert "ID=alpine" in stored[f"osfiles:{layer.digest}"]
         assert db.query("SELECT uncompressed_size, uncompressed_source FROM blobs") == [(len(raw), "trailer")]
         assert images.has_blob(layer.digest)
+
+
+class _Client:
+    def add_observer(self, observer: object) -> None:
+        pass
+
+
+def test_the_walk_lets_a_thread_keep_the_interpreter_lock_longer_and_restores_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """During the walk, a thread waiting for the interpreter lock asks for it after 50 ms, not Python's 5 ms
+    (the workers hand it over at every request and statement anyway); the caller's interval comes back after
+    the walk, also when it fails."""
+    from ociinspect.audit.runs import Scope
+    from ociinspect.audit.walker import SWITCH_INTERVAL, Walker
+
+    seen: list[float] = []
+    monkeypatch.setattr(Walker, "_walk", lambda self: seen.append(sys.getswitchinterval()))
+    monkeypatch.setattr(Walker, "_finish", lambda self, status: None)
+    before = sys.getswitchinterval()
+    with AuditDB(tmp_path / "a.sqlite3") as db:
+        walker = Walker(db, _Client(), 1, Scope(registry="r.example"))  # type: ignore[arg-type]
+        walker.run()
+        assert seen == [pytest.approx(SWITCH_INTERVAL)] and SWITCH_INTERVAL >= 0.05
+        assert sys.getswitchinterval() == before
+
+        def fails(self: Walker) -> None:
+            seen.append(sys.getswitchinterval())
+            raise KeyboardInterrupt
+
+        monkeypatch.setattr(Walker, "_walk", fails)
+        with pytest.raises(KeyboardInterrupt):
+            walker.run()
+        assert seen[-1] == pytest.approx(SWITCH_INTERVAL) and sys.getswitchinterval() == before
