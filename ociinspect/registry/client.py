@@ -159,7 +159,7 @@ class RegistryClient:
         """Cut short every request in flight, from any thread (for Ctrl-C): their sockets are shut down, so the
         threads blocked on them fail at once instead of at their read timeout, and so does every later request
         (the client is not usable after).  Cost: one shutdown(2) per open socket."""
-        self._transport._tracker.shutdown_all()  # the deadline watchdog's own way to wake blocked reads
+        self._transport.interrupt()
 
     def add_observer(self, observer: Observer) -> None:
         """Call ``observer(method, url, status, headers)`` after every HTTP round trip this client makes (retries,

@@ -587,6 +587,12 @@ class Transport:
             self._watchdog.cancel()
         self._pool.close()
 
+    def interrupt(self) -> None:
+        """Shut down every socket this transport opened, from any thread (Ctrl-C), as the deadline watchdog does:
+        reads blocked on them fail at once, and so does every later request (the transport is not usable after).
+        Cost: one shutdown(2) per open socket."""
+        self._tracker.shutdown_all()
+
     def expired(self) -> bool:
         """True once the deadline has passed (or the watchdog fired).  Cost: one clock read."""
         return self.deadline is not None and (self._tracker.closed or self.deadline.expired(slack=0.05))
