@@ -5,11 +5,12 @@ No connections, pools, TLS, proxies or policies here (:mod:`ociinspect.registry.
 :mod:`http.client`: importing it brings :mod:`email` and :mod:`ssl` (~10–15 ms of a loopback ``inspect``'s
 start-up, issue 14), and its header parsing goes through the :mod:`email` package (~50 µs per answer).
 
-Everything a server sends is bounded: a status or header line at most :data:`MAX_LINE` bytes, at most
-:data:`MAX_FIELDS` header fields and :data:`MAX_INTERIM` interim (1xx) answers, a chunk size at most 16 hex
-digits, a trailer at most :data:`MAX_FIELDS` lines.  Anything else is a :class:`ProtocolError` (a server that
-closes before answering: :class:`RemoteDisconnected`, a :class:`ConnectionResetError`); socket errors and
-timeouts pass through as :class:`OSError`.  Cost: one ``makefile`` per answer, one pass over its lines.
+Everything a server sends is bounded: a header block at most :data:`MAX_HEAD` bytes, a status or header line
+at most :data:`MAX_LINE`, at most :data:`MAX_FIELDS` header fields and :data:`MAX_INTERIM` interim (1xx)
+answers, a chunk size at most 16 hex digits, a trailer at most :data:`MAX_FIELDS` lines.  Anything else is a
+:class:`ProtocolError` (a server that closes before answering: :class:`RemoteDisconnected`, a
+:class:`ConnectionResetError`); socket errors and timeouts pass through as :class:`OSError`.  Cost: the header
+block found with one search per piece received (one ``recv`` for a small answer) and decoded once.
 """
 
 from __future__ import annotations
@@ -17,10 +18,11 @@ from __future__ import annotations
 import re
 import socket
 from collections.abc import Iterable, Iterator, Mapping
-from typing import BinaryIO, TypeVar, overload
+from typing import TypeVar, overload
 
 __all__ = [
     "MAX_FIELDS",
+    "MAX_HEAD",
     "MAX_INTERIM",
     "MAX_LINE",
     "Answer",
@@ -36,6 +38,8 @@ __all__ = [
 MAX_LINE = 65536  #: bytes of a status, header, chunk-size or trailer line (as http.client)
 MAX_FIELDS = 100  #: header fields of one answer, lines of one trailer (as http.client)
 MAX_INTERIM = 16  #: interim (1xx) answers skipped before the final one
+MAX_HEAD = 1 << 20  #: bytes of one status line and header block
+_RECV = 64 * 1024  #: bytes asked of the socket per read while looking for the end of the header block
 
 _T = TypeVar("_T")
 
@@ -91,12 +95,12 @@ class Headers(Mapping[str, str]):
         return f"Headers({dict(self._fields.values())!r})"
 
 
-def header_fields(lines: list[bytes]) -> Headers:
-    """The header block's fields (bytes read as ISO-8859-1): ``Name: value`` lines, a line starting with a space
-    or tab continuing the previous field (obsolete folding), a line without a name skipped.  Cost: one pass."""
+def header_fields(lines: Iterable[str]) -> Headers:
+    """The header block's fields from its lines (bytes read as ISO-8859-1, line ends removed): ``Name: value``
+    lines, a line starting with a space or tab continuing the previous field (obsolete folding), a line without
+    a name skipped.  Cost: one pass."""
     pairs: list[tuple[str, str]] = []
-    for raw in lines:
-        line = raw.decode("iso-8859-1").rstrip("\r\n")
+    for line in lines:
         if not line:
             continue
         if line[0] in " \t":
@@ -140,32 +144,91 @@ def encode_request(method: str, target: str, headers: Mapping[str, str], body: b
     return head + body if body else head
 
 
-def _line(fp: BinaryIO, what: str) -> bytes:
-    line = fp.readline(MAX_LINE + 1)
-    if len(line) > MAX_LINE:
-        raise ProtocolError(f"{what} longer than {MAX_LINE} bytes")
-    return line
+#: the blank line that ends a header block (a bare LF accepted for CRLF, as http.client does)
+_BLANK_RE = re.compile(rb"\r?\n\r?\n")
 
 
-def _field_lines(fp: BinaryIO) -> list[bytes]:
-    """The header block's lines up to (without) the blank line; at most :data:`MAX_FIELDS`."""
-    lines: list[bytes] = []
-    while True:
-        line = _line(fp, "a header line")
-        if line in (b"\r\n", b"\n", b""):
-            return lines
-        lines.append(line)
-        if len(lines) > MAX_FIELDS:
+class _Reader:
+    """Buffered reads from a socket for one answer: its header block (:meth:`head`), then lines and bytes of its
+    body.  Bytes received past the answer's end are dropped with the reader.  Cost: one ``recv`` per piece."""
+
+    __slots__ = ("_buf", "_sock")
+
+    def __init__(self, sock: socket.socket) -> None:
+        self._sock = sock
+        self._buf = b""
+
+    def head(self) -> list[str]:
+        """The lines of the next status line and header block (ISO-8859-1, line ends removed), up to the blank
+        line; a connection that ends before it ends the block.  Raises :class:`RemoteDisconnected` when the
+        connection ends before any byte, :class:`ProtocolError` past :data:`MAX_HEAD` bytes or for a line past
+        :data:`MAX_LINE`, :data:`MAX_FIELDS` fields."""
+        buf, searched = self._buf, 0
+        while True:
+            blank = _BLANK_RE.search(buf, max(0, searched - 3))
+            if blank is not None:
+                head, self._buf = buf[: blank.start()], buf[blank.end() :]
+                break
+            if len(buf) > MAX_HEAD:
+                raise ProtocolError(f"a header block longer than {MAX_HEAD} bytes")
+            data = self._sock.recv(_RECV)
+            if not data:
+                if not buf:
+                    raise RemoteDisconnected("the server closed the connection without an answer")
+                head, self._buf = buf, b""
+                break
+            searched, buf = len(buf), buf + data
+        lines = head.decode("iso-8859-1").split("\n")
+        if len(lines) > MAX_FIELDS + 1:
             raise ProtocolError(f"more than {MAX_FIELDS} header fields")
+        out = []
+        for line in lines:
+            if len(line) > MAX_LINE:
+                raise ProtocolError(f"a status or header line longer than {MAX_LINE} bytes")
+            out.append(line[:-1] if line.endswith("\r") else line)
+        return out
+
+    def readline(self, what: str) -> bytes:
+        """One line of the body's framing (a chunk size, a trailer field), its line end included; what is left
+        at the connection's end (``b""`` there).  Raises :class:`ProtocolError` for ``what`` past
+        :data:`MAX_LINE` bytes."""
+        buf = self._buf
+        while True:
+            end = buf.find(b"\n", 0, MAX_LINE)
+            if end >= 0:
+                self._buf = buf[end + 1 :]
+                return buf[: end + 1]
+            if len(buf) >= MAX_LINE:
+                raise ProtocolError(f"{what} longer than {MAX_LINE} bytes")
+            data = self._sock.recv(_RECV)
+            if not data:
+                self._buf = b""
+                return buf
+            buf += data
+            self._buf = buf
+
+    def read(self, amount: int) -> bytes:
+        """Up to ``amount`` bytes: fewer only at the connection's end (``b""`` there).  Cost: what the buffer
+        holds, then one ``recv`` per piece the socket gives."""
+        buf = self._buf
+        if len(buf) >= amount:
+            self._buf = buf[amount:]
+            return buf[:amount]
+        self._buf = b""
+        parts, have = [buf], len(buf)
+        while have < amount:
+            data = self._sock.recv(amount - have)
+            if not data:
+                break
+            parts.append(data)
+            have += len(data)
+        return b"".join(parts)
 
 
-def _status_line(fp: BinaryIO) -> tuple[int, int, str]:
-    """``(version 10/11, status, reason)``.  Raises :class:`RemoteDisconnected` on a closed connection."""
-    line = _line(fp, "the status line")
-    if not line:
-        raise RemoteDisconnected("the server closed the connection without an answer")
-    parts = line.decode("iso-8859-1").rstrip("\r\n").split(None, 2)
-    if len(parts) < 2 or not parts[0].startswith("HTTP/1.") or parts[0] not in ("HTTP/1.0", "HTTP/1.1"):
+def _status_line(line: str) -> tuple[int, int, str]:
+    """``(version 10/11, status, reason)`` of a status line."""
+    parts = line.split(None, 2)
+    if len(parts) < 2 or parts[0] not in ("HTTP/1.0", "HTTP/1.1"):
         raise ProtocolError(f"not an HTTP/1.x status line: {line[:40]!r}")
     code = parts[1]
     if len(code) != 3 or not code.isascii() or not code.isdigit() or code[0] == "0":
@@ -191,20 +254,20 @@ class Answer:
         "will_close",
     )
 
-    def __init__(self, fp: BinaryIO, method: str) -> None:
-        self._fp: BinaryIO | None = fp
+    def __init__(self, reader: _Reader, method: str) -> None:
+        self._fp: _Reader | None = reader
         for _ in range(MAX_INTERIM + 1):
-            version, status, reason = _status_line(fp)
+            lines = reader.head()
+            version, status, reason = _status_line(lines[0])
             if not 100 <= status < 200 or status == 101:
-                break
-            _field_lines(fp)  # an interim answer (100 Continue, 103 Early Hints): its fields skipped
+                break  # else an interim answer (100 Continue, 103 Early Hints): its fields skipped
         else:
             raise ProtocolError(f"more than {MAX_INTERIM} interim (1xx) answers")
         if status == 101:
             raise ProtocolError("the server switched protocols (HTTP 101) unasked")
         self.status = status
         self.reason = reason.strip()
-        fields = self.fields = header_fields(_field_lines(fp))
+        fields = self.fields = header_fields(lines[1:])
         tokens = {t.strip().lower() for t in (fields.get("connection") or "").split(",")}
         self.will_close = "close" in tokens if version == 11 else "keep-alive" not in tokens
         self.chunked = (fields.get("transfer-encoding") or "").strip().lower() == "chunked"
@@ -243,20 +306,20 @@ class Answer:
             self._finish()
         return data
 
-    def _read_chunk(self, fp: BinaryIO, amount: int) -> bytes:
+    def _read_chunk(self, fp: _Reader, amount: int) -> bytes:
         left = self._chunk_left
         if not left:
             # the CRLF after the previous chunk's data
-            if left == 0 and _line(fp, "a chunk's end") not in (b"\r\n", b"\n"):
+            if left == 0 and fp.readline("a chunk's end") not in (b"\r\n", b"\n"):
                 raise self._broken("no line break after a chunk")
-            line = _line(fp, "a chunk-size line")
+            line = fp.readline("a chunk-size line")
             size = _HEX_RE.fullmatch(line.split(b";", 1)[0].strip(b" \t\r\n"))
             if size is None:
                 raise self._broken(f"not a chunk size: {line[:20]!r}")
             left = int(size.group(0), 16)
             if left == 0:
                 for _ in range(MAX_FIELDS + 1):  # the trailer's fields: skipped
-                    if _line(fp, "a trailer line") in (b"\r\n", b"\n", b""):
+                    if fp.readline("a trailer line") in (b"\r\n", b"\n", b""):
                         self._finish()
                         return b""
                 raise self._broken(f"a trailer of more than {MAX_FIELDS} lines")
@@ -275,10 +338,8 @@ class Answer:
         self.close()
 
     def close(self) -> None:
-        """Stop reading: the buffered reader is closed (the socket stays the connection's)."""
-        fp, self._fp = self._fp, None
-        if fp is not None:
-            fp.close()
+        """Stop reading: the reader and what it holds are dropped (the socket stays the connection's)."""
+        self._fp = None
 
 
 def _content_length(value: str | None) -> int | None:
@@ -298,9 +359,4 @@ def _content_length(value: str | None) -> int | None:
 def read_answer(sock: socket.socket, method: str) -> Answer:
     """Read the answer to ``method`` from ``sock`` up to its body.  Raises :class:`ProtocolError`,
     :class:`RemoteDisconnected` or :class:`OSError`."""
-    fp = sock.makefile("rb")
-    try:
-        return Answer(fp, method)
-    except BaseException:
-        fp.close()
-        raise
+    return Answer(_Reader(sock), method)

@@ -5,15 +5,18 @@ RemoteDisconnected reset), never another exception, never an unbounded read.  Ov
 
 from __future__ import annotations
 
+import functools
+import itertools
 import random
 import socket
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 
 from ociinspect.registry.http11 import (
     MAX_FIELDS,
+    MAX_HEAD,
     MAX_INTERIM,
     MAX_LINE,
     Answer,
@@ -211,3 +214,51 @@ def test_any_chunking_of_any_body_reads_back_the_same(pair: tuple[socket.socket,
             got += chunk
         writer.join()
         assert got == body and answer.complete and not answer.will_close
+
+
+class _Pieces:
+    """A socket stand-in whose ``recv`` hands out the bytes in pieces of the sizes ``sizes`` draws (then ``b""``)."""
+
+    def __init__(self, data: bytes, sizes: Callable[[], int]) -> None:
+        self.data = data
+        self.sizes = sizes
+
+    def recv(self, n: int) -> bytes:
+        size = min(n, self.sizes())
+        piece, self.data = self.data[:size], self.data[size:]
+        return piece
+
+
+VALID = [
+    b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\nX-A: 1\r\nx-a: 2\r\n\r\n0123456789",
+    b"HTTP/1.1 200 OK\nContent-Length: 3\n\nabc",  # bare LF line ends
+    b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+    + b"5;x=y\r\nhello\r\n3\r\nabc\r\n0\r\nT: 1\r\n\r\n",
+    b"HTTP/1.0 200 OK\r\nX: folded\r\n  more\r\n\r\nuntil the end",
+    b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n",
+    b"HTTP/1.0 200 OK\r\nX: no blank line before the end",  # the connection's end ends the header block
+]
+
+
+def _parse(data: bytes, sizes: Callable[[], int]) -> tuple[int, dict[str, str], bytes]:
+    answer = read_answer(_Pieces(data, sizes), "GET")  # type: ignore[arg-type]
+    return answer.status, dict(answer.fields.items()), body_of(answer, 4)
+
+
+@pytest.mark.parametrize("raw", VALID)
+def test_an_answer_reads_the_same_in_any_pieces(raw: bytes) -> None:
+    """Property test (seeded): the status, fields and body do not depend on how the bytes arrive (1 byte at a
+    time, a blank line split across reads, random pieces)."""
+    whole = _parse(raw, lambda: 1 << 20)
+    assert whole[0] in (200, 404)
+    rng = random.Random(raw)
+    for sizes in ([1], [2], [3], [1, 3, 2]):
+        assert _parse(raw, functools.partial(next, itertools.cycle(sizes))) == whole
+    for _ in range(50):
+        assert _parse(raw, lambda: rng.randrange(1, 9)) == whole
+
+
+def test_a_header_block_without_end_is_bounded() -> None:
+    endless = b"HTTP/1.1 200 OK\r\n" + b"X: " + b"a" * (MAX_HEAD + 10)
+    with pytest.raises(ProtocolError):
+        read_answer(_Pieces(endless, lambda: 1 << 16), "GET")  # type: ignore[arg-type]
