@@ -502,12 +502,12 @@ def _build(source: Source, options: LoadOptions, resolved: Resolution) -> Image:
         data = source.blob(config_descriptor.digest, size=config_descriptor.size, max_bytes=MAX_CONFIG_BYTES)
         return parse_config(data, f"{what}: config {config_descriptor.digest}")
 
-    estimates = _estimate_all(source, options, facts.layers, read_config)
+    config, estimates = _estimate_all(source, options, facts.layers, read_config)
     return assemble_image(
         str(source.reference),
         facts,
-        estimates.config,
-        estimates.sizes,
+        config,
+        estimates,
         index=resolved.index,
         platform=options.platform,
         warnings=source.warnings,
@@ -577,10 +577,8 @@ def _reraise(exc: BaseException) -> SizeEstimate:
     raise exc
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class _Estimates:
-    config: ImageConfig | None
-    sizes: list[SizeEstimate]
+#: what :func:`_estimate_all` gives: the config (None for an artifact) and the layers' size estimates, in order
+_Estimates = tuple[ImageConfig | None, list[SizeEstimate]]
 
 
 def _estimate_all(
@@ -611,13 +609,13 @@ def _estimate_all(
     ahead = options.sizes == "cheap" and (len(layers) > 1 or source.kind == "registry")
     if not layers or options.workers <= 1 or not (ahead or (len(layers) > 1 and options.sizes != "none")):
         config = read_config()
-        return _Estimates(config, [one(i, config) for i in range(len(layers))])
+        return config, [one(i, config) for i in range(len(layers))]
     with concurrent.futures.ThreadPoolExecutor(max_workers=min(options.workers, len(layers))) as pool:
         try:
             if not ahead:  # "exact": every layer streamed, its diff_id verified
                 config = read_config()
                 streams = [pool.submit(one, i, config) for i in range(len(layers))]
-                return _Estimates(config, [future.result() for future in streams])
+                return config, [future.result() for future in streams]
             evidence = [pool.submit(sizes.read_evidence, source, d) for d in layers]
             config = read_config()
             settled: list[Callable[[], SizeEstimate]] = []
@@ -631,7 +629,7 @@ def _estimate_all(
                     settled.append(functools.partial(one, i, config, found))
                 else:  # a stream may be needed (it verifies the diff_id): in parallel
                     settled.append(pool.submit(one, i, config, found).result)
-            return _Estimates(config, [result() for result in settled])
+            return config, [result() for result in settled]
         except BaseException as exc:
             if not isinstance(exc, Exception):  # Ctrl-C: the reads under way are cut short, not waited out
                 interrupt = getattr(source, "interrupt", None)
