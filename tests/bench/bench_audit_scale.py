@@ -49,6 +49,8 @@ from typing import Any
 
 BENCH_DIR = Path(__file__).resolve().parent
 REPO_ROOT = BENCH_DIR.parents[1]
+#: the directory whose ociinspect/ package the audit runs (``--source``)
+SOURCE = [REPO_ROOT]
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
@@ -339,7 +341,7 @@ def run_audit(
 ) -> dict[str, Any]:
     """One ``audit scan`` (``shards`` > 1: that many workers at once, ``--shard K/N --run LABEL``) as child
     processes: wall, peak RSS (the largest worker's), CPU of every worker (wait4) and of the server."""
-    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+    env = {**os.environ, "PYTHONPATH": str(SOURCE[0])}
     prefix = [sys.executable, "-m", "cProfile", "-o", profile, "-m"] if profile else [sys.executable, "-m"]
     cmd = [*prefix, "ociinspect", "audit", "scan", f"127.0.0.1:{port}", "--plain-http", "--db", db]
     cmd += ["-q", "-j", str(concurrency)]
@@ -352,6 +354,7 @@ def run_audit(
         subprocess.Popen(
             cmd + (["--shard", f"{k}/{shards}"] if shards > 1 else []),
             env=env,
+            cwd=SOURCE[0],  # ``-m`` puts the working directory first on sys.path
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
         )
@@ -501,6 +504,13 @@ def main() -> int:
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--strict", action="store_true")
     parser.add_argument("--profile", help="cProfile output file for the first size's audit")
+    parser.add_argument(
+        "--source",
+        type=Path,
+        default=REPO_ROOT,
+        help="directory holding the ociinspect/ package the audit runs (default: this checkout); e.g. "
+        "`git archive REV ociinspect | tar -x -C DIR` for a paired comparison with an older revision",
+    )
     parser.add_argument("--postgres", help="postgresql://… server URL: audit into a new database there")
     parser.add_argument(
         "--shards", type=int, default=1, help="workers at once (--shard K/N), with --postgres"
@@ -508,6 +518,7 @@ def main() -> int:
     parser.add_argument("--serve", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--port-file", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    SOURCE[0] = args.source.resolve()
     if args.serve:
         serve(args.serve, args.port_file)
         return 0
