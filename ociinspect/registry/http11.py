@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import re
 import socket
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import TypeVar, overload
 
 __all__ = [
@@ -150,34 +150,59 @@ _BLANK_RE = re.compile(rb"\r?\n\r?\n")
 
 class _Reader:
     """Buffered reads from a socket for one answer: its header block (:meth:`head`), then lines and bytes of its
-    body.  Bytes received past the answer's end are dropped with the reader.  Cost: one ``recv`` per piece."""
+    body.  What was received and not yet handed out is ``_buf[_pos:]``; bytes received past the answer's end are
+    dropped with the reader.  Cost: one ``recv`` per piece, linear in the bytes received however they are cut
+    (nothing is copied again for each line or chunk)."""
 
-    __slots__ = ("_buf", "_sock")
+    __slots__ = ("_buf", "_pos", "_sock")
 
     def __init__(self, sock: socket.socket) -> None:
         self._sock = sock
         self._buf = b""
+        self._pos = 0
+
+    def _more(self, limit: int, find: Callable[[bytearray, int], int]) -> tuple[bytearray, int]:
+        """Receive until ``find(buffer, start)`` — ``start``: where the new piece begins — gives a position (≥ 0)
+        or the connection ends (-1): the buffer (what was left, then the new pieces) and that position.  Raises :class:`ProtocolError` once the buffer
+        holds more than ``limit`` bytes without it."""
+        grown = bytearray(self._buf[self._pos :])  # searched already
+        self._buf, self._pos = b"", 0
+        while True:
+            if len(grown) > limit:
+                raise ProtocolError(f"more than {limit} bytes without the end of a line or header block")
+            data = self._sock.recv(_RECV)
+            if not data:
+                return grown, -1
+            start = len(grown)
+            grown += data
+            found = find(grown, start)
+            if found >= 0:
+                return grown, found
 
     def head(self) -> list[str]:
         """The lines of the next status line and header block (ISO-8859-1, line ends removed), up to the blank
         line; a connection that ends before it ends the block.  Raises :class:`RemoteDisconnected` when the
         connection ends before any byte, :class:`ProtocolError` past :data:`MAX_HEAD` bytes or for a line past
         :data:`MAX_LINE`, :data:`MAX_FIELDS` fields."""
-        buf, searched = self._buf, 0
-        while True:
-            blank = _BLANK_RE.search(buf, max(0, searched - 3))
-            if blank is not None:
-                head, self._buf = buf[: blank.start()], buf[blank.end() :]
-                break
-            if len(buf) > MAX_HEAD:
-                raise ProtocolError(f"a header block longer than {MAX_HEAD} bytes")
-            data = self._sock.recv(_RECV)
-            if not data:
-                if not buf:
+        blank = _BLANK_RE.search(self._buf, self._pos)
+        if blank is not None:
+            head = self._buf[self._pos : blank.start()]
+            self._pos = blank.end()
+        else:
+
+            def find(buf: bytearray, start: int) -> int:
+                match = _BLANK_RE.search(buf, max(0, start - 3))
+                return -1 if match is None else match.start()
+
+            grown, at = self._more(MAX_HEAD, find)
+            if at < 0:
+                if not grown:
                     raise RemoteDisconnected("the server closed the connection without an answer")
-                head, self._buf = buf, b""
-                break
-            searched, buf = len(buf), buf + data
+                head = bytes(grown)
+            else:
+                end = _BLANK_RE.match(grown, at)
+                assert end is not None
+                head, self._buf, self._pos = bytes(grown[:at]), bytes(grown), end.end()
         lines = head.decode("iso-8859-1").split("\n")
         if len(lines) > MAX_FIELDS + 1:
             raise ProtocolError(f"more than {MAX_FIELDS} header fields")
@@ -192,30 +217,32 @@ class _Reader:
         """One line of the body's framing (a chunk size, a trailer field), its line end included; what is left
         at the connection's end (``b""`` there).  Raises :class:`ProtocolError` for ``what`` past
         :data:`MAX_LINE` bytes."""
-        buf = self._buf
-        while True:
-            end = buf.find(b"\n", 0, MAX_LINE)
-            if end >= 0:
-                self._buf = buf[end + 1 :]
-                return buf[: end + 1]
-            if len(buf) >= MAX_LINE:
-                raise ProtocolError(f"{what} longer than {MAX_LINE} bytes")
-            data = self._sock.recv(_RECV)
-            if not data:
-                self._buf = b""
-                return buf
-            buf += data
-            self._buf = buf
+        buf, pos = self._buf, self._pos
+        end = buf.find(b"\n", pos, pos + MAX_LINE)
+        if end >= 0:
+            self._pos = end + 1
+            return buf[pos : end + 1]
+        if len(buf) - pos >= MAX_LINE:
+            raise ProtocolError(f"{what} longer than {MAX_LINE} bytes")
+        try:
+            grown, at = self._more(MAX_LINE, lambda b, start: b.find(b"\n", start, MAX_LINE))
+        except ProtocolError:
+            raise ProtocolError(f"{what} longer than {MAX_LINE} bytes") from None
+        if at < 0:
+            return bytes(grown)
+        self._buf, self._pos = bytes(grown), at + 1
+        return self._buf[: at + 1]
 
     def read(self, amount: int) -> bytes:
         """Up to ``amount`` bytes: fewer only at the connection's end (``b""`` there).  Cost: what the buffer
         holds, then one ``recv`` per piece the socket gives."""
-        buf = self._buf
-        if len(buf) >= amount:
-            self._buf = buf[amount:]
-            return buf[:amount]
-        self._buf = b""
-        parts, have = [buf], len(buf)
+        buf, pos = self._buf, self._pos
+        if len(buf) - pos >= amount:
+            self._pos = pos + amount
+            return buf[pos : pos + amount]
+        parts = [buf[pos:]]
+        have = len(buf) - pos
+        self._buf, self._pos = b"", 0
         while have < amount:
             data = self._sock.recv(amount - have)
             if not data:
