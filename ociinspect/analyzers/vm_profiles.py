@@ -8,8 +8,8 @@ being ignored.
 
 from __future__ import annotations
 
+import os
 import tomllib
-from importlib import resources
 from typing import Any
 
 from ociinspect.analyzers.vm import Span, VmParameters, VmProfile
@@ -140,10 +140,25 @@ def _profile(family: str, doc: dict[str, Any]) -> VmProfile:
     )
 
 
+def _builtin_text() -> str:
+    """``ociinspect/data/vm_profiles.toml``: read from the package's directory, or through
+    :mod:`importlib.resources` when the package is not a plain directory (a zip).  Cost: one small file read
+    (:mod:`importlib.resources` with ``zipfile`` costs ~4-6 ms to import: only for the zip)."""
+    path = os.path.join(
+        os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "data", "vm_profiles.toml"
+    )
+    try:
+        with open(path, encoding="utf-8") as f:
+            return f.read()
+    except OSError:
+        from importlib import resources
+
+        return resources.files("ociinspect").joinpath("data/vm_profiles.toml").read_text(encoding="utf-8")
+
+
 def load_parameters(path: str | None = None) -> VmParameters:
     """The built-in parameters, overridden by the TOML file at ``path`` when given (cost: reads 1–2 small files)."""
-    builtin = resources.files("ociinspect").joinpath("data/vm_profiles.toml").read_text(encoding="utf-8")
-    doc = _read(builtin, "built-in")
+    doc = _read(_builtin_text(), "built-in")
     origin = "built-in (ociinspect/data/vm_profiles.toml)"
     if path:
         try:

@@ -248,3 +248,37 @@ def test_start_up_runs_without_garbage_collections(tmp_path: Path) -> None:
     assert json.loads((tmp_path / "out.json").read_text())["layers"]
     code = "import gc, ociinspect.cli as c; c.main(['--version']); print(gc.isenabled())"
     assert _python(code).stdout.split()[-1] == "True"
+
+
+def test_the_builtin_vm_profiles_are_read_without_importlib_resources() -> None:
+    """The VM model's built-in parameters are read from the package's directory: ``importlib.resources`` (with
+    ``zipfile``, ~4-6 ms) is not imported for them — checked with ``-S``, where no site ``.pth`` file can have
+    imported it first; and the file read is the one ``importlib.resources`` gives."""
+    code = (
+        "import sys\n"
+        "from ociinspect.analyzers import vm_profiles\n"
+        "text = vm_profiles._builtin_text()\n"
+        "print('importlib.resources' in sys.modules, 'zipfile' in sys.modules)\n"
+        "from importlib import resources\n"
+        "print(text == resources.files('ociinspect').joinpath('data/vm_profiles.toml').read_text(encoding='utf-8'))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-S", "-c", code],
+        capture_output=True,
+        text=True,
+        env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"},
+        cwd=REPO,
+        timeout=120,
+        check=True,
+    )
+    assert done.stdout.split() == ["False", "False", "True"]
+
+
+def test_the_builtin_vm_profiles_fall_back_to_importlib_resources(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A package that is not a plain directory (a zip): the file cannot be opened, the resource API reads it."""
+    from ociinspect.analyzers import vm_profiles
+
+    expected = vm_profiles._builtin_text()
+    monkeypatch.setattr(vm_profiles.os.path, "abspath", lambda _p: "/nonexistent/ociinspect/analyzers/x.py")
+    assert vm_profiles._builtin_text() == expected
+    assert vm_profiles.load_parameters().profiles
