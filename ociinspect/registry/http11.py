@@ -20,6 +20,8 @@ import socket
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import TypeVar, overload
 
+from ociinspect.model.textsafe import parse_uint
+
 __all__ = [
     "MAX_FIELDS",
     "MAX_HEAD",
@@ -378,9 +380,7 @@ def _content_length(value: str | None) -> int | None:
     if len(values) != 1:
         return None
     (text,) = values
-    if not text or len(text) > 19 or not text.isascii() or not text.isdigit():
-        return None
-    return int(text)
+    return parse_uint(text, max_digits=19)  # ASCII digits only: "²" or "١" is no length
 
 
 def read_answer(sock: socket.socket, method: str) -> Answer:
