@@ -515,8 +515,13 @@ def _build(source: Source, options: LoadOptions, resolved: Resolution) -> Image:
 
 
 def _diff_ids(config: ImageConfig | None, n_layers: int) -> list[str | None]:
+    return [_diff_id(config, i) for i in range(n_layers)]
+
+
+def _diff_id(config: ImageConfig | None, i: int) -> str | None:
+    """Layer ``i``'s diff_id in ``config``, or None (no config, or fewer diff_ids than layers)."""
     ids = config.diff_ids if config else ()
-    return [ids[i] if i < len(ids) else None for i in range(n_layers)]
+    return ids[i] if i < len(ids) else None
 
 
 def assemble_image(
@@ -599,7 +604,7 @@ def _estimate_all(
         return sizes.estimate(
             source,
             layers[i],
-            diff_id=_diff_ids(config, len(layers))[i],
+            diff_id=_diff_id(config, i),
             mode=options.sizes,
             max_output=options.max_uncompressed,
             store=options.size_store,
