@@ -311,7 +311,7 @@ class AuditDB:
     def _write(self, sql: str, params: Sequence[Any]) -> None:
         """One statement whose rows (if any) are not wanted: no result list built (the audit's hot path)."""
         try:
-            self._conn.execute(self._sql(sql) if self.dialect != "sqlite" else sql, params)
+            self._conn.execute(self._sql(sql), params)
         except self._errors as exc:
             raise self._error(exc) from exc
 
@@ -340,20 +340,6 @@ class AuditDB:
                 chunk = rows[i : i + per]
                 params = [v for row in chunk for v in row]
                 self._write(f"{head} VALUES {', '.join([group] * len(chunk))} {tail}".rstrip(), params)
-
-    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
-        """Run one statement per row, in one transaction."""
-        if not rows:
-            return
-        with self.transaction():
-            try:
-                cur = self._conn.cursor()
-                cur.executemany(self._sql(sql), [tuple(r) for r in rows])
-            except self._errors as exc:
-                raise DatabaseError(
-                    f"audit database {self.display}: {type(exc).__name__}: {exc}",
-                    hint="is the database writable and not corrupt?",
-                ) from exc
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[None]:
