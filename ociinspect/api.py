@@ -25,6 +25,7 @@ from ociinspect.image.loader import LoadOptions, parse_platform
 from ociinspect.model.entries import LayerScan
 from ociinspect.model.image import Image, Platform, RawManifest
 from ociinspect.model.osinfo import OsInfo
+from ociinspect.model.record import record
 from ociinspect.model.reference import Reference
 
 if TYPE_CHECKING:
@@ -38,7 +39,7 @@ if TYPE_CHECKING:
 __all__ = ["CheckResult", "CompareResult", "FilesResult", "Session", "VmResult", "WasteResult"]
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+@record
 class WasteResult:
     """``waste`` of one image: the image, its layer indexes and dive's figures (:class:`WasteReport`, bytes)."""
 
@@ -53,7 +54,7 @@ class WasteResult:
         return waste_document(self.image, self.scans, analysis_document(self.report))
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+@record
 class FilesResult:
     """``files`` of one image: its layer indexes and the listing asked for (largest files of the final
     filesystem, or what ``layer`` adds, modifies and removes)."""
@@ -74,7 +75,7 @@ class FilesResult:
         )
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+@record
 class CompareResult:
     """``compare``: shared and unique bytes across images (:class:`SharingReport`) and each image's base OS
     (by reference; empty with ``with_os=False``)."""
@@ -89,7 +90,7 @@ class CompareResult:
         return compare_document(self.report, os_by_ref=dict(self.os))
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+@record
 class VmResult:
     """``vm``: each image as a VM (``estimates``), the fleet (``None`` when no image has figures), the model's
     parameters, the images without figures (``unknown``: image, OS, why) and the artifacts left out."""
@@ -115,7 +116,7 @@ class VmResult:
         )
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+@record
 class CheckResult:
     """``check``: the policy applied, one :class:`ImageCheck` per image read, the errors met (reference, error:
     a baseline or an allowed base that could not be read) and the exit code ``ociinspect check`` would return."""

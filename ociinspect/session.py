@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Self, TypeVar
 from ociinspect.errors import ExitCode, OciInspectError, UsageError
 from ociinspect.image.loader import LoadOptions, load, load_all_platforms
 from ociinspect.model.image import Image
+from ociinspect.model.record import record
 from ociinspect.model.reference import Reference, parse_reference
 from ociinspect.sources.base import Source
 
@@ -62,7 +63,7 @@ _T = TypeVar("_T")
 Progress = Callable[[int, str], AbstractContextManager[Callable[[int], None] | None]]
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+@record
 class LoadResult:
     """The outcome for one reference: its images (one per platform) or the error that stopped it."""
 
@@ -482,7 +483,7 @@ def exit_code(
 # ------------------------------------------------------------------------------------------------ diff
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+@record
 class DiffRead:
     """What a diff read: layers streamed (and their compressed bytes), layers taken from the cache or given
     already scanned, shared layers never read."""

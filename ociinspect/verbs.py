@@ -9,7 +9,6 @@ the digest that names it.  Each function states its cost in requests (registries
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping
 from typing import Any, BinaryIO
 
@@ -32,6 +31,7 @@ from ociinspect.image.loader import (
 from ociinspect.model import digest as digests
 from ociinspect.model import mediatypes as mt
 from ociinspect.model.image import Image, Platform, RawManifest
+from ociinspect.model.record import record
 from ociinspect.model.reference import Reference, parse_reference, parse_repository
 from ociinspect.session import Session
 from ociinspect.sources.base import Source
@@ -50,7 +50,7 @@ __all__ = [
 ]
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+@record
 class Referrer:
     """One manifest that names another as its ``subject`` (a signature, an SBOM, an attestation …)."""
 

@@ -42,13 +42,13 @@ estimate nor a streamed scan knows it) — never a guess.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ociinspect.analyzers.waste import flatten
 from ociinspect.model.entries import Entry, LayerScan
 from ociinspect.model.image import HistoryEntry, Image, ImageConfig, Layer
+from ociinspect.model.record import record
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -81,7 +81,7 @@ def _same_layer(x: Layer, y: Layer) -> bool:
     return x.digest == y.digest or (bool(x.diff_id) and x.diff_id == y.diff_id)
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+@record
 class ReadPlan:
     """Which layers a diff reads.  ``shared``: the number of identical bottom layers; ``only_a`` / ``only_b``:
     the indexes above them in each image (always read); :attr:`prefix`: the shared layers' indexes (read once,
@@ -107,7 +107,7 @@ def layers_to_read(a: Image, b: Image) -> ReadPlan:
     return ReadPlan(shared, tuple(range(shared, len(a.layers))), tuple(range(shared, len(b.layers))))
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+@record
 class SizeDelta:
     """B − A in bytes.  ``uncompressed`` is ``None`` when not known; ``uncompressed_note`` then says why."""
 
@@ -116,7 +116,7 @@ class SizeDelta:
     uncompressed_note: str | None = None
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+@record
 class LayerDiff:
     """Layers compared position by position from the bottom (see the module docstring)."""
 
@@ -249,7 +249,7 @@ def prefix_needed(suffix_a: Sequence[LayerScan], suffix_b: Sequence[LayerScan]) 
 # ------------------------------------------------------------------------------------------------ files
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+@record
 class FileChange:
     """One path of the diff (``path`` with a leading ``/``).  ``a`` / ``b`` are the final entries (``None``:
     absent on that side).  ``changes`` names what differs: ``type``, ``size``, ``mode``, ``uid``, ``gid``,
@@ -276,7 +276,7 @@ class FileChange:
         return self.size_b - self.size_a
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+@record
 class FileDiff:
     """Final filesystems compared, each list sorted by path.  ``unknown``: same type, size, permissions, owner,
     rewritten by a differing layer, content not comparable without hashes."""
@@ -358,7 +358,7 @@ def diff_trees(
 # ------------------------------------------------------------------------------------------------ growth
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+@record
 class GrowthNode:
     """A directory of the ``du``-style growth tree: the changed non-directory paths below it weigh ``bytes_a``
     in A and ``bytes_b`` in B (bytes); ``delta`` = ``bytes_b − bytes_a``; ``changed`` counts them."""
@@ -425,7 +425,7 @@ def _history_line(h: HistoryEntry) -> str:
     return (h.created_by or h.comment or "").strip()
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+@record
 class ConfigDiff:
     """Config and manifest-annotation differences.  ``scalars``: ``field → (a, b)`` for the fields that differ
     (``user``, ``working_dir``, ``entrypoint``, ``cmd``, ``stop_signal``, ``os``, ``architecture``, ``variant``);
@@ -552,7 +552,7 @@ def _growth_json(n: GrowthNode) -> dict[str, Any]:
     }
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+@record
 class ImageDiff:
     """Everything ``ociinspect diff`` reports (bytes everywhere); :meth:`to_json` is the documented contract."""
 

@@ -20,12 +20,12 @@ Pure functions over :class:`~ociinspect.model.image.Image` values (no I/O).  Def
 
 from __future__ import annotations
 
-import dataclasses
 from collections import defaultdict
 from collections.abc import Sequence
 
 from ociinspect.analyzers.vm import unknown_sizes
 from ociinspect.model.image import Image, Layer
+from ociinspect.model.record import record
 
 __all__ = ["BaseGroup", "ImageShare", "LayerUse", "PairOverlap", "SharingReport", "analyze", "common_prefix"]
 
@@ -33,7 +33,7 @@ BASE_NAME = "org.opencontainers.image.base.name"
 BASE_DIGEST = "org.opencontainers.image.base.digest"
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+@record
 class LayerUse:
     """One distinct layer blob and the images (references) that use it."""
 
@@ -45,7 +45,7 @@ class LayerUse:
     same_content_as: tuple[str, ...] = ()  # other blob digests with the same diff_id (recompressed copies)
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+@record
 class ImageShare:
     """Per-image totals; sizes in bytes."""
 
@@ -64,7 +64,7 @@ class ImageShare:
     uncompressed_note: str | None = None  # why the uncompressed figures are None
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+@record
 class PairOverlap:
     """Two images: their longest common layer prefix (by content) and all bytes they share (by blob)."""
 
@@ -76,7 +76,7 @@ class PairOverlap:
     shared_size: int
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+@record
 class BaseGroup:
     """Images that share one base: the base's layers are stored once instead of ``len(images)`` times."""
 
@@ -101,7 +101,7 @@ class BaseGroup:
         )
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+@record
 class SharingReport:
     images: tuple[ImageShare, ...]
     layers: tuple[LayerUse, ...]
@@ -160,7 +160,7 @@ def _is_base(base: Image, image: Image) -> bool:
     return 0 < len(base.layers) < len(image.layers) and common_prefix(base, image) == len(base.layers)
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+@record
 class _Attribution:
     key: str  # the base's digest when the base image is known, else its name
     label: str

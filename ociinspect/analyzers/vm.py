@@ -25,6 +25,7 @@ from collections.abc import Iterable, Mapping, Sequence
 
 from ociinspect.model.image import Image
 from ociinspect.model.osinfo import OsInfo
+from ociinspect.model.record import record
 
 __all__ = [
     "FleetAnalysis",
@@ -42,7 +43,7 @@ __all__ = [
 ]
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+@record
 class Span:
     """A figure with its low–high range (bytes, or a ratio)."""
 
@@ -51,7 +52,7 @@ class Span:
     high: float
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+@record
 class VmProfile:
     family: str
     label: str
@@ -66,7 +67,7 @@ class VmProfile:
     components: Mapping[str, int]  # name -> bytes, the decomposition of B_vm where published
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+@record
 class VmParameters:
     profiles: Mapping[str, VmProfile]
     download_ratio: Span
@@ -80,7 +81,7 @@ class VmParameters:
         return self.profiles.get(family) or self.profiles[self.fallback_family]
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+@record
 class VmEstimate:
     """One image as a VM.  Sizes in bytes (ints)."""
 
@@ -100,7 +101,7 @@ class VmEstimate:
     vm_disk: int
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+@record
 class FleetEstimate:
     replicas: int  # per image
     containers: int  # N = replicas * images
@@ -247,7 +248,7 @@ def estimate_fleet(
     )
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+@record
 class FleetAnalysis:
     """``vm`` for a set of images: each image with figures (``estimates``, in input order, with how its size was
     obtained in ``bases``), the fleet of those (``None`` when none has figures), the images without figures

@@ -52,6 +52,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, TypeVar
 
 from ociinspect.model.entries import WHITEOUT_PREFIX, Entry, EntryTable, whiteout_kind
+from ociinspect.model.record import record
 
 __all__ = [
     "ANALYSIS_VERSION",
@@ -145,7 +146,7 @@ def _build_tree(entries: Sequence[Entry]) -> _Node:
     return root
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+@record
 class InefficientFile:
     """A path present in two or more layers: ``count`` layers, ``wasted_bytes`` = its cumulative size."""
 
@@ -154,7 +155,7 @@ class InefficientFile:
     wasted_bytes: int
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+@record
 class DiveEfficiency:
     """dive's analysis of one image (see the module docstring); sizes in bytes.
 
@@ -232,7 +233,7 @@ def dive_file_lists(layers: Sequence[Sequence[Entry]]) -> list[list[dict[str, ob
 # --------------------------------------------------------------------------------------------- OCI semantics
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+@record
 class FinalFile:
     """A path of the flattened filesystem and the layer that last wrote it."""
 
@@ -241,7 +242,7 @@ class FinalFile:
     entry: Entry
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+@record
 class LayerChanges:
     """What one layer changes, over non-directory entries (bytes are tar header sizes)."""
 
@@ -1036,7 +1037,7 @@ def layer_changes(layers: Sequence[Sequence[Entry]]) -> list[LayerChanges]:
     ]
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+@record
 class DuplicateSet:
     """Regular files with the same content: ``copies`` as ``(layer, path, in_final_filesystem)``."""
 
@@ -1087,7 +1088,7 @@ def _duplicates(cols: _Columns, in_final: Callable[[int, str], bool]) -> list[Du
     return sets
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+@record
 class WasteReport:
     """Everything ``ociinspect waste`` reports for one image (bytes everywhere)."""
 

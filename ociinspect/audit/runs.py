@@ -21,6 +21,7 @@ from ociinspect.audit.facts import AuditFacts
 from ociinspect.content.scan import ScanCache, ScanOptions
 from ociinspect.errors import UsageError
 from ociinspect.image.sizes import SizeFacts
+from ociinspect.model.record import record
 from ociinspect.model.textsafe import parse_uint
 
 __all__ = [
@@ -40,7 +41,7 @@ __all__ = [
 SMALL_BLOB = 64 * 1024
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+@record
 class Scope:
     """What to audit: a registry host, an optional repository prefix, or an explicit list of repositories."""
 
@@ -55,7 +56,7 @@ class Scope:
         return repository.startswith(self.prefix)
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+@record
 class ShardSpec:
     """Shard ``index`` of ``count`` (0-based, as Kubernetes' ``JOB_COMPLETION_INDEX``).
 
@@ -171,7 +172,7 @@ def open_run(
     return run_id, label
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+@record
 class RunInfo:
     """One row of ``runs`` plus its shards' states and request counts."""
 

@@ -13,6 +13,7 @@ from ociinspect.audit.db import AuditDB
 from ociinspect.audit.runs import Scope, ShardSpec
 from ociinspect.audit.walker import AuditOptions, Counters, open_run
 from ociinspect.errors import ExitCode, UsageError
+from ociinspect.model.record import record
 from ociinspect.model.reference import DOCKER_HUB, is_docker_hub
 from ociinspect.session import exit_code
 
@@ -57,7 +58,7 @@ def scope_for(registry: str, names: Sequence[str] = ()) -> Scope:
     return scope
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+@record
 class ScanSummary:
     """What one ``audit scan`` did: the run, its counts (tags, repositories, requests) and seconds taken."""
 

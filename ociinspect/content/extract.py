@@ -41,6 +41,7 @@ from ociinspect.content.scan import (
 )
 from ociinspect.errors import DigestMismatch, InvalidImage, NotFound, OciInspectError, UsageError
 from ociinspect.model.entries import Entry, LayerScan, normalise_path
+from ociinspect.model.record import record
 
 if TYPE_CHECKING:
     from ociinspect.model.image import Image
@@ -87,7 +88,7 @@ class _Index:
         return index
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+@record
 class ExtractResult:
     """What ``extract`` wrote (paths relative to the output directory) and what it skipped, and why."""
 

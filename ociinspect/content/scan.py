@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import concurrent.futures
 import contextlib
-import dataclasses
 import hashlib
 import logging
 import os
@@ -52,6 +51,7 @@ from ociinspect.model.entries import (
     normalise_path,
     whiteout_kind,
 )
+from ociinspect.model.record import record
 
 if TYPE_CHECKING:
     from ociinspect.model.image import Image, Layer
@@ -81,7 +81,7 @@ _BLOCK = 512
 _ZERO_BLOCK = bytes(_BLOCK)
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+@record
 class ScanOptions:
     """How to scan.  ``hash_files``: sha256 of every regular file's content (one more hash pass over the
     uncompressed bytes).  ``max_uncompressed``: bytes per layer before :class:`LimitExceeded` (``None``: no cap).

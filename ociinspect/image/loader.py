@@ -41,6 +41,7 @@ from ociinspect.model.image import (
     frozen_map,
     host_platform,
 )
+from ociinspect.model.record import record
 from ociinspect.sources.base import Source, parse_json
 
 __all__ = [
@@ -67,7 +68,7 @@ MAX_CONFIG_BYTES = 8 * 1024 * 1024
 ATTESTATION = "attestation-manifest"
 
 
-@dataclasses.dataclass(frozen=True, slots=True, init=False)
+@record(init=False)
 class LoadOptions:
     """How to load an image.
 
@@ -208,7 +209,7 @@ def index_entries(doc: Mapping[str, Any], what: str) -> tuple[IndexEntry, ...]:
     return tuple(entries)
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+@record
 class ManifestFacts:
     """What one manifest or index says, parsed by the loader's rules: the one reading of manifest bytes, used by
     the loader and by the audit (which stores these facts and rebuilds them from its database).
@@ -267,7 +268,7 @@ def manifest_facts(raw: RawManifest, what: str) -> ManifestFacts:
     )
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+@record
 class Resolution:
     """Where a walk down indexes ended: the image ``manifest`` chosen, the top ``index`` it was chosen from
     (``None`` when the reference named an image manifest), and ``raw``: the chosen manifest's bytes exactly as

@@ -14,9 +14,8 @@ only.
 
 from __future__ import annotations
 
-import dataclasses
-
 from ociinspect.errors import LimitExceeded
+from ociinspect.model.record import record
 
 __all__ = ["MAX_INDEX_DEPTH", "IndexChain", "IndexNestingError", "is_nesting_error"]
 
@@ -42,7 +41,7 @@ def _error(message: str) -> IndexNestingError:
     )
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+@record
 class IndexChain:
     """The indexes entered so far on one path (root first).  Immutable: each step makes a new chain."""
 

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import concurrent.futures
 import contextlib
-import dataclasses
 import hashlib
 import logging
 import re
@@ -41,6 +40,7 @@ from ociinspect.content import compression
 from ociinspect.errors import DigestMismatch, LimitExceeded, RangeNotSupported
 from ociinspect.model import mediatypes
 from ociinspect.model.image import Descriptor, SizeEstimate
+from ociinspect.model.record import record
 from ociinspect.sources.base import Source
 
 __all__ = [
@@ -157,7 +157,7 @@ def resolve_isize(isize: int, compressed: int) -> tuple[int | None, str | None]:
     return size, note
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+@record
 class GzipHead:
     """What inflating the first bytes of a gzip blob shows (see :func:`read_gzip_head`).
 
@@ -469,7 +469,7 @@ def _gzip(source: Source, layer: Descriptor) -> Evidence:
     return Evidence(result, why)
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+@record
 class Evidence:
     """What a layer's cheap evidence (its gzip trailer and head, its zstd frame header, its media type) says on
     its own, before the image config is known: ``estimate`` is the figure when the evidence decides it (an

@@ -9,12 +9,13 @@ breakout detection) and the OCI whiteout rules (:func:`whiteout_kind`).  The rea
 
 from __future__ import annotations
 
-import dataclasses
 import sys
 import tarfile
 from array import array
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Literal, overload
+
+from ociinspect.model.record import record
 
 __all__ = [
     "OPAQUE_MARKER",
@@ -58,7 +59,7 @@ _S_IFMT = 0o170000
 _S_IFDIR = 0o040000
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+@record
 class Entry:
     """One tar entry of a layer.
 
@@ -172,7 +173,7 @@ def clean_text(text: str) -> str:
         return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+@record
 class LayerScan:
     """The file index of one layer: an immutable fact about the blob ``digest`` (hence cacheable forever).
 

@@ -13,6 +13,8 @@ from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any, Literal
 
+from ociinspect.model.record import record
+
 __all__ = [
     "Descriptor",
     "HistoryEntry",
@@ -38,7 +40,7 @@ def frozen_map(value: Mapping[str, Any] | None) -> Mapping[str, str]:
     return MappingProxyType({str(k): str(v) for k, v in value.items()})
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+@record
 class RawManifest:
     """Manifest bytes exactly as a source served them, with their media type and digest."""
 
@@ -126,7 +128,7 @@ def _normalize_arch(arch: str, variant: str) -> tuple[str, str]:
     return arch, variant
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+@record
 class Platform:
     """An OCI platform.  ``str(p)`` is ``os/arch[/variant]``."""
 
@@ -224,7 +226,7 @@ def host_platform() -> Platform:
     return Platform("linux", arch, "v8" if arch == "arm64" else None)
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+@record
 class Descriptor:
     """An OCI content descriptor."""
 
@@ -237,7 +239,7 @@ class Descriptor:
     urls: tuple[str, ...] = ()
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+@record
 class IndexEntry:
     """One manifest listed by an index, as shown by ``--all-platforms``."""
 
@@ -248,7 +250,7 @@ class IndexEntry:
 SizeSource = Literal["exact", "trailer", "header", "toc", "streamed", "store", "unknown"]
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+@record
 class SizeEstimate:
     """An uncompressed size and how it was obtained (see ``docs/sizes.md``).
 
@@ -275,7 +277,7 @@ class SizeEstimate:
         return bool(self.candidates)
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+@record
 class HistoryEntry:
     """One entry of the config's ``history``."""
 
@@ -286,7 +288,7 @@ class HistoryEntry:
     empty_layer: bool = False
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+@record
 class ImageConfig:
     """The parts of an image config (OCI or Docker) that ociinspect reports."""
 
@@ -307,7 +309,7 @@ class ImageConfig:
     history: tuple[HistoryEntry, ...] = ()
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+@record
 class Layer:
     """A layer of an image: its blob descriptor, its diff_id, the history line behind it, its sizes."""
 
@@ -331,7 +333,7 @@ class Layer:
         return self.descriptor.size
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+@record
 class Image:
     """One image (or artifact) manifest resolved to one platform, verified, with its config and layers."""
 

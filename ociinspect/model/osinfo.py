@@ -7,10 +7,10 @@ with a VM-model family (see ``ociinspect/data/vm_profiles.toml``).
 
 from __future__ import annotations
 
-import dataclasses
 import shlex
 from collections.abc import Mapping
 
+from ociinspect.model.record import record
 from ociinspect.model.textsafe import is_uint
 
 __all__ = ["OS_FILES", "OsInfo", "identify", "parse_os_release"]
@@ -47,7 +47,7 @@ _FAMILY_BY_ID = {
 }
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+@record
 class OsInfo:
     """What an image's base OS is, how we know, and which VM-model family it maps to."""
 

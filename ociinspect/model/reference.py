@@ -22,6 +22,7 @@ from typing import Literal
 
 from ociinspect.errors import InvalidReference
 from ociinspect.model import digest as _digest
+from ociinspect.model.record import record
 from ociinspect.model.textsafe import parse_uint
 
 __all__ = [
@@ -55,7 +56,7 @@ _MAX_NAME = 255
 _HINT = "write e.g. docker://registry.example.com/team/app:1.2, oci:./layout:latest or docker-archive:app.tar"
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+@record
 class Reference:
     """A parsed image reference.  Exactly the fields of its transport are set."""
 

@@ -56,6 +56,7 @@ from ociinspect.analyzers.waste import WasteReport, analyze, flatten
 from ociinspect.errors import ExitCode, OciInspectError
 from ociinspect.model.entries import Entry
 from ociinspect.model.image import Image, Platform
+from ociinspect.model.record import record
 from ociinspect.model.textsafe import parse_uint
 
 __all__ = [
@@ -95,7 +96,7 @@ _BASE_NAME = sharing.BASE_NAME
 _BASE_DIGEST = sharing.BASE_DIGEST
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+@record
 class RuleSpec:
     """What a rule is: its id, the kind of threshold it takes, what it reads, and dive's name for it."""
 
@@ -167,7 +168,7 @@ RULES: Mapping[str, RuleSpec] = {
 }
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+@record
 class Origin:
     """Where a rule was configured: ``where`` is shown to users (``.ociinspect.toml line 4``, ``--max-layers``,
     ``dive default``); ``path``/``line`` point into a policy file when there is one (SARIF, annotations)."""
@@ -177,7 +178,7 @@ class Origin:
     line: int | None = None
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+@record
 class RuleConfig:
     """One configured rule.  ``value`` is ``None`` when the rule is disabled (dive's ``disabled``); sizes are
     ``int`` bytes, ratios ``float`` (0–1), percents ``float``, lists ``tuple[str, ...]``.  ``text`` is the
@@ -261,7 +262,7 @@ class Facts:
     bases: Sequence[Image] = ()
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+@record
 class GrowthPath:
     """One line of a growth explanation: a directory of the diff's growth tree (``kind`` ``dir``, ``changed``
     paths below it) or a file added or grown (``added`` / ``grown``); ``delta`` in bytes (tar header sizes,
@@ -273,7 +274,7 @@ class GrowthPath:
     changed: int = 1
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+@record
 class GrowthExplanation:
     """Why a growth rule was violated, from ``diff baseline image`` (:mod:`ociinspect.analyzers.diff`).
 
@@ -291,7 +292,7 @@ class GrowthExplanation:
     unavailable: str | None = None
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+@record
 class Finding:
     """The outcome of one rule on one image.
 

@@ -23,6 +23,7 @@ from typing import Literal
 from urllib.parse import urlencode, urlsplit
 
 from ociinspect import errors
+from ociinspect.model.record import record
 from ociinspect.registry.credentials import CredentialResolver, Credentials
 from ociinspect.registry.transport import (
     Response,
@@ -54,7 +55,7 @@ _TOKEN_BODY_LIMIT = 1 << 20
 # --------------------------------------------------------------------------------------------- challenges
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Challenge:
     """One challenge of a ``WWW-Authenticate`` header; ``scheme`` and parameter names are lower case."""
 
@@ -203,7 +204,7 @@ class TokenCache:
 # ------------------------------------------------------------------------------------------- auth manager
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Authorization:
     """What was sent with one request: the header value (secret), its kind, the scope, and whether the
     token was fetched for this very request (a fresh token that is refused will not be fetched again)."""

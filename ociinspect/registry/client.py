@@ -12,7 +12,6 @@ import json
 import logging
 import re
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, TypeVar
 from urllib.parse import quote, urljoin
@@ -21,6 +20,7 @@ from ociinspect import errors
 from ociinspect.model import digest as digests
 from ociinspect.model import mediatypes
 from ociinspect.model.image import RawManifest
+from ociinspect.model.record import record
 from ociinspect.model.reference import is_repository_path, is_tag
 from ociinspect.registry.auth import AuthManager
 from ociinspect.registry.credentials import CredentialResolver
@@ -61,7 +61,7 @@ _CONTENT_RANGE_RE = re.compile(r"^bytes (\d{1,20})-(\d{1,20})/(\d{1,20}|\*)$", r
 FetchedManifest = RawManifest
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class BlobInfo:
     """What a blob HEAD tells: size in bytes, the registry's digest header (if any), Range support."""
 
@@ -110,7 +110,7 @@ def _media_type(content_type: str | None, data: bytes) -> str:
     return mediatypes.manifest_media_type(_content_type(content_type), data)
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class _ManifestHead:
     """What one manifest HEAD told: ``digest`` is the ``Docker-Content-Digest`` when it is of the reference's
     algorithm (else None), ``media_type`` the Content-Type (:func:`_content_type`), ``size`` the Content-Length

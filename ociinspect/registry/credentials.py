@@ -28,10 +28,10 @@ import os
 import re
 import threading
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ociinspect.model.record import record
 from ociinspect.model.reference import is_docker_hub
 from ociinspect.registry.settings import normalize_host
 
@@ -44,7 +44,7 @@ _HELPER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 _HELPER_OUTPUT_LIMIT = 1 << 20
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Credentials:
     """Credentials for one registry.  Secrets are left out of ``repr``."""
 

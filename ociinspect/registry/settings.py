@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 
 from ociinspect._version import __version__
+from ociinspect.model.record import record
 from ociinspect.registry.deadline import Deadline
 
 __all__ = ["USER_AGENT", "HostSettings", "RegistrySettings", "is_loopback", "normalize_host"]
@@ -47,7 +48,7 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class HostSettings:
     """How to talk to one host.  ``plain_http`` wins over TLS options; ``insecure`` wins over ``ca_file``."""
 
