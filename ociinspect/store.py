@@ -28,9 +28,12 @@ import time
 import zlib
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ociinspect._version import __version__
-from ociinspect.model.entries import EntryTable, IndexSource, LayerScan
+
+if TYPE_CHECKING:
+    from ociinspect.model.entries import EntryTable, IndexSource, LayerScan
 
 __all__ = ["MIGRATIONS", "SCHEMA_VERSION", "STORE_FILE", "Store", "default_cache_dir"]
 
@@ -87,6 +90,8 @@ def _encode(scan: LayerScan) -> bytes:
 def _decode(blob: bytes) -> EntryTable:
     """The cached entries as a compact :class:`EntryTable`; a malformed row raises ``ValueError``/``TypeError``
     (the caller drops the cached index and the layer is scanned again)."""
+    from ociinspect.model.entries import EntryTable  # the layer-index model: only for commands that scan
+
     rows = json.loads(zlib.decompress(blob).decode("utf-8"))
     table = EntryTable()
     for p, t, s, m, u, g, ln, h in rows:
@@ -240,6 +245,8 @@ class Store:
                 log.warning("store: dropping unreadable cached index of %s (%s)", digest, exc)
                 self.forget(digest)
                 return None
+            from ociinspect.model.entries import LayerScan
+
             return LayerScan(
                 digest=digest,
                 entries=decoded,
