@@ -29,7 +29,6 @@ import contextlib
 import hashlib
 import logging
 import re
-import tarfile
 import threading
 import zlib
 from collections.abc import Callable
@@ -184,7 +183,10 @@ class GzipHead:
 def _tar_lower_bound(data: bytes) -> int:
     """The smallest size a tar stream starting with ``data`` can have: the end of the data of the last entry
     whose header lies wholly inside ``data`` (a header declaring a 4.5 GiB file proves the tar is that large).
-    Cost: parses the headers only."""
+    Cost: parses the headers only (and imports :mod:`tarfile`, ~2 ms, on first use: a layer read whole, or a
+    cached size, needs none)."""
+    import tarfile
+
     bound = 0
     try:
         with tarfile.open(fileobj=BytesIO(data), mode="r:") as tf:
