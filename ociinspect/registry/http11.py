@@ -16,11 +16,13 @@ block found with one search per piece received (one ``recv`` for a small answer)
 from __future__ import annotations
 
 import re
-import socket
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from typing import TypeVar, overload
+from typing import TYPE_CHECKING, TypeVar, overload
 
 from ociinspect.model.textsafe import parse_uint
+
+if TYPE_CHECKING:
+    from _socket import socket as Socket
 
 __all__ = [
     "MAX_FIELDS",
@@ -158,7 +160,7 @@ class _Reader:
 
     __slots__ = ("_buf", "_pos", "_sock")
 
-    def __init__(self, sock: socket.socket) -> None:
+    def __init__(self, sock: Socket) -> None:
         self._sock = sock
         self._buf = b""
         self._pos = 0
@@ -383,7 +385,7 @@ def _content_length(value: str | None) -> int | None:
     return parse_uint(text, max_digits=19)  # ASCII digits only: "²" or "١" is no length
 
 
-def read_answer(sock: socket.socket, method: str) -> Answer:
+def read_answer(sock: Socket, method: str) -> Answer:
     """Read the answer to ``method`` from ``sock`` up to its body.  Raises :class:`ProtocolError`,
     :class:`RemoteDisconnected` or :class:`OSError`."""
     return Answer(_Reader(sock), method)

@@ -31,6 +31,7 @@ drips one byte per second defeats a per-read timeout, not a shutdown).  Then the
 
 from __future__ import annotations
 
+import _socket  # the C socket: `socket` itself (enums, selectors: ~3 ms of imports) comes only with ssl
 import base64
 import contextlib
 import functools
@@ -39,7 +40,6 @@ import logging
 import os
 import re
 import select
-import socket
 import sys
 import threading
 import time
@@ -199,7 +199,7 @@ def _is_retryable_connection_error(exc: _Failure) -> bool:
         return False
     if isinstance(exc.cause, TimeoutError):
         return exc.phase == "connect"
-    return not any(isinstance(c, socket.gaierror | ConnectionRefusedError) for c in causes)
+    return not any(isinstance(c, _socket.gaierror | ConnectionRefusedError) for c in causes)
 
 
 def map_exception(
@@ -218,7 +218,7 @@ def map_exception(
             hint="a URL or value the registry (or its token service) sent cannot be used in an HTTP request",
             url=safe_url,
         )
-    if any(isinstance(c, socket.gaierror) for c in causes):
+    if any(isinstance(c, _socket.gaierror) for c in causes):
         return errors.ConnectionFailed(
             f"{what}: cannot resolve host {urlsplit(url).hostname}",
             hint="check the registry name for typos, and your network / DNS settings",
@@ -326,7 +326,7 @@ class Response:
         url: str,
         raw: Answer,
         release: Callable[[bool], None],
-        sock: socket.socket | None = None,
+        sock: _socket.socket | None = None,
     ) -> None:
         self.method = method
         self.url = url
@@ -345,7 +345,7 @@ class Response:
         return parse_links(value) if value else {}
 
     @property
-    def socket(self) -> socket.socket | None:
+    def socket(self) -> _socket.socket | None:
         """The connection's socket while the body is open (to lower its timeout), else None."""
         return self._sock if self._raw is not None else None
 
@@ -414,27 +414,28 @@ class _Connection:
         self._context = context
         self._server_hostname = server_hostname
         self._tunnel = tunnel
-        self.sock: socket.socket | None = None
+        self.sock: _socket.socket | None = None
 
     def connect(self) -> None:
         """TCP (with ``TCP_NODELAY``), the proxy's ``CONNECT`` tunnel, then the TLS handshake."""
         # an ASCII host as bytes: a str would be encoded with the "idna" codec, whose import costs ~2 ms
         host = self.host.encode("ascii") if self.host.isascii() else self.host
-        sock = socket.create_connection((host, self.port), self.timeout)  # type: ignore[arg-type]
+        sock: _socket.socket = _connect_tcp(host, self.port, self.timeout)
         self._tracker.add(sock)
         try:
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            sock.setsockopt(_socket.IPPROTO_TCP, _socket.TCP_NODELAY, 1)
             if self._tunnel is not None:
                 self._open_tunnel(sock, *self._tunnel)
             if self._context is not None:
-                sock = self._context.wrap_socket(sock, server_hostname=self._server_hostname)
+                # (ssl reads the C socket's family, type, proto, descriptor and timeout, then detaches it)
+                sock = self._context.wrap_socket(sock, server_hostname=self._server_hostname)  # type: ignore[arg-type]
                 self._tracker.add(sock)
         except BaseException:
             sock.close()
             raise
         self.sock = sock
 
-    def _open_tunnel(self, sock: socket.socket, host: str, port: int, headers: dict[str, str]) -> None:
+    def _open_tunnel(self, sock: _socket.socket, host: str, port: int, headers: dict[str, str]) -> None:
         authority = f"{_netloc(host, port, -1)}"
         sock.sendall(encode_request("CONNECT", authority, {"Host": authority, **headers}, None))
         answer = read_answer(sock, "CONNECT")
@@ -459,6 +460,29 @@ class _Connection:
         sock, self.sock = self.sock, None
         if sock is not None:
             sock.close()
+
+
+class _TcpSocket(_socket.socket):
+    """A TCP socket of the C type that can be weakly referenced (the deadline watchdog tracks sockets weakly)."""
+
+    __slots__ = ("__weakref__",)
+
+
+def _connect_tcp(host: bytes | str, port: int, timeout: float) -> _TcpSocket:
+    """:func:`socket.create_connection` without the :mod:`socket` module: each address ``getaddrinfo`` gives,
+    in turn, until one connects; the last failure is raised (cost: one resolution, one ``connect`` per address
+    tried; ``timeout`` seconds at most for each)."""
+    failure: OSError | None = None
+    for family, kind, proto, _name, address in _socket.getaddrinfo(host, port, 0, _socket.SOCK_STREAM):
+        sock = _TcpSocket(family, kind, proto)
+        try:
+            sock.settimeout(timeout)
+            sock.connect(address)
+            return sock
+        except OSError as exc:
+            failure = exc
+            sock.close()
+    raise failure or OSError(f"cannot resolve {host!r}: getaddrinfo gave no address")
 
 
 #: a pool key: (scheme, host, port, proxy URL or "", TLS verification: False, True or a CA path)
@@ -504,7 +528,7 @@ class _Pool:
             conn.close()
 
 
-def _dropped(sock: socket.socket) -> bool:
+def _dropped(sock: _socket.socket) -> bool:
     """True when an idle connection is readable: the server closed it (or broke the protocol)."""
     try:
         poller = select.poll()
@@ -525,10 +549,10 @@ class _SocketTracker:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._sockets: weakref.WeakSet[socket.socket] = weakref.WeakSet()
+        self._sockets: weakref.WeakSet[_socket.socket] = weakref.WeakSet()
         self.closed = False
 
-    def add(self, sock: socket.socket) -> None:
+    def add(self, sock: _socket.socket) -> None:
         with self._lock:
             self._sockets.add(sock)
             closed = self.closed
@@ -543,11 +567,11 @@ class _SocketTracker:
             _shutdown(sock)
 
 
-def _shutdown(sock: socket.socket) -> None:
+def _shutdown(sock: _socket.socket) -> None:
     """Wake any thread blocked reading ``sock``: shutdown(2) on the descriptor (TLS included: the base
     class method is called, so the TLS layer just sees the connection end)."""
     with contextlib.suppress(OSError):
-        socket.socket.shutdown(sock, socket.SHUT_RDWR)
+        _socket.socket.shutdown(sock, _socket.SHUT_RDWR)
 
 
 class Transport:

@@ -213,6 +213,8 @@ def test_registry_inspect_imports_only_what_it_uses(seeded_registry: Any, tmp_pa
     assert _offenders(again, ("ociinspect.model.entries",)) == []
     if fmt == "json":  # (tabulate imports importlib.metadata, and that the email package)
         assert _offenders(modules, ("tabulate", "wcwidth", "ociinspect.reports.text", "email")) == []
+        # plain HTTP: the C socket type (_socket) only (the table's tabulate brings email.utils, and with it socket)
+        assert _offenders(modules, ("socket", "selectors")) == []
 
 
 def test_a_valid_command_line_imports_no_difflib(tmp_path: Path) -> None:

@@ -392,3 +392,44 @@ def test_a_hostile_answer_is_a_typed_error_never_a_traceback(answer: bytes) -> N
         assert info.value.hint
     finally:
         server.close()
+
+
+def test_tcp_connections_without_the_socket_module_try_each_address_and_raise_the_last_failure(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``_connect_tcp`` is ``socket.create_connection`` on the C socket type: the first address that connects
+    wins, a refused one is skipped, and when none connects the last failure is raised as it came."""
+    import _socket
+    import weakref
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+    open_port = listener.getsockname()[1]
+    closed = socket.socket()
+    closed.bind(("127.0.0.1", 0))
+    closed_port = closed.getsockname()[1]
+    closed.close()  # nothing listens there now
+
+    def addresses(*ports: int) -> Callable[..., list[tuple[int, int, int, str, tuple[str, int]]]]:
+        return lambda *_a, **_k: [
+            (_socket.AF_INET, _socket.SOCK_STREAM, 6, "", ("127.0.0.1", p)) for p in ports
+        ]
+
+    try:
+        monkeypatch.setattr(_socket, "getaddrinfo", addresses(closed_port, open_port))
+        sock = transport_mod._connect_tcp(b"example.test", 443, 2.0)
+        try:
+            assert sock.getpeername() == ("127.0.0.1", open_port)
+            assert sock.gettimeout() == 2.0
+            assert weakref.ref(sock)() is sock  # the deadline watchdog holds sockets weakly
+        finally:
+            sock.close()
+        monkeypatch.setattr(_socket, "getaddrinfo", addresses(closed_port))
+        with pytest.raises(ConnectionRefusedError):
+            transport_mod._connect_tcp(b"example.test", 443, 2.0)
+        monkeypatch.setattr(_socket, "getaddrinfo", addresses())
+        with pytest.raises(OSError, match="no address"):
+            transport_mod._connect_tcp(b"example.test", 443, 2.0)
+    finally:
+        listener.close()
