@@ -1,23 +1,32 @@
-"""``@record``: the project's frozen, slotted value classes — :func:`dataclasses.dataclass` with
-``frozen=True, slots=True``, whose ``__eq__``, ``__hash__`` and ``__repr__`` are three shared functions instead of
-three generated ones.
+"""``@record``: the project's frozen, slotted value classes — what ``@dataclass(frozen=True, slots=True)`` makes,
+made with one compiled function per class instead of six.
 
 Why: on Python 3.11 ``dataclass`` compiles six small functions from source for each frozen class (``__init__``,
-``__repr__``, ``__eq__``, ``__hash__``, ``__setattr__``, ``__delattr__``); a command that imports ~40 such classes
-spent ~25 % of its CPU in the parser at start-up.  A record keeps the generated ``__init__`` and the frozen
-``__setattr__``/``__delattr__`` (and so :func:`dataclasses.fields`, :func:`dataclasses.replace`,
-:func:`dataclasses.asdict` and pickling work as for any dataclass) and takes the other three from here.  They
-behave as the generated ones: equal when the other object is of the very same class and the fields compared
-(``field(compare=False)`` left out) are equal, else ``NotImplemented``; the hash is that of the hashed fields
-(``field(hash=…)`` honoured); the repr is ``Name(field=value, …)`` with ``field(repr=False)`` left out and
-recursion shown as ``...``.  Cost: ~0.4 ms less per class at import (~60 % of a frozen dataclass's making); each
-call of the three costs about what the generated one does (one C-level ``attrgetter`` call per operand).
+``__repr__``, ``__eq__``, ``__hash__``, ``__setattr__``, ``__delattr__``): a command importing ~40 such classes
+spent a quarter of its CPU in the parser at start-up.  A record is a dataclass (:func:`dataclasses.fields`,
+:func:`dataclasses.replace`, :func:`dataclasses.asdict`, ``__match_args__`` and ``__slots__`` as usual) whose
+``__init__`` is compiled here (one ``exec``: the same parameters, defaults and default factories, each field set
+with ``object.__setattr__`` as a frozen dataclass's is) and whose other methods are shared functions that behave as
+the generated ones:
+
+- equal when the other object is of the very same class and the compared fields (``field(compare=False)`` left
+  out) are equal, else ``NotImplemented``; the hash is that of the hashed fields (``field(hash=…)`` honoured);
+- ``Name(field=value, …)`` with ``field(repr=False)`` left out and recursion shown as ``...``;
+- assigning or deleting any attribute raises :class:`dataclasses.FrozenInstanceError`;
+- copies and pickles restore the fields without assigning them (``__getstate__``/``__setstate__``).
+
+A method the class body writes itself is kept, as ``dataclass`` keeps it.  A class this does not cover the same
+way (a dataclass base, ``field(init=False)``, ``kw_only``, ``InitVar``, ``__post_init__``) gets the generated
+``__init__`` and guards of ``@dataclass(frozen=True, slots=True)`` instead, with the shared methods above.
+Cost: one compiled function per class at import (~0.25 ms instead of ~0.9 ms); making an instance costs what a
+frozen dataclass's costs.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import operator
+import re
 import reprlib
 from collections.abc import Callable
 from typing import Any, TypeVar, dataclass_transform, overload
@@ -28,7 +37,8 @@ _T = TypeVar("_T")
 
 
 def _key(names: list[str]) -> Callable[[Any], Any]:
-    """A function of an instance giving the values of ``names`` (a tuple, compared and hashed as the generated methods compare and hash theirs)."""
+    """A function of an instance giving the values of ``names`` as a tuple (compared and hashed as the generated
+    methods compare and hash theirs)."""
     if not names:
         return lambda _self: ()
     if len(names) == 1:
@@ -55,15 +65,104 @@ def _repr(self: Any) -> str:
     return f"{cls.__qualname__}({values})"
 
 
-def _finish(cls: type[_T]) -> type[_T]:
-    fields = dataclasses.fields(cls)  # type: ignore[arg-type]
-    compared = [f.name for f in fields if f.compare]
-    hashed = [f.name for f in fields if (f.compare if f.hash is None else f.hash)]
-    c: Any = cls
-    c._record_compare = _key(compared)
-    c._record_hash = _key(hashed)
+def _setattr(self: Any, name: str, value: Any) -> None:
+    raise dataclasses.FrozenInstanceError(f"cannot assign to field {name!r}")
+
+
+def _delattr(self: Any, name: str) -> None:
+    raise dataclasses.FrozenInstanceError(f"cannot delete field {name!r}")
+
+
+def _getstate(self: Any) -> list[Any]:
+    return [getattr(self, name) for name in self.__class__._record_names]
+
+
+def _setstate(self: Any, state: list[Any]) -> None:
+    for name, value in zip(self.__class__._record_names, state, strict=True):
+        object.__setattr__(self, name, value)
+
+
+class _Factory:
+    """The default of a parameter whose field has a ``default_factory`` (the factory is called when it is passed)."""
+
+    def __repr__(self) -> str:
+        return "<factory>"
+
+
+_FACTORY = _Factory()
+
+
+def _compile_init(cls: type, fields: tuple[dataclasses.Field[Any], ...]) -> Callable[..., None]:
+    """``cls.__init__``: ``def __init__(self, a, b=<default>, c=<factory>)`` setting each field with
+    ``object.__setattr__`` (cost: one ``exec`` of ~60 characters per field)."""
+    scope: dict[str, Any] = {"_set": object.__setattr__, "_FACTORY": _FACTORY}
+    params, body = ["self"], []
+    for i, f in enumerate(fields):
+        name = f.name
+        if f.default is not dataclasses.MISSING:
+            scope[f"_d{i}"] = f.default
+            params.append(f"{name}=_d{i}")
+            body.append(f"    _set(self, {name!r}, {name})")
+        elif f.default_factory is not dataclasses.MISSING:
+            scope[f"_f{i}"] = f.default_factory
+            params.append(f"{name}=_FACTORY")
+            body.append(f"    _set(self, {name!r}, _f{i}() if {name} is _FACTORY else {name})")
+        else:
+            params.append(name)
+            body.append(f"    _set(self, {name!r}, {name})")
+    source = f"def __init__({', '.join(params)}):\n" + ("\n".join(body) or "    pass") + "\n"
+    exec(source, scope)  # the one compiled function of a record
+    init: Callable[..., None] = scope["__init__"]
+    init.__qualname__ = f"{cls.__qualname__}.__init__"
+    init.__annotations__ = {**{f.name: f.type for f in fields}, "return": None}
+    return init
+
+
+#: an annotation naming a pseudo-field or a marker (``ClassVar``, ``InitVar``, ``KW_ONLY``), as text or object
+_SPECIAL = re.compile(r"(?:\w+\.)*(?:ClassVar|InitVar|KW_ONLY)\b")
+
+
+def _simple(cls: type) -> bool:
+    """True when the compiled ``__init__`` and the shared guards make what ``dataclass`` would: no dataclass base,
+    no ``__post_init__``, no ``ClassVar``/``InitVar``/``KW_ONLY`` annotation, no ``field(init=False)`` or
+    ``field(kw_only=True)``.  Cost: one look at each annotation (no dataclass is made)."""
+    if any(hasattr(base, "__dataclass_fields__") for base in cls.__mro__[1:]) or hasattr(
+        cls, "__post_init__"
+    ):
+        return False
+    own = vars(cls)
+    for name, annotation in own.get("__annotations__", {}).items():
+        text = annotation if isinstance(annotation, str) else repr(annotation)
+        if _SPECIAL.match(text.removeprefix("typing.").removeprefix("dataclasses.")) or "InitVar" in text:
+            return False
+        value = own.get(name)
+        if isinstance(value, dataclasses.Field) and (not value.init or value.kw_only is True):
+            return False
+    return True
+
+
+def _make(cls: type[_T], init: bool) -> type[_T]:
+    if _simple(cls):
+        made = dataclasses.dataclass(cls, init=False, repr=False, eq=False, frozen=False, slots=True)
+        fields = dataclasses.fields(made)  # type: ignore[arg-type]
+        c: Any = made
+        if init and "__init__" not in vars(made):
+            c.__init__ = _compile_init(made, fields)
+        c.__setattr__, c.__delattr__ = _setattr, _delattr
+        c.__getstate__, c.__setstate__ = _getstate, _setstate
+        return _share(made, fields)
+    made = dataclasses.dataclass(cls, init=init, repr=False, eq=False, frozen=True, slots=True)
+    return _share(made, dataclasses.fields(made))  # type: ignore[arg-type]
+
+
+def _share(made: type[_T], fields: tuple[dataclasses.Field[Any], ...]) -> type[_T]:
+    """Install the shared ``__eq__``/``__hash__``/``__repr__`` unless the class body wrote its own."""
+    own = vars(made)
+    c: Any = made
+    c._record_names = tuple(f.name for f in fields)
+    c._record_compare = _key([f.name for f in fields if f.compare])
+    c._record_hash = _key([f.name for f in fields if (f.compare if f.hash is None else f.hash)])
     c._record_repr = tuple(f.name for f in fields if f.repr)
-    own = vars(cls)  # methods the class body wrote itself are kept, as dataclass keeps them
     if "__eq__" not in own:
         c.__eq__ = _eq
     explicit_hash = own.get("__hash__", dataclasses.MISSING)
@@ -71,7 +170,7 @@ def _finish(cls: type[_T]) -> type[_T]:
         c.__hash__ = _hash
     if "__repr__" not in own:
         c.__repr__ = _repr
-    return cls
+    return made
 
 
 @overload
@@ -82,10 +181,10 @@ def record(*, init: bool = True) -> Callable[[type[_T]], type[_T]]: ...
 
 @dataclass_transform(frozen_default=True, eq_default=True)
 def record(cls: type[_T] | None = None, /, *, init: bool = True) -> Any:
-    """Make ``cls`` a frozen, slotted dataclass with the shared ``__eq__``/``__hash__``/``__repr__`` (cost: one
-    generated ``__init__`` when ``init``, plus the frozen attribute guards)."""
+    """Make ``cls`` a frozen, slotted dataclass as described above (cost: one compiled ``__init__`` unless
+    ``init=False``)."""
 
     def wrap(c: type[_T]) -> type[_T]:
-        return _finish(dataclasses.dataclass(c, init=init, frozen=True, slots=True, repr=False, eq=False))
+        return _make(c, init)
 
     return wrap if cls is None else wrap(cls)

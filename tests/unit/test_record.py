@@ -6,6 +6,7 @@ from __future__ import annotations
 import builtins
 import copy
 import dataclasses
+import functools
 import pickle
 from dataclasses import field
 from typing import Any
@@ -122,7 +123,7 @@ def test_a_recursive_value_is_shown_as_dots() -> None:
     assert repr(r) == "Rec(a=[...], b=0, c=None, e=None)"
 
 
-def test_a_record_compiles_half_the_functions_a_frozen_dataclass_does(
+def test_a_record_compiles_one_function_where_a_frozen_dataclass_compiles_six(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     compiled: list[str] = []
@@ -137,6 +138,7 @@ def test_a_record_compiles_half_the_functions_a_frozen_dataclass_does(
     @dataclasses.dataclass(frozen=True, slots=True)
     class D:
         x: int
+        y: list[int] = field(default_factory=list)
 
     made_by_dataclass = len(compiled)
     compiled.clear()
@@ -144,6 +146,115 @@ def test_a_record_compiles_half_the_functions_a_frozen_dataclass_does(
     @record
     class R:
         x: int
+        y: list[int] = field(default_factory=list)
 
     assert made_by_dataclass == 6  # __init__, __repr__, __eq__, __hash__, __setattr__, __delattr__
-    assert len(compiled) == 3  # __init__, __setattr__, __delattr__
+    assert len(compiled) == 1 and compiled[0].startswith("def __init__(")
+
+
+# ------------------------------------------------------------------ __init__ against dataclass's, any shape
+
+
+def _pair(spec: list[tuple[str, Any]]) -> tuple[type, type]:
+    """A record and a frozen dataclass with the same fields: ("plain"|"default"|"factory", value) each."""
+    namespace: dict[str, Any] = {"__annotations__": {}}
+    for i, (kind, value) in enumerate(spec):
+        name = f"f{i}"
+        namespace["__annotations__"][name] = "Any"
+        if kind == "default":
+            namespace[name] = value
+        elif kind == "factory":
+            namespace[name] = field(default_factory=functools.partial(list, [value]))
+    made: list[type] = []
+    for deco in (record, dataclasses.dataclass(frozen=True, slots=True)):
+        made.append(
+            deco(type("Shape", (), {**namespace, "__annotations__": dict(namespace["__annotations__"])}))
+        )
+    return made[0], made[1]
+
+
+shapes = st.lists(
+    st.tuples(st.sampled_from(["plain", "default", "factory"]), st.integers(-3, 3)), max_size=5
+).map(lambda fs: sorted(fs, key=lambda f: f[0] != "plain"))  # required fields first, as a dataclass needs
+calls = st.tuples(
+    st.lists(st.integers(-3, 3), max_size=6),
+    st.dictionaries(
+        st.sampled_from(["f0", "f1", "f2", "f3", "f4", "f5", "zz"]), st.integers(-3, 3), max_size=3
+    ),
+)
+
+
+def _outcome(cls: type, args: list[int], kwargs: dict[str, int]) -> Any:
+    try:
+        obj = cls(*args, **kwargs)
+    except TypeError:
+        return TypeError
+    return [getattr(obj, f.name) for f in dataclasses.fields(obj)]
+
+
+@given(shapes, calls)
+def test_init_takes_and_sets_what_the_dataclass_init_does(spec: list[tuple[str, Any]], call: Any) -> None:
+    rec, dc = _pair(spec)
+    args, kwargs = call
+    assert _outcome(rec, args, kwargs) == _outcome(dc, args, kwargs)
+    ours, theirs = getattr(rec, "__init__").__code__, getattr(dc, "__init__").__code__  # noqa: B009
+    assert ours.co_varnames[: ours.co_argcount] == theirs.co_varnames[: theirs.co_argcount]
+
+
+def test_a_factory_is_called_for_each_instance_and_not_when_given() -> None:
+    @record
+    class Box:
+        items: list[int] = field(default_factory=list)
+
+    a, b = Box(), Box()
+    assert a.items == [] and a.items is not b.items
+    given_items = [1]
+    assert Box(given_items).items is given_items
+    assert "<factory>" in repr(Box.__init__.__defaults__)
+
+
+@pytest.mark.parametrize("shape", ["init_false", "kw_only", "initvar", "base"])
+def test_shapes_the_compiled_init_does_not_cover_get_the_dataclass_one(shape: str) -> None:
+    if shape == "init_false":
+
+        @record
+        class A:
+            x: int
+            y: int = field(default=7, init=False)
+
+        assert A(1).y == 7
+        with pytest.raises(TypeError):
+            A(1, 2)
+    elif shape == "kw_only":
+
+        @record
+        class B:
+            x: int = field(kw_only=True)
+
+        assert B(x=1).x == 1
+        with pytest.raises(TypeError):
+            B(1)
+    elif shape == "initvar":
+
+        @record
+        class C:
+            x: int
+            scale: dataclasses.InitVar[int] = 1
+
+            def __post_init__(self, scale: int) -> None:
+                object.__setattr__(self, "x", self.x * scale)
+
+        assert C(2, 3).x == 6
+    else:
+
+        @dataclasses.dataclass(frozen=True)
+        class Base:
+            x: int
+
+        @record
+        class D(Base):
+            y: int = 0
+
+        assert D(1, 2) == D(1, 2) and (D(1, 2).x, D(1, 2).y) == (1, 2)
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            D(1).y = 3  # type: ignore[misc]
