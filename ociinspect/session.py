@@ -344,7 +344,7 @@ class ReadContext:
         self.all_platforms = all_platforms
 
 
-@dataclasses.dataclass(frozen=True)
+@record
 class ScanSettings:
     """How layers are scanned (:class:`~ociinspect.content.scan.ScanOptions`) and where the layer-index cache
     lives (``None``: no cache)."""

@@ -29,6 +29,7 @@ from ociinspect.errors import OciInspectError, UsageError
 from ociinspect.image.loader import LoadOptions
 from ociinspect.image.loader import parse_platform as loader_parse_platform
 from ociinspect.model.image import Platform
+from ociinspect.model.record import record
 from ociinspect.model.reference import Reference, parse_reference
 from ociinspect.model.textsafe import redact_secrets
 from ociinspect.reports import FORMATS, formats_for, render, safe_text
@@ -293,7 +294,7 @@ def _registries(refs: Sequence[str]) -> set[str]:
     return out
 
 
-@dataclasses.dataclass(frozen=True)
+@record
 class RegistryAccess:
     """What the registry and credential options gave: transport settings, explicit credentials (if any) and the
     one auth file to read (``--authfile``; None: docker's and podman's usual files)."""

@@ -17,7 +17,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import field
 from types import MappingProxyType
 from typing import Literal
 from urllib.parse import urlencode, urlsplit
@@ -215,8 +215,10 @@ class Authorization:
     fresh: bool = False
 
 
-@dataclass
+@record
 class _HostState:
+    """What a registry asked for last: its auth scheme, and a bearer challenge's realm and service."""
+
     scheme: Literal["basic", "bearer"] | None = None
     realm: str | None = None
     service: str = ""

@@ -14,9 +14,10 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import field
 
 from ociinspect import errors
+from ociinspect.model.record import record
 
 __all__ = ["Deadline", "format_duration", "parse_duration"]
 
@@ -62,7 +63,7 @@ def format_duration(seconds: float) -> str:
     return out or "0s"
 
 
-@dataclass(frozen=True)
+@record
 class Deadline:
     """``budget`` seconds from its creation, on ``clock`` (monotonic; immutable, so shareable between threads).
 

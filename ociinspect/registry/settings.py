@@ -9,7 +9,7 @@ imports neither the transport, sockets nor :mod:`ssl` (start-up a local ``inspec
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import field
 from types import MappingProxyType
 
 from ociinspect._version import __version__
@@ -57,7 +57,7 @@ class HostSettings:
     ca_file: str | None = None
 
 
-@dataclass(frozen=True)
+@record
 class RegistrySettings:
     """Transport settings: per-host TLS, timeouts (seconds), retry policy, and the total ``deadline`` (None:
     no limit).  Immutable; share freely — but a deadline is a fixed point in time: make new settings (with
