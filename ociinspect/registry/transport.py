@@ -394,7 +394,17 @@ class _Connection:
     ``tracker`` (the deadline's watchdog shuts them down).  ``timeout`` is the connect timeout; the caller sets
     the read timeout after.  ``sock``: None until :meth:`connect`, and again after :meth:`close`."""
 
-    __slots__ = ("_context", "_server_hostname", "_tracker", "_tunnel", "host", "port", "sock", "timeout")
+    __slots__ = (
+        "_context",
+        "_server_hostname",
+        "_tracker",
+        "_tunnel",
+        "host",
+        "idle_since",
+        "port",
+        "sock",
+        "timeout",
+    )
 
     def __init__(
         self,
@@ -415,6 +425,7 @@ class _Connection:
         self._server_hostname = server_hostname
         self._tunnel = tunnel
         self.sock: _socket.socket | None = None
+        self.idle_since = 0.0  #: time.monotonic() when it was last given back to the pool
 
     def connect(self) -> None:
         """TCP (with ``TCP_NODELAY``), the proxy's ``CONNECT`` tunnel, then the TLS handshake."""
@@ -485,6 +496,9 @@ def _connect_tcp(host: bytes | str, port: int, timeout: float) -> _TcpSocket:
     raise failure or OSError(f"cannot resolve {host!r}: getaddrinfo gave no address")
 
 
+#: seconds a connection given back to the pool is taken again without polling it first, for a request that is
+#: sent again at once on a new connection if the server had closed it (a server's keep-alive lasts far longer)
+FRESH = 1.0
 #: a pool key: (scheme, host, port, proxy URL or "", TLS verification: False, True or a CA path)
 _PoolKey = tuple[str, str, int, str, "bool | str"]
 
@@ -500,18 +514,26 @@ class _Pool:
         self._per_key = per_key
         self._closed = False
 
-    def take(self, key: _PoolKey) -> _Connection | None:
+    def take(self, key: _PoolKey, *, retried: bool = False) -> _Connection | None:
+        """An idle connection for ``key`` (None: open a new one).  ``retried``: the caller sends again at once on
+        a new connection when this one turns out closed (GET and HEAD), so a connection given back less than
+        :data:`FRESH` seconds ago is not polled (cost: one ``poll`` per connection taken, else none)."""
         while True:
             with self._lock:
                 idle = self._idle.get(key)
                 if not idle:
                     return None
                 conn = idle.pop()
-            if conn.sock is not None and not _dropped(conn.sock):
+            if conn.sock is None:
+                continue
+            if retried and time.monotonic() - conn.idle_since < FRESH:
+                return conn
+            if not _dropped(conn.sock):
                 return conn
             conn.close()
 
     def give(self, key: _PoolKey, conn: _Connection) -> None:
+        conn.idle_since = time.monotonic()
         with self._lock:
             idle = self._idle.setdefault(key, [])
             if not self._closed and len(idle) < self._per_key:
@@ -963,7 +985,7 @@ class Transport:
         connect_timeout, read_timeout = self.timeouts()
         if timeouts is not None:
             connect_timeout, read_timeout = min(connect_timeout, timeouts[0]), min(read_timeout, timeouts[1])
-        conn = self._pool.take(key)
+        conn = self._pool.take(key, retried=method in ("GET", "HEAD"))
         while True:
             reused = conn is not None
             if conn is None:
@@ -975,7 +997,8 @@ class Transport:
             sock = conn.sock
             try:
                 assert sock is not None
-                sock.settimeout(read_timeout)
+                if sock.gettimeout() != read_timeout:  # (each settimeout is an ioctl)
+                    sock.settimeout(read_timeout)
                 raw = conn.exchange(method, target, send_headers, body)
             except ValueError as exc:  # UnicodeError included: nothing was sent
                 conn.close()

@@ -11,6 +11,7 @@ import ssl
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
@@ -433,3 +434,37 @@ def test_tcp_connections_without_the_socket_module_try_each_address_and_raise_th
             transport_mod._connect_tcp(b"example.test", 443, 2.0)
     finally:
         listener.close()
+
+
+def test_a_connection_given_back_just_now_is_not_polled_for_get_but_is_for_post(
+    serve: Callable[..., FakeServer], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A GET or HEAD is sent again at once on a new connection when a kept-alive one turns out closed, so one
+    given back less than FRESH seconds ago is taken without a ``poll``; a POST (not sent twice) always polls, and
+    so does a GET on a connection idle for longer."""
+    polls: list[int] = []
+    real = transport_mod._dropped
+
+    def counting(sock: Any) -> bool:
+        polls.append(1)
+        return real(sock)
+
+    monkeypatch.setattr(transport_mod, "_dropped", counting)
+    server = serve(scripted(Reply(200, {"Content-Length": "0"}, b"")))
+    t = transport_mod.Transport(plain())
+    try:
+        for method in ("GET", "HEAD", "GET"):
+            discard_all(t.request(method, f"http://{server.host}/v2/", what="x"))
+        assert polls == [] and server.connections == 1
+        discard_all(t.request("POST", f"http://{server.host}/token", what="x", data={"a": "b"}))
+        assert polls == [1]
+        monkeypatch.setattr(transport_mod, "FRESH", 0.0)
+        discard_all(t.request("GET", f"http://{server.host}/v2/", what="x"))
+        assert polls == [1, 1] and server.connections == 1
+    finally:
+        t.close()
+
+
+def discard_all(response: transport_mod.Response) -> None:
+    response.read(1 << 20)
+    response.close()
