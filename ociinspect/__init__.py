@@ -18,7 +18,6 @@ Logging is silent by default (a ``NullHandler`` on the ``ociinspect`` logger); t
 from __future__ import annotations
 
 import importlib
-import logging
 from typing import TYPE_CHECKING, Any
 
 from ociinspect._version import __version__
@@ -36,8 +35,6 @@ if TYPE_CHECKING:
     from ociinspect.session import LoadResult
     from ociinspect.verbs import Referrer
 
-logging.getLogger("ociinspect").addHandler(logging.NullHandler())
-logging.getLogger("oras").addHandler(logging.NullHandler())
 
 #: every public name but the version and the errors, imported on first use (PEP 562): ``import ociinspect.cli``
 #: runs this file first, and ``ociinspect inspect`` should not pay for the library API, every analyzer or the

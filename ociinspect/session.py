@@ -11,7 +11,6 @@ progress as a callback: none by default), and :func:`exit_code`, the one exit-co
 
 from __future__ import annotations
 
-import concurrent.futures
 import contextlib
 import dataclasses
 import functools
@@ -21,6 +20,7 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import TYPE_CHECKING, Self, TypeVar
 
+from ociinspect import threads
 from ociinspect.errors import ExitCode, OciInspectError, UsageError
 from ociinspect.image.loader import LoadOptions, load, load_all_platforms
 from ociinspect.model.image import Image
@@ -227,7 +227,7 @@ class Session:
 
         if len(references) == 1:
             return [one(references[0])]
-        with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, min(workers, len(references)))) as pool:
+        with threads.Pool(max(1, min(workers, len(references)))) as pool:
             return list(pool.map(one, references))
 
     def _detect_os(self, source: Source, image: Image) -> OsInfo:

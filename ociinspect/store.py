@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import logging
 import os
 import sqlite3
 import threading
@@ -31,13 +30,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ociinspect._version import __version__
+from ociinspect.model.logs import get_logger
 
 if TYPE_CHECKING:
     from ociinspect.model.entries import EntryTable, IndexSource, LayerScan
 
 __all__ = ["MIGRATIONS", "SCHEMA_VERSION", "STORE_FILE", "Store", "default_cache_dir"]
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 STORE_FILE = "store.sqlite3"
 _SIZE_FACT = "usize:"  # + diff_id (sha256 of the uncompressed layer) -> its size in bytes

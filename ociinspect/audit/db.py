@@ -19,7 +19,6 @@ thread-safe: statements are serialised by a lock (one connection), which is far 
 from __future__ import annotations
 
 import contextlib
-import logging
 import os
 import sqlite3
 import threading
@@ -29,11 +28,12 @@ from pathlib import Path
 from typing import Any, Literal
 
 from ociinspect.errors import DatabaseError, UsageError
+from ociinspect.model.logs import get_logger
 from ociinspect.model.textsafe import REDACTED, redact_secrets
 
 __all__ = ["DB_FILE", "MIGRATIONS", "SCHEMA_VERSION", "AuditDB", "default_db_path"]
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 DB_FILE = "audit.sqlite3"
 Dialect = Literal["sqlite", "postgresql"]

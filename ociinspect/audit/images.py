@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import logging
 import threading
 from collections.abc import Callable, Collection, Mapping
 
@@ -39,13 +38,14 @@ from ociinspect.image.nesting import IndexChain, is_nesting_error
 from ociinspect.image.sizes import SizeFacts
 from ociinspect.model import mediatypes as mt
 from ociinspect.model.image import Descriptor, Image, ImageConfig, Layer, RawManifest, SizeEstimate
+from ociinspect.model.logs import get_logger
 from ociinspect.model.osinfo import DISTROLESS_MARKERS, OS_FILES, OsInfo
 from ociinspect.model.reference import Reference
 from ociinspect.sources.memory import MemorySource
 
 __all__ = ["DIGESTS_IN_MEMORY", "ROOT", "ImageFacts", "Once", "RecentDigests", "Stopped", "scannable"]
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 ROOT = IndexChain()  # a tag's manifest: no index entered yet
 

@@ -23,10 +23,8 @@ when only a reserve is left.  429/``Retry-After`` and timeouts are handled by th
 
 from __future__ import annotations
 
-import concurrent.futures
 import contextlib
 import dataclasses
-import logging
 import queue
 import sys
 import threading
@@ -35,6 +33,7 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from ociinspect import threads
 from ociinspect.audit.db import AuditDB
 from ociinspect.audit.facts import AuditFacts
 from ociinspect.audit.images import Depth, ImageFacts, Stopped
@@ -50,6 +49,7 @@ from ociinspect.errors import (
     is_transient,
 )
 from ociinspect.model.image import Layer, RawManifest
+from ociinspect.model.logs import get_logger
 from ociinspect.model.reference import Reference
 from ociinspect.registry import RegistryClient
 from ociinspect.sources.registry import RegistrySource
@@ -66,7 +66,7 @@ __all__ = [
     "open_run",
 ]
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 TAGS_PER_JOB = 8  # at most this many tags per job of the thread pool, when the queue is long
 #: seconds a thread waiting for the interpreter lock lets the running one keep it (Python's default: 0.005), during
@@ -447,11 +447,9 @@ class Walker:
             if status == "listed" and name not in remaining:
                 self._repo_done(name)
         limit = max(2, 2 * self.options.concurrency)
-        with concurrent.futures.ThreadPoolExecutor(
-            max_workers=self.options.concurrency, thread_name_prefix="audit"
-        ) as pool:
-            in_flight: dict[concurrent.futures.Future[Any], tuple[str, Any]] = {}
-            finished: queue.SimpleQueue[concurrent.futures.Future[Any]] = queue.SimpleQueue()
+        with threads.Pool(self.options.concurrency, "audit") as pool:
+            in_flight: dict[threads.Future[Any], tuple[str, Any]] = {}
+            finished: queue.SimpleQueue[threads.Future[Any]] = queue.SimpleQueue()
             try:
                 while (to_list or tag_queue or in_flight) and not self._stop.is_set():
                     while len(in_flight) < limit and (tag_queue or to_list):
@@ -460,7 +458,7 @@ class Walker:
                             # (that hand-off cost ~10 % of the walk's CPU); single tags when few are left
                             n = max(1, min(TAGS_PER_JOB, len(tag_queue) // limit))
                             batch = [tag_queue.popleft() for _ in range(n)]
-                            future: concurrent.futures.Future[Any] = pool.submit(self._process_tags, batch)
+                            future: threads.Future[Any] = pool.submit(self._process_tags, batch)
                             in_flight[future] = ("tags", batch)
                         else:
                             name = to_list.popleft()

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import gc
 import importlib
-import logging
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -18,7 +17,8 @@ import click
 
 from ociinspect._version import __version__
 from ociinspect.errors import ExitCode, OciInspectError, UsageError
-from ociinspect.model.textsafe import SafeFormatter, escape_controls, redact_secrets
+from ociinspect.model.logs import get_logger
+from ociinspect.model.textsafe import escape_controls, redact_secrets
 
 __all__ = ["cli", "main", "run"]
 
@@ -155,6 +155,10 @@ def cli(verbose: int) -> None:
     """
     _end_startup()
     if verbose:
+        import logging  # (only for -v: the library's loggers cost nothing until logging is imported)
+
+        from ociinspect.model.logformat import SafeFormatter
+
         handler = logging.StreamHandler(sys.stderr)
         # one sanitising formatter: controls escaped and database passwords redacted in every log line
         handler.setFormatter(SafeFormatter("%(levelname)s %(name)s: %(message)s"))
@@ -192,7 +196,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:
         return 0
     except Exception as exc:  # a bug: one line, not a traceback (-vv logs it in full)
-        logging.getLogger("ociinspect").debug("internal error", exc_info=True)
+        get_logger("ociinspect").debug("internal error", exc_info=True)
         message = f"ociinspect: internal error: {type(exc).__name__}: {exc}"
         click.echo(escape_controls(redact_secrets(message)), err=True)
         click.echo("  hint: this is a bug in ociinspect; rerun with -vv and report the output", err=True)

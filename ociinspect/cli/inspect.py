@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import concurrent.futures
 import dataclasses
 import itertools
 import threading
@@ -11,7 +10,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from ociinspect import verbs
+from ociinspect import threads, verbs
 from ociinspect.cli import cli
 from ociinspect.cli.options import emit, image_options, jobs, load_for_command, output_options, report_error
 from ociinspect.errors import OciInspectError
@@ -93,15 +92,13 @@ class _Background:
 
     def __init__(self, workers: int) -> None:
         self._workers = workers
-        self._pool: concurrent.futures.ThreadPoolExecutor | None = None
+        self._pool: threads.Pool | None = None
         self._lock = threading.Lock()
 
-    def submit(self, fn: Callable[..., _T], *args: Any) -> concurrent.futures.Future[_T]:
+    def submit(self, fn: Callable[..., _T], *args: Any) -> threads.Future[_T]:
         with self._lock:
             if self._pool is None:
-                self._pool = concurrent.futures.ThreadPoolExecutor(
-                    max_workers=self._workers, thread_name_prefix="ociinspect-inspect"
-                )
+                self._pool = threads.Pool(self._workers, "ociinspect-inspect")
             return self._pool.submit(fn, *args)
 
     def __enter__(self) -> _Background:
@@ -157,7 +154,7 @@ class _Tail:
         self._read = read
         self._background = background
         self._lock = threading.Lock()
-        self._asked: dict[str, concurrent.futures.Future[int]] = {}
+        self._asked: dict[str, threads.Future[int]] = {}
         # read at once: imports and parsing (CPU) that fill the waits for the registry's answers
         self._params = background.submit(_vm_parameters) if with_os else None
 

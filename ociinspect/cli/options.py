@@ -10,7 +10,6 @@ command gets the options without a parameter of its own."""
 from __future__ import annotations
 
 import atexit
-import concurrent.futures
 import contextlib
 import dataclasses
 import functools
@@ -25,6 +24,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO, TypeVar, overload
 
 import click
 
+from ociinspect import threads
 from ociinspect.errors import OciInspectError, UsageError
 from ociinspect.image.loader import LoadOptions
 from ociinspect.image.loader import parse_platform as loader_parse_platform
@@ -798,7 +798,7 @@ def load_for_command(
                 on_chosen=on_chosen,
             )
         else:
-            with concurrent.futures.ThreadPoolExecutor(max_workers=min(jobs(), len(refs))) as pool:
+            with threads.Pool(min(jobs(), len(refs))) as pool:
                 futures = [
                     pool.submit(
                         read.session.load_many,
@@ -810,7 +810,7 @@ def load_for_command(
                     )
                     for ref in refs
                 ]
-                for _done in concurrent.futures.as_completed(futures):
+                for _done in threads.as_completed(futures):
                     update(1)
                 results = [r for future in futures for r in future.result()]
     for r in results:

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import logging
 import re
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
@@ -30,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 from ociinspect.content import compression
 from ociinspect.errors import DigestMismatch, InvalidImage, LimitExceeded, RangeNotSupported
 from ociinspect.model.entries import TAR_ERRORS
+from ociinspect.model.logs import get_logger
 from ociinspect.model.textsafe import parse_uint
 
 if TYPE_CHECKING:
@@ -49,7 +49,7 @@ __all__ = [
     "scan_toc",
 ]
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 TOC_DIGEST_ANNOTATION = "containerd.io/snapshot/stargz/toc.digest"
 UNCOMPRESSED_SIZE_ANNOTATION = "io.containers.estargz.uncompressed-size"

@@ -12,17 +12,17 @@ Results are cached by layer digest (layers are immutable), so a second look cost
 from __future__ import annotations
 
 import json
-import logging
 from collections.abc import Callable
 
 from ociinspect.errors import DeadlineExceeded, OciInspectError
 from ociinspect.model.image import Image
+from ociinspect.model.logs import get_logger
 from ociinspect.model.osinfo import DISTROLESS_MARKERS, OS_FILES, OsInfo, identify
 from ociinspect.sources.base import Source
 
 __all__ = ["LayerFiles", "detect_os"]
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 #: Layers (from the bottom) examined at most; a base OS lives in the first few.
 MAX_LAYERS = 3

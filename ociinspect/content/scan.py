@@ -25,10 +25,8 @@ directory opaque); :mod:`ociinspect.analyzers.waste` applies them.
 
 from __future__ import annotations
 
-import concurrent.futures
 import contextlib
 import hashlib
-import logging
 import os
 import queue
 import re
@@ -39,6 +37,7 @@ import zlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
+from ociinspect import threads
 from ociinspect.content import compression
 from ociinspect.errors import DigestMismatch, InvalidImage, LimitExceeded, OciInspectError
 from ociinspect.model import digest as _digest
@@ -51,6 +50,7 @@ from ociinspect.model.entries import (
     normalise_path,
     whiteout_kind,
 )
+from ociinspect.model.logs import get_logger
 from ociinspect.model.record import record
 
 if TYPE_CHECKING:
@@ -68,7 +68,7 @@ __all__ = [
     "scan_tar_stream",
 ]
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 
 #: Default cap on one layer's uncompressed bytes (``--max-uncompressed``): 64 GiB.
@@ -1114,10 +1114,10 @@ def scan_image(
             results[layer.index] = one(layer)
     else:
         limit_malloc_arenas()
-        with concurrent.futures.ThreadPoolExecutor(max_workers=min(options.workers, len(todo))) as pool:
+        with threads.Pool(min(options.workers, len(todo))) as pool:
             futures = {pool.submit(one, layer): layer for layer in todo}
             try:
-                for future in concurrent.futures.as_completed(futures):
+                for future in threads.as_completed(futures):
                     results[futures[future].index] = future.result()
             except OciInspectError:
                 for f in futures:

@@ -9,13 +9,12 @@ with layers, refuses Docker schema1 with a clear message, describes artifacts in
 
 from __future__ import annotations
 
-import concurrent.futures
 import dataclasses
 import functools
-import logging
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal
 
+from ociinspect import threads
 from ociinspect.errors import (
     DigestMismatch,
     InvalidImage,
@@ -41,6 +40,7 @@ from ociinspect.model.image import (
     frozen_map,
     host_platform,
 )
+from ociinspect.model.logs import get_logger
 from ociinspect.model.record import record
 from ociinspect.sources.base import Source, parse_json
 
@@ -62,7 +62,7 @@ __all__ = [
     "root_manifest",
 ]
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 MAX_CONFIG_BYTES = 8 * 1024 * 1024
 ATTESTATION = "attestation-manifest"
@@ -616,7 +616,7 @@ def _estimate_all(
     if not layers or options.workers <= 1 or not (ahead or (len(layers) > 1 and options.sizes != "none")):
         config = read_config()
         return config, [one(i, config) for i in range(len(layers))]
-    with concurrent.futures.ThreadPoolExecutor(max_workers=min(options.workers, len(layers))) as pool:
+    with threads.Pool(min(options.workers, len(layers))) as pool:
         try:
             if not ahead:  # "exact": every layer streamed, its diff_id verified
                 config = read_config()

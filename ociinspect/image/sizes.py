@@ -24,10 +24,8 @@ compressed, :data:`CHEAP_STREAM_MAX_OUTPUT` inflated) or with ``mode="exact"``; 
 
 from __future__ import annotations
 
-import concurrent.futures
 import contextlib
 import hashlib
-import logging
 import re
 import threading
 import zlib
@@ -35,10 +33,12 @@ from collections.abc import Callable
 from io import BytesIO
 from typing import Literal, Protocol
 
+from ociinspect import threads
 from ociinspect.content import compression
 from ociinspect.errors import DigestMismatch, LimitExceeded, RangeNotSupported
 from ociinspect.model import mediatypes
 from ociinspect.model.image import Descriptor, SizeEstimate
+from ociinspect.model.logs import get_logger
 from ociinspect.model.record import record
 from ociinspect.sources.base import Source
 
@@ -63,7 +63,7 @@ __all__ = [
     "zstd_max_content_size",
 ]
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 SizeMode = Literal["cheap", "exact", "none"]
 
@@ -426,7 +426,7 @@ def _untrusted(
 
 
 _AHEAD_WORKERS = 16
-_ahead_pool: concurrent.futures.ThreadPoolExecutor | None = None
+_ahead_pool: threads.Pool | None = None
 _ahead_lock = threading.Lock()
 
 
@@ -441,7 +441,9 @@ def _read_ahead(source: Source, digest: str, start: int, end: int) -> Callable[[
     global _ahead_pool
     with _ahead_lock:
         if _ahead_pool is None:
-            _ahead_pool = concurrent.futures.ThreadPoolExecutor(_AHEAD_WORKERS, "ociinspect-range")
+            _ahead_pool = threads.Pool(
+                _AHEAD_WORKERS, "ociinspect-range", daemon=True
+            )  # lives as long as the process
         future = _ahead_pool.submit(source.blob_range, digest, start, end)
     return future.result
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import logging
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -23,6 +22,7 @@ from typing import Literal
 from urllib.parse import urlencode, urlsplit
 
 from ociinspect import errors
+from ociinspect.model.logs import get_logger
 from ociinspect.model.record import record
 from ociinspect.registry.credentials import CredentialResolver, Credentials
 from ociinspect.registry.transport import (
@@ -45,7 +45,7 @@ __all__ = [
     "token_lifetime",
 ]
 
-log = logging.getLogger("ociinspect.registry")
+log = get_logger("ociinspect.registry")
 
 DEFAULT_TOKEN_LIFETIME = 60.0  # seconds, per the distribution token spec
 CLIENT_ID = "ociinspect"

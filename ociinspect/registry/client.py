@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import logging
 import re
 from collections.abc import Callable, Iterator, Mapping
 from types import TracebackType
@@ -20,6 +19,7 @@ from ociinspect import errors
 from ociinspect.model import digest as digests
 from ociinspect.model import mediatypes
 from ociinspect.model.image import RawManifest
+from ociinspect.model.logs import get_logger
 from ociinspect.model.record import record
 from ociinspect.model.reference import is_repository_path, is_tag
 from ociinspect.registry.auth import AuthManager
@@ -39,7 +39,7 @@ from ociinspect.registry.transport import (
 
 __all__ = ["MANIFEST_ACCEPT_HEADER", "RANGE_FALLBACK_LIMIT", "BlobInfo", "FetchedManifest", "RegistryClient"]
 
-log = logging.getLogger("ociinspect.registry")
+log = get_logger("ociinspect.registry")
 _T = TypeVar("_T")
 
 #: Accept header for manifests: the four supported types, then schema1 so that it is *detected* (and

@@ -23,7 +23,6 @@ import base64
 import binascii
 import dataclasses
 import json
-import logging
 import os
 import re
 import threading
@@ -31,13 +30,14 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from ociinspect.model.logs import get_logger
 from ociinspect.model.record import record
 from ociinspect.model.reference import is_docker_hub
 from ociinspect.registry.settings import normalize_host
 
 __all__ = ["DOCKER_HUB_KEY", "CredentialResolver", "Credentials", "registry_key"]
 
-log = logging.getLogger("ociinspect.registry")
+log = get_logger("ociinspect.registry")
 
 DOCKER_HUB_KEY = "https://index.docker.io/v1/"
 _HELPER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")

@@ -36,7 +36,6 @@ import base64
 import contextlib
 import functools
 import json
-import logging
 import os
 import re
 import select
@@ -49,6 +48,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl, quote, unquote, urlencode, urljoin, urlsplit, urlunsplit
 
 from ociinspect import errors
+from ociinspect.model.logs import DEBUG, get_logger
 from ociinspect.model.textsafe import parse_uint
 from ociinspect.registry.deadline import Deadline
 from ociinspect.registry.http11 import Answer, Headers, ProtocolError, encode_request, read_answer
@@ -79,7 +79,7 @@ __all__ = [
 ]
 
 
-log = logging.getLogger("ociinspect.registry")
+log = get_logger("ociinspect.registry")
 
 #: ``observer(method, url, status, headers)``: called after every HTTP round trip (see ``Transport.observers``)
 Observer = Callable[[str, str, int, Mapping[str, str]], None]
@@ -1011,7 +1011,7 @@ class Transport:
                 raise _Failure("exchange", exc) from None
             break
         response = Response(method, url, raw, functools.partial(self._release, key, conn), sock)
-        if log.isEnabledFor(logging.DEBUG):
+        if log.isEnabledFor(DEBUG):
             log.debug("%s %s -> %d", method, redact_url(url), response.status_code)
         for observe in self.observers:
             observe(method, url, response.status_code, response.headers)

@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[2] / "ociinspect"
 
 #: lowest first; a module may import its own unit and any unit of a lower layer (docs/architecture.md)
 LAYERS: list[set[str]] = [
-    {"_version", "errors"},
+    {"_version", "errors", "threads"},
     {"model"},
     {"content.compression"},  # codecs only (imports errors): shared by the archive sources, sizes and the scanner
     {"registry", "store"},

@@ -44,6 +44,10 @@ NOT_FOR_INSPECT = (
     "ociinspect.cli.waste",
     "decimal",
     "subprocess",
+    # the library's loggers and pool need neither (ociinspect/model/logs.py, ociinspect/threads.py): ~5 ms
+    "logging",
+    "concurrent.futures",
+    "traceback",
 )
 
 _PROBE = """

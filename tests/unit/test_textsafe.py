@@ -15,10 +15,10 @@ import pytest
 from ociinspect.audit import AuditDB, Pacer
 from ociinspect.audit.runs import resolve_run
 from ociinspect.errors import InvalidReference, UsageError
+from ociinspect.model.logformat import SafeFormatter
 from ociinspect.model.osinfo import identify
 from ociinspect.model.reference import parse_reference
 from ociinspect.model.textsafe import (
-    SafeFormatter,
     csv_cell,
     escape_controls,
     markdown_cell,
