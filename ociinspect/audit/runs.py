@@ -107,6 +107,9 @@ class AuditOptions:
     scan_options: ScanOptions = dataclasses.field(default_factory=lambda: ScanOptions(workers=1))
     scan_cache: ScanCache | None = None
     size_store: SizeFacts | None = None  # remembered verified sizes by diff_id (the --deep store)
+    #: run the walk's threads on one CPU (``--all-cpus`` turns it off; ``--deep`` never uses it): see
+    #: :func:`ociinspect.audit.walker.one_cpu`
+    one_cpu: bool = True
 
     def to_json(self) -> str:
         return json.dumps(

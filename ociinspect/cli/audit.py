@@ -179,6 +179,12 @@ def audit_group() -> None:
 @click.option(
     "--retry-errors", is_flag=True, help="Fetch again digests that failed for good in earlier runs."
 )
+@click.option(
+    "--all-cpus",
+    is_flag=True,
+    help="Let the walk's threads run on every CPU (default: on one, where they hand over the interpreter lock "
+    "cheaply; --deep always uses every CPU).",
+)
 @quiet_option
 @db_option
 @registry_client_options
@@ -194,6 +200,7 @@ def scan(
     deep: bool,
     detect_os: bool,
     retry_errors: bool,
+    all_cpus: bool,
     db_target: str | None,
     client_factory: Callable[[str], Any],
 ) -> None:
@@ -218,6 +225,7 @@ def scan(
         detect_os=detect_os,
         retry_errors=retry_errors,
         reserve=reserve,
+        one_cpu=not all_cpus,
     )
     counters = Counters()
     shard = ShardSpec.parse(shard_text) if shard_text else ShardSpec()

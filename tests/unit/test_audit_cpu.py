@@ -169,3 +169,59 @@ def test_the_walk_lets_a_thread_keep_the_interpreter_lock_longer_and_restores_it
         with pytest.raises(KeyboardInterrupt):
             walker.run()
         assert seen[-1] == pytest.approx(SWITCH_INTERVAL) and sys.getswitchinterval() == before
+
+
+def test_the_walks_threads_run_on_one_cpu_and_the_caller_gets_its_cpus_back() -> None:
+    """``one_cpu``: threads started in the block are on one CPU (the caller's current one), the caller has its
+    CPUs back after — also when the block fails; disabled, or with one CPU allowed, nothing changes."""
+    import os
+    import threading
+
+    from ociinspect.audit.walker import one_cpu
+
+    allowed = os.sched_getaffinity(0)
+    inside: list[set[int]] = []
+
+    def record() -> None:
+        inside.append(os.sched_getaffinity(0))
+
+    with one_cpu(True) as cpu:
+        worker = threading.Thread(target=record)
+        worker.start()
+        worker.join()
+    assert os.sched_getaffinity(0) == allowed
+    if len(allowed) > 1:
+        assert cpu in allowed and inside == [{cpu}]
+    else:  # a one-CPU machine: nothing to choose
+        assert cpu is None and inside == [allowed]
+    with pytest.raises(KeyboardInterrupt), one_cpu(True):
+        raise KeyboardInterrupt
+    assert os.sched_getaffinity(0) == allowed
+    with one_cpu(False) as cpu:
+        assert cpu is None and os.sched_getaffinity(0) == allowed
+    if len(allowed) > 1:  # already on one CPU: left as it is
+        first = min(allowed)
+        os.sched_setaffinity(0, {first})
+        try:
+            with one_cpu(True) as cpu:
+                assert cpu is None and os.sched_getaffinity(0) == {first}
+        finally:
+            os.sched_setaffinity(0, allowed)
+
+
+def test_the_walk_is_on_one_cpu_unless_deep_or_all_cpus(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import os
+
+    from ociinspect.audit.runs import AuditOptions, Scope
+    from ociinspect.audit.walker import Walker
+
+    seen: list[int] = []
+    monkeypatch.setattr(Walker, "_walk", lambda self: seen.append(len(os.sched_getaffinity(0))))
+    monkeypatch.setattr(Walker, "_finish", lambda self, status: None)
+    many = len(os.sched_getaffinity(0))
+    with AuditDB(tmp_path / "a.sqlite3") as db:
+        for options in (AuditOptions(), AuditOptions(deep=True), AuditOptions(one_cpu=False)):
+            Walker(db, _Client(), 1, Scope(registry="r.example"), options=options).run()  # type: ignore[arg-type]
+    assert seen == [1, many, many]
