@@ -114,3 +114,18 @@ def test_the_pool_imports_neither_concurrent_futures_nor_logging() -> None:
         env={"PYTHONPATH": root},
     )
     assert out.stdout.split() == ["False", "False"], out.stderr
+
+
+def test_shutting_down_twice_with_cancel_still_ends_every_worker() -> None:
+    gate = threading.Event()
+    pool = threads.Pool(2)
+    held = [pool.submit(gate.wait, 5) for _ in range(2)]
+    waiting = pool.submit(lambda: "late")
+    pool.shutdown(wait=False)
+    pool.shutdown(wait=False, cancel_futures=True)  # drains the first call's end marks: they are put back
+    gate.set()
+    pool.shutdown(wait=True)
+    assert [f.result() for f in held] == [True, True]
+    with pytest.raises(threads.CancelledError):
+        waiting.result()
+    assert all(not t.is_alive() for t in pool._threads)
