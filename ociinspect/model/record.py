@@ -95,21 +95,24 @@ _FACTORY = _Factory()
 def _compile_init(cls: type, fields: tuple[dataclasses.Field[Any], ...]) -> Callable[..., None]:
     """``cls.__init__``: ``def __init__(self, a, b=<default>, c=<factory>)`` setting each field with
     ``object.__setattr__`` (cost: one ``exec`` of ~60 characters per field)."""
-    scope: dict[str, Any] = {"_set": object.__setattr__, "_FACTORY": _FACTORY}
+    # (the helper names start with "_record_": no field may, see _simple)
+    scope: dict[str, Any] = {"_record_set_": object.__setattr__, "_record_factory_": _FACTORY}
     params, body = ["self"], []
     for i, f in enumerate(fields):
         name = f.name
         if f.default is not dataclasses.MISSING:
-            scope[f"_d{i}"] = f.default
-            params.append(f"{name}=_d{i}")
-            body.append(f"    _set(self, {name!r}, {name})")
+            scope[f"_record_d{i}_"] = f.default
+            params.append(f"{name}=_record_d{i}_")
+            body.append(f"    _record_set_(self, {name!r}, {name})")
         elif f.default_factory is not dataclasses.MISSING:
-            scope[f"_f{i}"] = f.default_factory
-            params.append(f"{name}=_FACTORY")
-            body.append(f"    _set(self, {name!r}, _f{i}() if {name} is _FACTORY else {name})")
+            scope[f"_record_f{i}_"] = f.default_factory
+            params.append(f"{name}=_record_factory_")
+            body.append(
+                f"    _record_set_(self, {name!r}, _record_f{i}_() if {name} is _record_factory_ else {name})"
+            )
         else:
             params.append(name)
-            body.append(f"    _set(self, {name!r}, {name})")
+            body.append(f"    _record_set_(self, {name!r}, {name})")
     source = f"def __init__({', '.join(params)}):\n" + ("\n".join(body) or "    pass") + "\n"
     exec(source, scope)  # the one compiled function of a record
     init: Callable[..., None] = scope["__init__"]
@@ -124,20 +127,36 @@ _SPECIAL = re.compile(r"(?:\w+\.)*(?:ClassVar|InitVar|KW_ONLY)\b")
 
 def _simple(cls: type) -> bool:
     """True when the compiled ``__init__`` and the shared guards make what ``dataclass`` would: no dataclass base,
-    no ``__post_init__``, no ``ClassVar``/``InitVar``/``KW_ONLY`` annotation, no ``field(init=False)`` or
-    ``field(kw_only=True)``.  Cost: one look at each annotation (no dataclass is made)."""
+    no ``__post_init__`` nor attribute guards or state methods of its own, no ``ClassVar``/``InitVar``/``KW_ONLY``
+    annotation, no ``field(init=False)`` or ``field(kw_only=True)``, no field named ``self`` or ``_record_…``, no
+    required field after a defaulted one (dataclass raises its own error for that).  Cost: one look at each
+    annotation (no dataclass is made)."""
     if any(hasattr(base, "__dataclass_fields__") for base in cls.__mro__[1:]) or hasattr(
         cls, "__post_init__"
     ):
         return False
     own = vars(cls)
+    if any(name in own for name in ("__setattr__", "__delattr__", "__getstate__", "__setstate__")):
+        return False  # (dataclass refuses or keeps those: its own way)
+    defaulted = False
     for name, annotation in own.get("__annotations__", {}).items():
         text = annotation if isinstance(annotation, str) else repr(annotation)
         if _SPECIAL.match(text.removeprefix("typing.").removeprefix("dataclasses.")) or "InitVar" in text:
             return False
-        value = own.get(name)
-        if isinstance(value, dataclasses.Field) and (not value.init or value.kw_only is True):
-            return False
+        if name == "self" or name.startswith("_record_"):
+            return False  # names the compiled __init__ uses itself
+        value = own.get(name, dataclasses.MISSING)
+        if isinstance(value, dataclasses.Field):
+            if not value.init or value.kw_only is True:
+                return False
+            has_default = (
+                value.default is not dataclasses.MISSING or value.default_factory is not dataclasses.MISSING
+            )
+        else:
+            has_default = value is not dataclasses.MISSING
+        if defaulted and not has_default:
+            return False  # a required field after a defaulted one: dataclass's own error
+        defaulted = defaulted or has_default
     return True
 
 

@@ -258,3 +258,19 @@ def test_shapes_the_compiled_init_does_not_cover_get_the_dataclass_one(shape: st
         assert D(1, 2) == D(1, 2) and (D(1, 2).x, D(1, 2).y) == (1, 2)
         with pytest.raises(dataclasses.FrozenInstanceError):
             D(1).y = 3  # type: ignore[misc]
+
+
+def test_awkward_definitions_behave_as_dataclass_says() -> None:
+    with pytest.raises(TypeError, match="non-default argument"):
+
+        @record
+        class Bad:
+            a: int = 1
+            b: int  # type: ignore[misc]
+
+    @record
+    class Names:
+        self_: int
+        _record_set_: int = 2  # a name the compiled __init__ uses itself: dataclass's __init__ then
+
+    assert Names(1)._record_set_ == 2 and Names(1, 3) == Names(1, 3)
