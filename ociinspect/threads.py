@@ -6,7 +6,7 @@ needs only this much of it.  What is kept of its behaviour: :meth:`Pool.submit` 
 :meth:`~Future.result` returns the call's value or raises what the call raised; a worker thread is started only
 when no idle one can take the call (``max_workers`` at most) and ends at :meth:`Pool.shutdown`; a call not yet
 started can be cancelled (its ``result()`` then raises :class:`CancelledError`); :func:`as_completed` yields
-futures as they finish.  Cost: one lock and one condition per pool, one event per future.
+futures as they finish.  Cost: one lock and one C queue per pool, two locks per future.
 """
 
 from __future__ import annotations
