@@ -555,6 +555,10 @@ class ImageFacts:
         known = self._has_osfiles.get(key)
         if known is not None:
             return known
+        if self._read_whole(layer):
+            # one flight reads a small layer for its size and its OS files at once: another thread reading it for
+            # its size is waited for (its facts committed), not raced with a second GET of the same blob
+            self._ensure_layer(source, layer)
         self._once.run(key, lambda: self.get_fact(key) is not None, work)
         doc = json.loads(self.get_fact(key) or "{}")
         found = bool(doc.get("files") or doc.get("present"))
@@ -599,11 +603,14 @@ class ImageFacts:
         self._os_memo[key] = info
         return info
 
-    def _ensure_layer(self, source: AuditSource, layer: Layer) -> None:
-        readable = mt.is_layer(layer.media_type) and mt.compression_of(layer.media_type) in ("gzip", "zstd")
+    def _read_whole(self, layer: Layer) -> bool:
+        """True when ``layer``'s facts come from reading it whole (a small gzip or zstd layer)."""
+        compressed = mt.is_layer(layer.media_type) and mt.compression_of(layer.media_type) in ("gzip", "zstd")
+        return compressed and layer.size <= self.depth.small_blob
 
+    def _ensure_layer(self, source: AuditSource, layer: Layer) -> None:
         def work() -> None:
-            if readable and layer.size <= self.depth.small_blob:
+            if self._read_whole(layer):
                 source.blob_range(layer.digest, 0, 0)  # reads it whole: facts_from_small_blob stores them
                 if self.has_blob(layer.digest):
                     return
