@@ -12,7 +12,8 @@ Library use (every entry point, with examples the test suite runs: docs/library.
 ``manifest``, ``config``, ``digest``, ``tags``, ``repositories``, ``referrers``, ``blob``); each returns a frozen
 value, most with ``to_json()`` — the document ``--format json`` prints.
 
-Logging is silent by default (a ``NullHandler`` on the ``ociinspect`` logger); the CLI turns it on with ``-v``.
+Logging is silent by default: the library's loggers (:mod:`ociinspect.model.logs`) import :mod:`logging` only once
+something else has, and then give the ``ociinspect`` logger a ``NullHandler``; the CLI turns it on with ``-v``.
 """
 
 from __future__ import annotations
