@@ -243,6 +243,9 @@ class ImageFacts:
         memo = self._facts_memo.get(key)
         if memo is not None:
             return memo
+        for pending_key, pending in self._pending.facts:  # this thread's, not committed yet (as has_blob's blobs)
+            if pending_key == key:
+                return pending
         value = self.facts.get_fact(key)
         if value is not None and key.startswith("osfiles:"):
             self._facts_memo[key] = value

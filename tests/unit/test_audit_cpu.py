@@ -137,6 +137,38 @@ def test_a_small_layers_facts_are_one_facts_statement_in_the_next_commit(tmp_pat
         assert images.has_blob(layer.digest)
 
 
+def test_a_thread_sees_its_own_pending_facts_before_their_commit_without_a_query(tmp_path: Path) -> None:
+    """As ``has_blob`` sees the thread's pending blobs, ``get_fact`` sees its pending facts: the base-OS files a
+    small layer's read gave are not asked of the database, nor read again, before the next commit; another
+    thread does not see them until then."""
+    import threading
+
+    raw, blob = _layer_bytes()
+    layer = Layer(
+        0,
+        Descriptor(mt.OCI_LAYER_GZIP, _digest(blob), len(blob)),
+        _digest(raw),
+        None,
+        SizeEstimate(None, "unknown"),
+    )
+    key = f"osfiles:{layer.digest}"
+    with AuditDB(tmp_path / "a.sqlite3") as db:
+        images = ImageFacts(AuditFacts(db), Depth(run_id=1))
+        ref = Reference(transport="docker", registry="r.example", repository="a/b", tag="1")
+        images.facts_from_small_blob(ref, layer, blob)
+        seen = _Statements(db)
+        mine = images.get_fact(key)
+        assert mine is not None and "ID=alpine" in mine
+        assert sum(seen.seen.values()) == 0  # no query
+        other: list[str | None] = []
+        worker = threading.Thread(target=lambda: other.append(images.get_fact(key)))
+        worker.start()
+        worker.join()
+        assert other == [None]  # not committed: not the other thread's to see
+        images.flush()
+        assert images.get_fact(key) == mine
+
+
 class _Client:
     def add_observer(self, observer: object) -> None:
         pass
