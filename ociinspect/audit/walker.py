@@ -453,9 +453,8 @@ class Walker:
         self._image_facts()
         interval = sys.getswitchinterval()
         sys.setswitchinterval(max(interval, SWITCH_INTERVAL))
-        pinned = one_cpu(self.options.one_cpu and not self.options.deep)
         try:
-            with pinned:
+            with one_cpu(self.options.one_cpu and not self.options.deep):
                 self._walk()
         except BaseException as exc:
             self._stop.set()

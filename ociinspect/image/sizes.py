@@ -441,9 +441,8 @@ def _read_ahead(source: Source, digest: str, start: int, end: int) -> Callable[[
     global _ahead_pool
     with _ahead_lock:
         if _ahead_pool is None:
-            _ahead_pool = threads.Pool(
-                _AHEAD_WORKERS, "ociinspect-range", daemon=True
-            )  # lives as long as the process
+            # lives as long as the process: daemon threads, never shut down
+            _ahead_pool = threads.Pool(_AHEAD_WORKERS, "ociinspect-range", daemon=True)
         future = _ahead_pool.submit(source.blob_range, digest, start, end)
     return future.result
 
