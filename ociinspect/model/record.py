@@ -122,7 +122,7 @@ def _compile_init(cls: type, fields: tuple[dataclasses.Field[Any], ...]) -> Call
 
 
 #: an annotation naming a pseudo-field or a marker (``ClassVar``, ``InitVar``, ``KW_ONLY``), as text or object
-_SPECIAL = re.compile(r"(?:\w+\.)*(?:ClassVar|InitVar|KW_ONLY)\b")
+_SPECIAL = re.compile(r"\b(?:ClassVar|InitVar|KW_ONLY)\b")
 
 
 def _simple(cls: type) -> bool:
@@ -141,7 +141,7 @@ def _simple(cls: type) -> bool:
     defaulted = False
     for name, annotation in own.get("__annotations__", {}).items():
         text = annotation if isinstance(annotation, str) else repr(annotation)
-        if _SPECIAL.match(text.removeprefix("typing.").removeprefix("dataclasses.")) or "InitVar" in text:
+        if _SPECIAL.search(text):  # anywhere in it, with or without a module: the general path then
             return False
         if name == "self" or name.startswith("_record_"):
             return False  # names the compiled __init__ uses itself
