@@ -243,7 +243,8 @@ class ImageFacts:
         memo = self._facts_memo.get(key)
         if memo is not None:
             return memo
-        for pending_key, pending in self._pending.facts:  # this thread's, not committed yet (as has_blob's blobs)
+        # this thread's facts, not committed yet (as has_blob sees its pending blobs)
+        for pending_key, pending in self._pending.facts:
             if pending_key == key:
                 return pending
         value = self.facts.get_fact(key)

@@ -40,6 +40,19 @@ def _layer_bytes() -> tuple[bytes, bytes]:
     return raw, gzip.compress(raw, mtime=0)
 
 
+def _small_layer() -> tuple[bytes, bytes, Layer]:
+    """(tar, gzip, the image's bottom layer of that gzip, its size not yet known)."""
+    raw, blob = _layer_bytes()
+    layer = Layer(
+        0,
+        Descriptor(mt.OCI_LAYER_GZIP, _digest(blob), len(blob)),
+        _digest(raw),
+        None,
+        SizeEstimate(None, "unknown"),
+    )
+    return raw, blob, layer
+
+
 class _Statements:
     """Every SQL statement the database runs, by its first words (a trace callback on the connection)."""
 
@@ -112,14 +125,7 @@ def test_a_small_layers_facts_are_one_facts_statement_in_the_next_commit(tmp_pat
     """A small layer read whole gives its blob row and its base-OS files; both wait for the thread's next
     commit, and the facts rows of that commit (``osfiles:`` here, with the image's ``os:`` in the audit) are
     one statement."""
-    raw, blob = _layer_bytes()
-    layer = Layer(
-        0,
-        Descriptor(mt.OCI_LAYER_GZIP, _digest(blob), len(blob)),
-        _digest(raw),
-        None,
-        SizeEstimate(None, "unknown"),
-    )
+    raw, blob, layer = _small_layer()
     with AuditDB(tmp_path / "a.sqlite3") as db:
         images = ImageFacts(AuditFacts(db), Depth(run_id=1))
         ref = Reference(transport="docker", registry="r.example", repository="a/b", tag="1")
@@ -143,14 +149,7 @@ def test_a_thread_sees_its_own_pending_facts_before_their_commit_without_a_query
     thread does not see them until then."""
     import threading
 
-    raw, blob = _layer_bytes()
-    layer = Layer(
-        0,
-        Descriptor(mt.OCI_LAYER_GZIP, _digest(blob), len(blob)),
-        _digest(raw),
-        None,
-        SizeEstimate(None, "unknown"),
-    )
+    _raw, blob, layer = _small_layer()
     key = f"osfiles:{layer.digest}"
     with AuditDB(tmp_path / "a.sqlite3") as db:
         images = ImageFacts(AuditFacts(db), Depth(run_id=1))
