@@ -103,6 +103,8 @@ class BaseGroup:
 
 @record
 class SharingReport:
+    """Which images share which layers and bases, and the logical and deduplicated sizes (bytes)."""
+
     images: tuple[ImageShare, ...]
     layers: tuple[LayerUse, ...]
     pairs: tuple[PairOverlap, ...]
@@ -162,6 +164,8 @@ def _is_base(base: Image, image: Image) -> bool:
 
 @record
 class _Attribution:
+    """An image's base: its key, label, where it was found, and the shared prefix's length."""
+
     key: str  # the base's digest when the base image is known, else its name
     label: str
     source: str

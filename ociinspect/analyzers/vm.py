@@ -54,6 +54,8 @@ class Span:
 
 @record
 class VmProfile:
+    """One OS family's VM model: its container base and VM OS sizes (bytes), disk, and where they come from."""
+
     family: str
     label: str
     os_ids: tuple[str, ...]
@@ -69,6 +71,8 @@ class VmProfile:
 
 @record
 class VmParameters:
+    """The VM model's parameters: the profiles by family and the global figures, with their sources."""
+
     profiles: Mapping[str, VmProfile]
     download_ratio: Span
     headroom: float
@@ -103,6 +107,8 @@ class VmEstimate:
 
 @record
 class FleetEstimate:
+    """A fleet of containers against the same workloads as VMs.  Sizes in bytes (ints)."""
+
     replicas: int  # per image
     containers: int  # N = replicas * images
     containers_size: int  # C (bytes)

@@ -15,6 +15,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from ociinspect.model import record as record_module
 from ociinspect.model.record import record
 
 
@@ -142,14 +143,91 @@ def test_a_record_compiles_one_function_where_a_frozen_dataclass_compiles_six(
 
     made_by_dataclass = len(compiled)
     compiled.clear()
+    monkeypatch.setattr(record_module, "_templates", {})  # as if no record of R's shape had been made yet
 
     @record
     class R:
         x: int
         y: list[int] = field(default_factory=list)
+        z: int = 0
+        w: str = ""
+        v: str = ""
+        u: str = ""
 
     assert made_by_dataclass == 6  # __init__, __repr__, __eq__, __hash__, __setattr__, __delattr__
     assert len(compiled) == 1 and compiled[0].startswith("def __init__(")
+    compiled.clear()
+
+    @record
+    class S:  # the same shape, other names and defaults: R's code with S's names put in, nothing compiled
+        a: str
+        b: list[int] = field(default_factory=lambda: [1])
+        c: int = 5
+        d: str = "d"
+        e: str = "e"
+        f: str = "f"
+
+    assert compiled == []
+    assert S("s") == S("s", [1], 5, "d", "e", "f") and S(b=[], a="t").b == []
+    assert R(1).y == [] and R(1, [2], 3, "w") == R(x=1, y=[2], z=3, w="w", v="", u="")
+    with pytest.raises(TypeError, match="unexpected keyword argument 'x'"):
+        S(x=1)  # type: ignore[call-arg]
+    assert S.__init__.__code__.co_varnames[:7] == ("self", "a", "b", "c", "d", "e", "f")
+    assert S.__init__.__qualname__.endswith("S.__init__") and S.__init__.__module__ == __name__
+
+
+def test_the_dataclass_view_of_a_record_is_the_frozen_dataclass_one() -> None:
+    """fields, params, match args, slots and the docstring dataclass writes for a class without one."""
+
+    def shape(deco: Any) -> Any:
+        class Shape:
+            a: int
+            b: str = "x"
+            c: list[int] = field(default_factory=list, repr=False, metadata={"k": 1})
+
+        return deco(Shape)
+
+    rec, dc = shape(record), shape(dataclasses.dataclass(frozen=True, slots=True))
+    keys = (
+        "name",
+        "type",
+        "default",
+        "default_factory",
+        "init",
+        "repr",
+        "hash",
+        "compare",
+        "metadata",
+        "kw_only",
+    )
+    for fr, fd in zip(dataclasses.fields(rec), dataclasses.fields(dc), strict=True):
+        assert [getattr(fr, k) for k in keys] == [getattr(fd, k) for k in keys]
+    assert rec.__dataclass_params__.frozen and repr(rec.__dataclass_params__) == repr(dc.__dataclass_params__)
+    assert (rec.__match_args__, rec.__slots__) == (dc.__match_args__, dc.__slots__) == (("a", "b", "c"),) * 2
+    assert rec.__doc__ == dc.__doc__ == "Shape(a: 'int', b: 'str' = 'x', c: 'list[int]' = <factory>)"
+    assert dataclasses.is_dataclass(rec) and not hasattr(rec(1), "__dict__")
+    assert dataclasses.asdict(rec(1, "y", [2])) == {"a": 1, "b": "y", "c": [2]}
+
+    @dataclasses.dataclass(frozen=True)
+    class Sub(rec):  # type: ignore[valid-type,misc]  # dataclass reads the record's params: frozen, as it is
+        d: int = 0
+
+    assert Sub(1, d=4).d == 4 and Sub(1).c == []
+
+
+def test_what_dataclass_refuses_it_still_refuses() -> None:
+    with pytest.raises(ValueError, match="mutable default"):
+
+        @record
+        class Bad:
+            items: list[int] = []  # noqa: RUF012
+
+    with pytest.raises(TypeError, match="already specifies __slots__"):
+
+        @record
+        class Slotted:
+            __slots__ = ("a",)
+            a: int
 
 
 # ------------------------------------------------------------------ __init__ against dataclass's, any shape
