@@ -26,7 +26,6 @@ directory opaque); :mod:`ociinspect.analyzers.waste` applies them.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 import queue
 import re
@@ -127,7 +126,7 @@ class _ForwardReader:
         self._off = 0
         self._pos = 0
         self.what = what
-        self.hasher = hashlib.sha256()
+        self.hasher = _digest.new_hash("sha256")
         self.total = 0
         self.last_block_pos = -1
         self.last_block = b""
@@ -557,7 +556,7 @@ def _finish_member(reader: _ForwardReader, member: _Member, what: str) -> None:
 
 def _hash_walked(member: _Member, reader: _ForwardReader, what: str) -> str:
     """sha256 (hex) of a walker member's content, read from the stream (the reader is at its data)."""
-    h = hashlib.sha256()
+    h = _digest.new_hash("sha256", size=member.size)
     if reader.skip(member.size, h.update) != member.size:
         raise InvalidImage(
             f"{what}: truncated tar stream inside {member.name!r}", hint="fetch the blob again"
@@ -680,7 +679,7 @@ def scan_tar_stream(
 ) -> tuple[EntryTable, str, int, list[str]]:
     """Index an *uncompressed* tar given as chunks: ``(entries, "sha256:…" of the stream, byte count, warnings)``.
 
-    Reads the stream to its very end (so a source verifies its digest).  ``stream_hasher``: a ``hashlib.sha256``
+    Reads the stream to its very end (so a source verifies its digest).  ``stream_hasher``: a sha256 hash
     object the chunks were already fed to (by the thread inflating them); without it the stream is hashed
     here.  Cost: one pass; CPU: sha256 of the stream (plus one more sha256 of file contents with
     ``hash_files``) and ~1-2 µs per plain tar header; memory: one chunk plus the :class:`EntryTable` (~100 bytes
@@ -776,7 +775,7 @@ def _hash_member(
     what: str,
     budget: list[int] | None = None,
 ) -> str:
-    h = hashlib.sha256()
+    h = _digest.new_hash("sha256")
     if ti.sparse is not None:  # sparse: let tarfile rebuild the logical content (holes are zeros)
         for block in sparse_content(tf, ti, what, budget):
             h.update(block)
@@ -959,7 +958,7 @@ def _scan_layer(
                 yield chunk
 
         inflated = compression.decompress(counted(), what=what, max_output=options.max_uncompressed)
-        stream_hash = hashlib.sha256() if options.pipeline else None
+        stream_hash = _digest.new_hash("sha256") if options.pipeline else None
 
         def hashed() -> Iterator[bytes]:
             """The inflated chunks, hashed (the diff_id) in the inflating thread: sha256 releases the GIL."""

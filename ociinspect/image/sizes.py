@@ -25,7 +25,6 @@ compressed, :data:`CHEAP_STREAM_MAX_OUTPUT` inflated) or with ``mode="exact"``; 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import re
 import threading
 import zlib
@@ -37,6 +36,7 @@ from ociinspect import threads
 from ociinspect.content import compression
 from ociinspect.errors import DigestMismatch, LimitExceeded, RangeNotSupported
 from ociinspect.model import mediatypes
+from ociinspect.model.digest import new_hash
 from ociinspect.model.image import Descriptor, SizeEstimate
 from ociinspect.model.logs import get_logger
 from ociinspect.model.record import record
@@ -366,7 +366,7 @@ def stream_size(
     """
     what = f"layer {layer.digest}"
     total = 0
-    h = hashlib.sha256()
+    h = new_hash("sha256")  # (the uncompressed size is not known: OpenSSL's)
     with source.open_blob(layer.digest, size=layer.size) as chunks:
         for piece in compression.decompress(chunks, what=what, max_output=max_output):
             total += len(piece)

@@ -1,17 +1,30 @@
 """Content digests (``algorithm:hex``): parse, compute and verify.
 
 Standard library only.  Supported algorithms: sha256 (the OCI default) and sha512.  Digest strings are kept
-as plain ``str`` throughout ociinspect; this module is the one place that checks their grammar.
+as plain ``str`` throughout ociinspect; this module is the one place that checks their grammar, and
+:func:`new_hash` the one place that picks an implementation.
 """
 
 from __future__ import annotations
 
-import hashlib
 import re
+import sys
+from collections.abc import Callable
+from typing import Protocol
 
 from ociinspect.errors import DigestMismatch, InvalidReference
 
-__all__ = ["ALGORITHMS", "DigestHasher", "compute", "is_digest", "parse", "short", "verify"]
+__all__ = [
+    "ALGORITHMS",
+    "DigestHasher",
+    "Hash",
+    "compute",
+    "is_digest",
+    "new_hash",
+    "parse",
+    "short",
+    "verify",
+]
 
 ALGORITHMS: dict[str, int] = {"sha256": 64, "sha512": 128}
 _DIGEST_RE = re.compile(r"^(sha256|sha512):([a-f0-9]+)$")
@@ -34,9 +47,55 @@ def parse(value: str) -> tuple[str, str]:
     return m.group(1), m.group(2)
 
 
+class Hash(Protocol):
+    """What a hash object of :func:`new_hash` offers (``hashlib``'s and the interpreter's built-in ones)."""
+
+    def update(self, data: bytes | bytearray | memoryview, /) -> None: ...
+    def hexdigest(self) -> str: ...
+
+
+#: at most this many bytes are hashed by the interpreter's built-in sha256/sha512 while OpenSSL is not loaded
+SMALL = 64 * 1024
+_builtins: dict[str, Callable[[], Hash] | None] = {}
+
+
+def _builtin(algorithm: str) -> Callable[[], Hash] | None:
+    """The interpreter's own implementation of ``algorithm`` (``_sha2`` from Python 3.12, ``_sha256`` /
+    ``_sha512`` before), or None when this build lacks it."""
+    if algorithm not in _builtins:
+        made = None
+        for module, name in (("_sha2", algorithm), (f"_{algorithm}", algorithm)):
+            try:
+                made = getattr(__import__(module), name)
+                break
+            except (ImportError, AttributeError):
+                continue
+        _builtins[algorithm] = made
+    return _builtins[algorithm]
+
+
+def new_hash(algorithm: str = "sha256", *, size: int | None = None) -> Hash:
+    """A new hash object for ``algorithm`` ("sha256" or "sha512") that will hash ``size`` bytes (None: unknown).
+
+    OpenSSL's (:mod:`hashlib`) for anything large or of unknown size, or once it is loaded; the interpreter's
+    built-in one for at most :data:`SMALL` bytes before that — a manifest or a config — because loading
+    ``hashlib`` costs ~4 ms (libcrypto's start-up), more than a command that hashes only small documents spends
+    hashing.  The digests are the same.  Cost: one object."""
+    if size is not None and size <= SMALL and "_hashlib" not in sys.modules:
+        made = _builtin(algorithm)
+        if made is not None:
+            return made()
+    import hashlib  # (OpenSSL's: loaded here, once)
+
+    h: Hash = hashlib.new(algorithm)
+    return h
+
+
 def compute(data: bytes, algorithm: str = "sha256") -> str:
     """Digest of ``data`` as ``algo:hex`` (cost: one pass over ``data``)."""
-    return f"{algorithm}:{hashlib.new(algorithm, data).hexdigest()}"
+    h = new_hash(algorithm, size=len(data))
+    h.update(data)
+    return f"{algorithm}:{h.hexdigest()}"
 
 
 def short(digest: str, length: int = 12) -> str:
@@ -66,7 +125,7 @@ class DigestHasher:
     def __init__(self, digest: str, *, what: str, size: int | None = None) -> None:
         self.expected = digest
         self.algorithm, _ = parse(digest)
-        self._h = hashlib.new(self.algorithm)
+        self._h = new_hash(self.algorithm, size=size)
         self.what = what
         self.size = size
         self.count = 0

@@ -7,7 +7,6 @@ identically.  Blobs are read by seek; nothing is extracted to disk.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import re
 from collections.abc import Iterator, Mapping
@@ -308,7 +307,7 @@ class DockerArchiveSource(_LocalBlobs):
         elif compression == "none" and diff_id:
             digest = diff_id  # an uncompressed layer's digest is its diff_id; checked when streamed
         else:
-            h = hashlib.sha256()
+            h = _digest.new_hash("sha256", size=size)
             with self.files.stream(path) as chunks:
                 for chunk in chunks:
                     h.update(chunk)

@@ -21,7 +21,9 @@ ROOT = Path(__file__).resolve().parents[2] / "ociinspect"
 LAYERS: list[set[str]] = [
     {"_version", "errors", "threads"},
     {"model"},
-    {"content.compression"},  # codecs only (imports errors): shared by the archive sources, sizes and the scanner
+    {
+        "content.compression"
+    },  # codecs only (imports errors): shared by the archive sources, sizes and the scanner
     {"registry", "store"},
     {"sources"},
     {"content"},
@@ -79,8 +81,6 @@ def _imports(path: Path, module: str) -> list[str]:
                 elif target != "ociinspect":  # names of the package face are not modules of it
                     found.append(target)
     return found
-
-
 
 
 def test_every_unit_has_a_layer() -> None:

@@ -45,7 +45,10 @@ def test_per_image_shared_and_unique(layouts: dict[str, Path]) -> None:
     }
     assert {k: (v.total_size, v.shared_size, v.unique_size) for k, v in got.items()} == expect
     # uncompressed, by content: the recompressed base is the same content as base's
-    u = {k: (v.uncompressed_total_size, v.uncompressed_shared_size, v.uncompressed_unique_size) for k, v in got.items()}
+    u = {
+        k: (v.uncompressed_total_size, v.uncompressed_shared_size, v.uncompressed_unique_size)
+        for k, v in got.items()
+    }
     assert u["recompressed:latest"] == (B.uncompressed_size + A3.uncompressed_size,) * 2 + (0,)
     assert u["rebased:latest"] == (
         B2.uncompressed_size + A3.uncompressed_size,
@@ -88,7 +91,9 @@ def test_base_attribution_and_savings(layouts: dict[str, Path]) -> None:
     assert group.same_blobs == 4  # recompressed holds the same content in another blob
     assert group.saved == 3 * B.size
     assert group.uncompressed_saved == 4 * B.uncompressed_size
-    assert all(s.base is None for s in report.images if s.reference.endswith(("base:latest", "rebased:latest")))
+    assert all(
+        s.base is None for s in report.images if s.reference.endswith(("base:latest", "rebased:latest"))
+    )
 
 
 def test_explicit_base_list(layouts: dict[str, Path]) -> None:
