@@ -281,7 +281,7 @@ def test_the_builtin_vm_profiles_are_read_without_importlib_resources() -> None:
         "text = vm_profiles._builtin_text()\n"
         "print('importlib.resources' in sys.modules, 'zipfile' in sys.modules)\n"
         "from importlib import resources\n"
-        "print(text == resources.files('ociinspect').joinpath('data/vm_profiles.toml').read_text(encoding='utf-8'))\n"
+        "print(text == resources.files('ociinspect').joinpath('data/vm_profiles.json').read_text(encoding='utf-8'))\n"
     )
     done = subprocess.run(
         [sys.executable, "-S", "-c", code],
@@ -293,6 +293,38 @@ def test_the_builtin_vm_profiles_are_read_without_importlib_resources() -> None:
         check=True,
     )
     assert done.stdout.split() == ["False", "False", "True"]
+
+
+_REGENERATE = (
+    "python -c \"import json, tomllib, pathlib; d = pathlib.Path('ociinspect/data'); "
+    "(d / 'vm_profiles.json').write_text(json.dumps(tomllib.loads((d / 'vm_profiles.toml')"
+    ".read_text(encoding='utf-8')), indent=1, ensure_ascii=False) + '\\n', encoding='utf-8')\""
+)
+
+
+def test_the_builtin_vm_profiles_json_is_this_file() -> None:
+    """``data/vm_profiles.json`` (what ``inspect`` reads: no tomllib) is the parsed ``data/vm_profiles.toml``."""
+    import tomllib
+
+    from ociinspect.analyzers import vm_profiles
+
+    toml = tomllib.loads(vm_profiles._builtin_text("vm_profiles.toml"))
+    assert json.loads(vm_profiles._builtin_text()) == toml, (
+        f"regenerate the JSON from the TOML: {_REGENERATE}"
+    )
+
+
+def test_a_user_profile_is_toml_and_the_builtin_needs_no_tomllib(tmp_path: Path) -> None:
+    profile = tmp_path / "p.toml"
+    profile.write_text("[global]\nheadroom = 0.5\n", encoding="utf-8")
+    code = (
+        "import sys\n"
+        "from ociinspect.analyzers import vm_profiles\n"
+        "builtin = vm_profiles.load_parameters()\n"
+        "print('tomllib' in sys.modules, builtin.headroom)\n"
+        f"print(vm_profiles.load_parameters({str(profile)!r}).headroom, 'tomllib' in sys.modules)\n"
+    )
+    assert _python(code).stdout.split() == ["False", "0.3", "0.5", "True"]
 
 
 def test_the_builtin_vm_profiles_fall_back_to_importlib_resources(monkeypatch: pytest.MonkeyPatch) -> None:
