@@ -64,7 +64,9 @@ def parse_uint(text: str | None, *, max_digits: int = MAX_UINT_DIGITS) -> int | 
 # soft hyphen, Arabic letter mark, Mongolian vowel separator, zero-width space/joiners, LRM/RLM, bidi embeddings,
 # overrides and isolates, word joiner and invisible operators, BOM / zero-width no-break space, interlinear
 # annotation marks, and the "tag" characters (U+E0000-U+E007F) used to smuggle invisible ASCII.
-_CONTROL = re.compile(
+# (This module's patterns are strings compiled at first use by re's cache: compiling them all at import took
+# ~1.5 ms of every command, and most runs print no hostile text.)
+_CONTROL = (
     "[\x00-\x1f\x7f-\x9f\u00ad\u061c\u180e\u200b-\u200f\u2028-\u202e\u2060-\u2064\u2066-\u206f"
     "\ufeff\ufff9-\ufffb\U000e0000-\U000e007f]"
 )
@@ -83,10 +85,10 @@ def escape_controls(text: str) -> str:
     An ESC sequence must not drive the user's terminal (title, clipboard, hidden text), a newline must not forge
     an output line, a bidi override must not make ``evil.sh`` read as ``hs.live``.  Cost: one regex pass.
     """
-    return _CONTROL.sub(_escape_one, text)
+    return re.sub(_CONTROL, _escape_one, text)
 
 
-_MARKDOWN = re.compile(r"[\\|<>]")
+_MARKDOWN = r"[\\|<>]"
 _MARKDOWN_ESCAPES = {"\\": "\\\\", "|": "\\|", "<": "&lt;", ">": "&gt;"}
 
 
@@ -94,7 +96,7 @@ def markdown_text(value: object) -> str:
     """``value`` as inline Markdown text: controls escaped (:func:`escape_controls`), then ``\\`` and ``|``
     backslash-escaped and ``<``/``>`` written as entities, so no value can end a table cell, start a row, or
     open an HTML tag in a GitHub or GitLab rendering.  Cost: two regex passes."""
-    return _MARKDOWN.sub(lambda m: _MARKDOWN_ESCAPES[m[0]], escape_controls(str(value)))
+    return re.sub(_MARKDOWN, lambda m: _MARKDOWN_ESCAPES[m[0]], escape_controls(str(value)))
 
 
 def markdown_cell(value: object) -> str:
@@ -135,14 +137,14 @@ def csv_cell(value: object) -> object:
 REDACTED = "REDACTED"
 
 # scheme://user:password@host — greedy to the last "@" of the token, so a password holding "@" or ":" is covered
-_URL_PASSWORD = re.compile(r"(?i)\b([a-z][a-z0-9+.\-]*://[^\s:/@?#]*):[^\s]*@")
+_URL_PASSWORD = r"(?i)\b([a-z][a-z0-9+.\-]*://[^\s:/@?#]*):[^\s]*@"
 # ?password=… / &password=… in a URL query (value ends at & # or whitespace)
-_QUERY_SECRET = re.compile(
+_QUERY_SECRET = (
     r"(?i)([?&](?:password|passwd|pwd|pass|sslpassword|secret|token|access_token|refresh_token|api_?key)=)"
     r"[^&#\s]*"
 )
 # libpq key=value strings: password=secret, password = 'sec ret', sslpassword=…
-_KV_SECRET = re.compile(r"(?i)(?<![?&\w])((?:ssl)?password\s*=\s*)('(?:[^'\\]|\\.)*'?|[^\s'\"]+)")
+_KV_SECRET = r"(?i)(?<![?&\w])((?:ssl)?password\s*=\s*)('(?:[^'\\]|\\.)*'?|[^\s'\"]+)"
 
 
 def redact_secrets(text: str) -> str:
@@ -151,6 +153,6 @@ def redact_secrets(text: str) -> str:
     (``?password=…``, ``&sslpassword=…``, ``?token=…``) and libpq key=value strings (``host=x password=secret``,
     ``password='a b'``).  Used for every message, report and log line that may quote a connection target.
     Cost: three regex passes."""
-    text = _URL_PASSWORD.sub(lambda m: f"{m[1]}:{REDACTED}@", text)
-    text = _QUERY_SECRET.sub(lambda m: m[1] + REDACTED, text)
-    return _KV_SECRET.sub(lambda m: m[1] + REDACTED, text)
+    text = re.sub(_URL_PASSWORD, lambda m: f"{m[1]}:{REDACTED}@", text)
+    text = re.sub(_QUERY_SECRET, lambda m: m[1] + REDACTED, text)
+    return re.sub(_KV_SECRET, lambda m: m[1] + REDACTED, text)

@@ -40,7 +40,7 @@ __all__ = ["DOCKER_HUB_KEY", "CredentialResolver", "Credentials", "registry_key"
 log = get_logger("ociinspect.registry")
 
 DOCKER_HUB_KEY = "https://index.docker.io/v1/"
-_HELPER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+_HELPER_NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"  # (compiled by re's cache: only with a helper)
 _HELPER_OUTPUT_LIMIT = 1 << 20
 
 
@@ -170,7 +170,7 @@ class CredentialResolver:
         import shutil  # here: only a credential helper needs them (~5 ms of start-up otherwise)
         import subprocess
 
-        if not _HELPER_NAME.match(name):
+        if not re.match(_HELPER_NAME, name):
             log.debug("credential helper name %r is invalid; ignored", name)
             return None
         program = shutil.which(f"docker-credential-{name}", path=self._env.get("PATH", os.defpath))

@@ -22,9 +22,10 @@ from ociinspect.model.record import record
 __all__ = ["Deadline", "format_duration", "parse_duration"]
 
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
-_PART_RE = re.compile(r"([0-9]+(?:\.[0-9]+)?)(ms|s|m|h|d)", re.ASCII)
-_DURATION_RE = re.compile(r"(?:[0-9]+(?:\.[0-9]+)?(?:ms|s|m|h|d))+", re.ASCII)
-_NUMBER_RE = re.compile(r"[0-9]+(?:\.[0-9]+)?", re.ASCII)
+# (strings compiled by re's cache when a duration is first parsed: most runs give none)
+_PART_RE = r"([0-9]+(?:\.[0-9]+)?)(ms|s|m|h|d)"
+_DURATION_RE = r"(?:[0-9]+(?:\.[0-9]+)?(?:ms|s|m|h|d))+"
+_NUMBER_RE = r"[0-9]+(?:\.[0-9]+)?"
 _OFF = frozenset({"0", "none", "off", "never", "no"})
 #: Longest duration accepted (a year): beyond it, the monotonic arithmetic is still fine, but it is a typo.
 MAX_DURATION = 366 * 86400.0
@@ -39,10 +40,10 @@ def parse_duration(text: str) -> float | None:
     value = text.strip().lower()
     if value in _OFF:
         return None
-    if _NUMBER_RE.fullmatch(value):
+    if re.fullmatch(_NUMBER_RE, value, re.ASCII):
         seconds = float(value)
-    elif _DURATION_RE.fullmatch(value):
-        seconds = sum(float(n) * _UNITS[u] for n, u in _PART_RE.findall(value))
+    elif re.fullmatch(_DURATION_RE, value, re.ASCII):
+        seconds = sum(float(n) * _UNITS[u] for n, u in re.findall(_PART_RE, value, re.ASCII))
     else:
         raise ValueError(f"{text!r} is not a duration (e.g. 90s, 5m, 1h30m; 0 or none for no limit)")
     if seconds == 0:
