@@ -129,20 +129,22 @@ class Store:
         if conn is not None:
             return conn
         with self._lock:
-            if not self._ready:
-                self._setup()
-            conn = self._open()
+            conn = self._open() if self._ready else self._setup()
             self._connections.append(conn)
         self._local.conn = conn
         return conn
 
-    def _setup(self) -> None:
+    def _setup(self) -> sqlite3.Connection:
+        """Open the store, migrated to :data:`SCHEMA_VERSION` (a store already there: one read, no write lock),
+        and return the connection."""
         try:
             conn = self._open()
             try:
-                self._migrate(conn)
-            finally:
+                if self._current(conn) != SCHEMA_VERSION:
+                    self._migrate(conn)
+            except BaseException:
                 conn.close()
+                raise
         except sqlite3.DatabaseError as exc:
             if "not a database" not in str(exc) and "malformed" not in str(exc):
                 raise
@@ -155,9 +157,26 @@ class Store:
             conn = self._open()
             try:
                 self._migrate(conn)
-            finally:
+            except BaseException:
                 conn.close()
+                raise
         self._ready = True
+        return conn
+
+    @staticmethod
+    def _current(conn: sqlite3.Connection) -> int | None:
+        """The schema version recorded (``None``: no meta table yet); raises :class:`_NewerSchema` for a store
+        written by a newer ociinspect."""
+        try:
+            row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        except sqlite3.OperationalError as exc:
+            if "no such table" in str(exc):
+                return None
+            raise
+        current = int(row[0]) if row else 0
+        if current > SCHEMA_VERSION:
+            raise _NewerSchema(current)
+        return current
 
     @staticmethod
     def _migrate(conn: sqlite3.Connection) -> None:
