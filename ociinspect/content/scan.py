@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from ociinspect import threads
 from ociinspect.content import compression
+from ociinspect.content.tarheader import byte_sum, octal
 from ociinspect.errors import DigestMismatch, InvalidImage, LimitExceeded, OciInspectError
 from ociinspect.model import digest as _digest
 from ociinspect.model.entries import (
@@ -327,7 +328,6 @@ _CHAIN_TYPES = frozenset(b"xLK")
 _MAX_CHAIN_DATA = 1 << 20
 _PAX_RECORD = re.compile(rb"(\d+) ([^=]+)=")
 _PAX_APPLIED = ("path", "linkpath", "size", "uid", "gid")
-_NON_OCTAL = bytes(range(256)).translate(None, b"01234567")
 
 
 class _Member:
@@ -352,20 +352,6 @@ class _Member:
 
     def isreg(self) -> bool:
         return self.type[0] in _REGULAR_TYPES
-
-
-def _octal(field: bytes) -> int | None:
-    """A tar number field as :func:`tarfile.nti` reads it, or ``None`` when it is not plain octal (base-256,
-    signs, odd whitespace: left to tarfile).  Cost: a few byte operations."""
-    nul = field.find(0)
-    if nul >= 0:
-        field = field[:nul]
-    field = field.strip(b" ")
-    if not field:
-        return 0
-    if field.translate(None, _NON_OCTAL) != field:
-        return None
-    return int(field, 8)
 
 
 def _nts(field: bytes) -> str:
@@ -395,12 +381,6 @@ _PLAIN_HEADER = re.compile(
 )
 
 
-def _byte_sum(block: bytes) -> int:
-    """The sum of a 512-byte block's bytes, from two Adler-32s (each half sums to ≤ 65,280 < 65,521, so each
-    Adler-32's low word is exactly 1 + the half's sum): ~4× faster than ``sum(block)``."""
-    return (zlib.adler32(block[:256]) & 0xFFFF) + (zlib.adler32(block[256:]) & 0xFFFF) - 2
-
-
 def _header(block: bytes) -> tuple[str, bytes, int, int, int, int, str] | None:
     """``(name, type, size, mode, uid, gid, linkname)`` of a 512-byte header exactly as tarfile's ``frombuf``
     and ``_proc_builtin`` give them (ustar prefix joined, a directory's trailing slashes removed), or ``None``
@@ -410,18 +390,16 @@ def _header(block: bytes) -> tuple[str, bytes, int, int, int, int, str] | None:
         mode, uid, gid, size = int(m[1], 8), int(m[2], 8), int(m[3], 8), int(m[4], 8)
         chksum: int | None = int(m[6], 8)
         devices_ok = block[329:345] in _CANONICAL_DEVICES or (
-            _octal(block[329:337]) is not None and _octal(block[337:345]) is not None
+            octal(block[329:337]) is not None and octal(block[337:345]) is not None
         )
     else:
-        numbers = [
-            _octal(block[a:b]) for a, b in ((100, 108), (108, 116), (116, 124), (124, 136), (136, 148))
-        ]
-        chksum = _octal(block[148:156])
-        devices_ok = _octal(block[329:337]) is not None and _octal(block[337:345]) is not None
+        numbers = [octal(block[a:b]) for a, b in ((100, 108), (108, 116), (116, 124), (124, 136), (136, 148))]
+        chksum = octal(block[148:156])
+        devices_ok = octal(block[329:337]) is not None and octal(block[337:345]) is not None
         if None in numbers:
             return None
         mode, uid, gid, size, _mtime = cast(list[int], numbers)
-    if not devices_ok or chksum is None or chksum != _byte_sum(block) - sum(block[148:156]) + 256:
+    if not devices_ok or chksum is None or chksum != byte_sum(block) - sum(block[148:156]) + 256:
         return None  # tarfile also accepts a signed-char checksum, or rejects the header: let it judge
     type_ = block[156:157]
     name = _nts(block[0:100])

@@ -34,6 +34,7 @@ from typing import Literal, Protocol
 
 from ociinspect import threads
 from ociinspect.content import compression
+from ociinspect.content.tarheader import plain_tar_bound
 from ociinspect.errors import DigestMismatch, LimitExceeded, RangeNotSupported
 from ociinspect.model import mediatypes
 from ociinspect.model.digest import new_hash
@@ -183,8 +184,11 @@ class GzipHead:
 def _tar_lower_bound(data: bytes) -> int:
     """The smallest size a tar stream starting with ``data`` can have: the end of the data of the last entry
     whose header lies wholly inside ``data`` (a header declaring a 4.5 GiB file proves the tar is that large).
-    Cost: parses the headers only (and imports :mod:`tarfile`, ~2 ms, on first use: a layer read whole, or a
-    cached size, needs none)."""
+    Cost: parses the headers only — plain ones directly (:func:`~ociinspect.content.tarheader.plain_tar_bound`),
+    anything else with :mod:`tarfile` (imported then, ~2 ms)."""
+    plain = plain_tar_bound(data)
+    if plain is not None:
+        return plain
     import tarfile
 
     bound = 0
