@@ -7,7 +7,6 @@ with a VM-model family (see ``ociinspect/data/vm_profiles.toml``).
 
 from __future__ import annotations
 
-import shlex
 from collections.abc import Mapping
 
 from ociinspect.model.record import record
@@ -71,6 +70,8 @@ class OsInfo:
 
 def parse_os_release(text: str) -> dict[str, str]:
     """``KEY=value`` lines (values possibly quoted, shell-style) → dict; malformed lines are skipped."""
+    import shlex  # (only when an os-release file is read: a cached base OS needs none)
+
     out: dict[str, str] = {}
     for line in text.splitlines():
         line = line.strip()
