@@ -19,7 +19,6 @@ DEBUG level and the search goes on.  Nothing is ever written, printed or logged 
 
 from __future__ import annotations
 
-import base64
 import binascii
 import dataclasses
 import json
@@ -229,8 +228,8 @@ def _from_auth_entry(entry: dict[str, Any]) -> Credentials | None:
     encoded = entry.get("auth")
     if isinstance(encoded, str) and encoded:
         try:
-            decoded = base64.b64decode(encoded, validate=False).decode("utf-8")
-        except (binascii.Error, UnicodeDecodeError):
+            decoded = binascii.a2b_base64(encoded.encode("ascii")).decode("utf-8")  # (base64.b64decode's)
+        except (ValueError, UnicodeError):  # not base64 (binascii.Error), not ASCII, not UTF-8
             log.debug("an auths entry has an undecodable 'auth' field; ignored")
             decoded = ""
         if ":" in decoded:

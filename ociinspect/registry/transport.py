@@ -32,7 +32,7 @@ drips one byte per second defeats a per-read timeout, not a shutdown).  Then the
 from __future__ import annotations
 
 import _socket  # the C socket: `socket` itself (enums, selectors: ~3 ms of imports) comes only with ssl
-import base64
+import binascii
 import contextlib
 import functools
 import json
@@ -1026,7 +1026,7 @@ class Transport:
 
 def basic_header(username: str, password: str) -> str:
     """``Authorization`` (or ``Proxy-Authorization``) value for Basic auth."""
-    return "Basic " + base64.b64encode(f"{username}:{password}".encode()).decode("ascii")
+    return "Basic " + binascii.b2a_base64(f"{username}:{password}".encode(), newline=False).decode("ascii")
 
 
 def _proxy_authorization(proxy: str) -> str | None:

@@ -137,6 +137,8 @@ def test_entry_forms(home: Path) -> None:
                 "bearer.example": {"registrytoken": "bearer-abc"},
                 "empty.example": {},
                 "broken.example": {"auth": "%%%not-base64%%%"},
+                "nonascii.example": {"auth": "dXNlcjpwdw==é"},  # (base64.b64decode raised ValueError on it)
+                "latin1.example": {"auth": base64.b64encode("u:p\xe9".encode("latin-1")).decode()},
             }
         },
     )
@@ -148,6 +150,8 @@ def test_entry_forms(home: Path) -> None:
     assert resolver.for_registry("bearer.example") == Credentials(registry_token="bearer-abc")
     assert resolver.for_registry("empty.example") is None
     assert resolver.for_registry("broken.example") is None
+    assert resolver.for_registry("nonascii.example") is None
+    assert resolver.for_registry("latin1.example") is None
 
 
 def test_invalid_json_file_is_skipped(tmp_path: Path, home: Path) -> None:
