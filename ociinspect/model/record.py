@@ -18,7 +18,7 @@ that behave as the generated ones:
 - copies and pickles restore the fields without assigning them (``__getstate__``/``__setstate__``).
 
 A method the class body writes itself is kept, as ``dataclass`` keeps it.  A class this does not cover the same
-way (a dataclass base, ``field(init=False)``, ``kw_only``, ``InitVar``, ``__post_init__``, its own ``__slots__``,
+way (a dataclass base, ``field(init=False)``, ``kw_only``, ``InitVar``, its own ``__slots__``,
 a mutable default) is made by ``@dataclass(frozen=True, slots=True)`` itself (its errors included), with the
 shared methods above.  Cost: ~0.1 ms a class at import (~0.4 ms with dataclass), one ``exec`` per new shape;
 making an instance costs what a frozen dataclass's costs.
@@ -97,14 +97,16 @@ class _Factory:
 _FACTORY = _Factory()
 
 
-#: compiled ``__init__`` code by shape (per field: does it have a default factory?), for :func:`_compile_init`
-_templates: dict[tuple[bool, ...], CodeType] = {}
+#: compiled ``__init__`` code by shape (per field: does it have a default factory?; is ``__post_init__`` called?),
+#: for :func:`_compile_init`
+_templates: dict[tuple[tuple[bool, ...], bool], CodeType] = {}
 
 
-def _template(shape: tuple[bool, ...]) -> CodeType:
+def _template(shape: tuple[bool, ...], post_init: bool) -> CodeType:
     """The code of ``def __init__(self, _record_p0_, …)`` setting each field of ``shape`` (its default factory
-    called when the parameter is the factory marker), compiled once per shape (one ``exec``)."""
-    code = _templates.get(shape)
+    called when the parameter is the factory marker), then calling ``self.__post_init__()`` when ``post_init``
+    (as dataclass's does), compiled once per shape (one ``exec``)."""
+    code = _templates.get((shape, post_init))
     if code is None:
         params, body = ["self"], []
         for i, factory in enumerate(shape):
@@ -112,10 +114,12 @@ def _template(shape: tuple[bool, ...]) -> CodeType:
             params.append(name)
             value = f"_record_f{i}_() if {name} is _record_factory_ else {name}" if factory else name
             body.append(f"    _record_set_(self, {name!r}, {value})")
+        if post_init:
+            body.append("    self.__post_init__()")
         source = f"def __init__({', '.join(params)}):\n" + ("\n".join(body) or "    pass") + "\n"
         scope: dict[str, Any] = {}
         exec(source, scope)  # the compiled function of a record shape
-        code = _templates[shape] = scope["__init__"].__code__
+        code = _templates[shape, post_init] = scope["__init__"].__code__
     return code
 
 
@@ -133,7 +137,8 @@ def _compile_init(cls: type, fields: tuple[dataclasses.Field[Any], ...]) -> Call
         elif f.default_factory is not dataclasses.MISSING:
             scope[f"_record_f{i}_"] = f.default_factory
             defaults.append(_FACTORY)
-    template = _template(tuple(f.default_factory is not dataclasses.MISSING for f in fields))
+    shape = tuple(f.default_factory is not dataclasses.MISSING for f in fields)
+    template = _template(shape, hasattr(cls, "__post_init__"))
     code = template.replace(
         co_varnames=("self", *names.values()),
         co_consts=tuple(names.get(c, c) if isinstance(c, str) else c for c in template.co_consts),
@@ -152,13 +157,11 @@ _SPECIAL = re.compile(r"\b(?:ClassVar|InitVar|KW_ONLY)\b")
 
 def _simple(cls: type) -> bool:
     """True when the compiled ``__init__`` and the shared guards make what ``dataclass`` would: no dataclass base,
-    no ``__post_init__`` nor attribute guards or state methods of its own, no ``ClassVar``/``InitVar``/``KW_ONLY``
+    no attribute guards or state methods of its own, no ``ClassVar``/``InitVar``/``KW_ONLY``
     annotation, no ``field(init=False)`` or ``field(kw_only=True)``, no field named ``self`` or ``_record_…``, no
     required field after a defaulted one (dataclass raises its own error for that).  Cost: one look at each
     annotation (no dataclass is made)."""
-    if any(hasattr(base, "__dataclass_fields__") for base in cls.__mro__[1:]) or hasattr(
-        cls, "__post_init__"
-    ):
+    if any(hasattr(base, "__dataclass_fields__") for base in cls.__mro__[1:]):
         return False
     own = vars(cls)
     if any(name in own for name in ("__setattr__", "__delattr__", "__getstate__", "__setstate__")):

@@ -352,3 +352,45 @@ def test_awkward_definitions_behave_as_dataclass_says() -> None:
         _record_set_: int = 2  # a name the compiled __init__ uses itself: dataclass's __init__ then
 
     assert Names(1)._record_set_ == 2 and Names(1, 3) == Names(1, 3)
+
+
+def test_post_init_runs_after_the_fields_are_set_as_dataclass_runs_it() -> None:
+    calls: list[str] = []
+
+    def make(deco: Any) -> Any:
+        class Checked:
+            """A record that validates and normalises in __post_init__."""
+
+            low: int
+            high: int = 10
+            names: tuple[str, ...] = field(default_factory=tuple)
+
+            def __post_init__(self) -> None:
+                calls.append(type(self).__name__)
+                if self.low > self.high:
+                    raise ValueError("low above high")
+                object.__setattr__(self, "names", tuple(sorted(self.names)))
+
+        return deco(Checked)
+
+    rec, dc = make(record), make(dataclasses.dataclass(frozen=True, slots=True))
+    assert "_record_set_" in rec.__init__.__code__.co_names  # the compiled path, not dataclass's
+    for args in ((1,), (1, 5, ("b", "a")), (11,), (3, 2)):
+        outcomes = []
+        for cls in (rec, dc):
+            try:
+                obj = cls(*args)
+            except ValueError as exc:
+                outcomes.append(str(exc))
+            else:
+                outcomes.append((obj.low, obj.high, obj.names))
+        assert outcomes[0] == outcomes[1]
+    assert len(calls) == 8
+    from ociinspect.registry.settings import RegistrySettings
+
+    assert "_record_set_" in RegistrySettings.__init__.__code__.co_names
+    with pytest.raises(ValueError, match="timeouts must be positive"):
+        RegistrySettings(connect_timeout=0)
+    assert RegistrySettings(hosts={"Reg.Example:5000": RegistrySettings().default}).hosts.keys() == {
+        "reg.example:5000"
+    }
