@@ -200,6 +200,7 @@ def _make(cls: type[_T], init: bool) -> type[_T]:
 #: the marker of a regular field in ``Field._field_type`` (what :func:`dataclasses.fields` keeps); ``None`` on a
 #: Python whose dataclasses lack it: every record is then made by ``dataclass`` itself
 _FIELD: object = getattr(dataclasses, "_FIELD", None)
+_REPLACE: object = getattr(dataclasses, "_replace", None)
 _params: dict[bool, object] = {}
 
 
@@ -266,6 +267,8 @@ def _build(cls: type[_T], init: bool) -> type[_T] | None:
     namespace["__dataclass_fields__"] = fields
     namespace["__dataclass_params__"] = _LAZY_PARAMS[init]
     namespace.setdefault("__match_args__", names)
+    if _REPLACE is not None:  # Python 3.13+: dataclass gives a class __replace__ (copy.replace)
+        namespace.setdefault("__replace__", _REPLACE)
     meta: Any = type(cls)
     made: Any = meta(cls.__name__, cls.__bases__, namespace)
     made.__qualname__ = cls.__qualname__
