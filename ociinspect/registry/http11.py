@@ -119,11 +119,24 @@ def header_fields(lines: Iterable[str]) -> Headers:
     return Headers(pairs)
 
 
-# what may not appear in a request target (http.client's rule: controls, space, DEL) or a header value
+# what may not appear in a request target (http.client's rule: controls, space, DEL); a header value may hold no
+# CR, LF or NUL (checked with `in`: encode_request)
 _BAD_TARGET_RE = re.compile(r"[\x00-\x20\x7f]")
-_BAD_VALUE_RE = re.compile(r"[\x00\r\n]")
 _TOKEN_RE = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 _HEX_RE = re.compile(rb"[0-9A-Fa-f]{1,16}")
+
+
+#: methods and field names already found to be tokens (a request sends the same few: checked once each)
+_TOKENS: set[str] = set()
+
+
+def _token(name: str) -> bool:
+    """True when ``name`` is an HTTP token; remembered (at most 256 names) so the next request skips the match."""
+    if not _TOKEN_RE.fullmatch(name):
+        return False
+    if len(_TOKENS) < 256:
+        _TOKENS.add(name)
+    return True
 
 
 def encode_request(method: str, target: str, headers: Mapping[str, str], body: bytes | None) -> bytes:
@@ -131,15 +144,15 @@ def encode_request(method: str, target: str, headers: Mapping[str, str], body: b
     with its ``Content-Length``.  Raises ValueError (a UnicodeError for a value outside ISO-8859-1) for a method
     or field name that is no token, a target with spaces or control characters, a value with CR, LF or NUL: a
     value the registry sent cannot smuggle a header or a second request.  Cost: one join."""
-    if not _TOKEN_RE.fullmatch(method):
+    if method not in _TOKENS and not _token(method):
         raise ValueError(f"unusable HTTP method {method!r}")
     if not target or _BAD_TARGET_RE.search(target):
         raise ValueError("the request target contains spaces or control characters")
     lines = [f"{method} {target} HTTP/1.1"]
     for name, value in headers.items():
-        if not _TOKEN_RE.fullmatch(name):
+        if name not in _TOKENS and not _token(name):
             raise ValueError(f"unusable header name {name[:40]!r}")
-        if _BAD_VALUE_RE.search(value):
+        if "\r" in value or "\n" in value or "\0" in value:
             raise ValueError(f"the {name} header's value contains a line break or NUL")
         lines.append(f"{name}: {value}")
     if body is not None or method in ("POST", "PUT", "PATCH"):

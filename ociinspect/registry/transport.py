@@ -734,10 +734,13 @@ class Transport:
         for hop in range(MAX_REDIRECTS + 1):
             if hop:
                 url = self._remembered_scheme(url)
-            auth = authorization if _origin(url) == origin else None
-            response, url = self._send(method, url, what=what, headers=headers, authorization=auth, data=data)
-            if hop == 0:
-                origin = _origin(url)  # the loopback fallback may have switched https -> http
+            auth = authorization if not hop or _origin(url) == origin else None
+            response, sent = self._send(
+                method, url, what=what, headers=headers, authorization=auth, data=data
+            )
+            if hop == 0 and sent != url:
+                origin = _origin(sent)  # the loopback fallback switched https -> http
+            url = sent
             location = response.headers.get("Location")
             if response.status_code not in REDIRECT_STATUSES or not location:
                 return response
