@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING
 
 from ociinspect._version import __version__
 from ociinspect.model.logs import get_logger
+from ociinspect.model.textsafe import parse_uint
 
 if TYPE_CHECKING:
     from ociinspect.model.entries import EntryTable, IndexSource, LayerScan
@@ -99,6 +100,17 @@ def _decode(blob: bytes) -> EntryTable:
             raise TypeError("a cached entry has a non-text path, link or hash")
         table.append(p, t, s, m, u, g, ln, h)
     return table
+
+
+def _version(row: tuple[object, ...] | None) -> int:
+    """The ``schema_version`` a ``meta`` row records (0: none); a value that is no number is a damaged store
+    (:class:`sqlite3.DatabaseError` "malformed": moved aside and rebuilt, as an unreadable file is)."""
+    if row is None:
+        return 0
+    version = parse_uint(str(row[0]))
+    if version is None:
+        raise sqlite3.DatabaseError(f"malformed schema_version {str(row[0])[:40]!r} in the store")
+    return version
 
 
 class Store:
@@ -173,7 +185,7 @@ class Store:
             if "no such table" in str(exc):
                 return None
             raise
-        current = int(row[0]) if row else 0
+        current = _version(row)
         if current > SCHEMA_VERSION:
             raise _NewerSchema(current)
         return current
@@ -185,7 +197,7 @@ class Store:
         try:
             conn.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
             row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-            current = int(row[0]) if row else 0
+            current = _version(row)
             if current > SCHEMA_VERSION:
                 raise _NewerSchema(current)
             for version, statements in MIGRATIONS:
@@ -230,7 +242,7 @@ class Store:
             if conn is None:
                 return 0
             row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-            return int(row[0]) if row else 0
+            return _version(row)
 
     def get_scan(
         self, digest: str, *, need_hash: bool = False, allow_toc: bool = True, entries: bool = True

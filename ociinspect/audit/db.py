@@ -29,7 +29,7 @@ from typing import Any, Literal
 
 from ociinspect.errors import DatabaseError, UsageError
 from ociinspect.model.logs import get_logger
-from ociinspect.model.textsafe import REDACTED, redact_secrets
+from ociinspect.model.textsafe import REDACTED, escape_controls, parse_uint, redact_secrets
 
 __all__ = ["DB_FILE", "MIGRATIONS", "SCHEMA_VERSION", "AuditDB", "default_db_path"]
 
@@ -273,7 +273,7 @@ class AuditDB:
                 self._raw("SELECT pg_advisory_xact_lock(?)", (_ADVISORY_KEY,))
             self._raw("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)", ())
             rows = self._raw("SELECT value FROM meta WHERE key = 'schema_version'", ())
-            current = int(rows[0][0]) if rows else 0
+            current = self._version(rows)
             if current > SCHEMA_VERSION:
                 raise UsageError(
                     f"the audit database {self.display} was written by a newer ociinspect (schema {current}, "
@@ -370,8 +370,21 @@ class AuditDB:
         return int(rows[0][0])
 
     def schema_version(self) -> int:
-        rows = self.query("SELECT value FROM meta WHERE key = 'schema_version'")
-        return int(rows[0][0]) if rows else 0
+        return self._version(self.query("SELECT value FROM meta WHERE key = 'schema_version'"))
+
+    def _version(self, rows: Sequence[Sequence[Any]]) -> int:
+        """The ``schema_version`` the ``meta`` rows record (0: none); raises :class:`DatabaseError` for a value
+        that is no number (a damaged database)."""
+        if not rows:
+            return 0
+        version = parse_uint(str(rows[0][0]))
+        if version is None:
+            raise DatabaseError(
+                f"audit database {self.display}: its schema_version {escape_controls(str(rows[0][0])[:40])!r} "
+                "is not a number",
+                hint="the database is damaged; use another --db (or restore it from a backup)",
+            )
+        return version
 
     def close(self) -> None:
         with self._lock, contextlib.suppress(Exception):

@@ -24,7 +24,14 @@ from ociinspect.audit.images import Once as _Once
 from ociinspect.audit.report import build_diff, build_report
 from ociinspect.audit.runs import RunData, RunInfo
 from ociinspect.cli.audit import parse_registry, progress_line
-from ociinspect.errors import ConnectionFailed, RateLimited, RegistryError, UsageError, is_transient
+from ociinspect.errors import (
+    ConnectionFailed,
+    DatabaseError,
+    RateLimited,
+    RegistryError,
+    UsageError,
+    is_transient,
+)
 from ociinspect.reports.audit import CSV_COLUMNS, audit_csv, audit_html, audit_text
 
 # ---------------------------------------------------------------------------------------------- database
@@ -63,6 +70,20 @@ def test_a_newer_schema_is_refused_and_left_alone(tmp_path: Path) -> None:
     with pytest.raises(UsageError, match="newer ociinspect"):
         AuditDB(path)
     assert sqlite3.connect(path).execute("SELECT value FROM meta").fetchone()[0] == "99"
+
+
+@pytest.mark.parametrize("value", ["abc", "1.5", "\x1b[2J9"])
+def test_a_schema_version_that_is_no_number_is_a_damaged_database(tmp_path: Path, value: str) -> None:
+    """(``int()`` of it raised ValueError: an internal error, exit 70.)"""
+    path = tmp_path / "a.sqlite3"
+    AuditDB(path).close()
+    conn = sqlite3.connect(path)
+    conn.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (value,))
+    conn.commit()
+    conn.close()
+    with pytest.raises(DatabaseError, match="is not a number") as raised:
+        AuditDB(path)
+    assert "\x1b" not in raised.value.message and "another --db" in (raised.value.hint or "")
 
 
 def test_default_path_is_in_the_xdg_data_dir(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

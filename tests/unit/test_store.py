@@ -137,6 +137,20 @@ def test_a_corrupt_file_is_moved_aside_and_rebuilt(tmp_path: Path) -> None:
     assert [p.name.startswith(f"{STORE_FILE}.corrupt-") for p in tmp_path.iterdir()].count(True) == 1
 
 
+@pytest.mark.parametrize("value", ["abc", "", "1.5", "²", "-1"])
+def test_a_schema_version_that_is_no_number_is_a_damaged_store(tmp_path: Path, value: str) -> None:
+    """(``int()`` of it raised ValueError, which nothing caught.)"""
+    with Store(tmp_path) as store:
+        store.put_scan(layer_scan())
+        store.connect().execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (value,))
+    with Store(tmp_path) as store:
+        assert store.get_scan(DIGEST) is None  # moved aside and rebuilt
+        store.put_scan(layer_scan())
+        assert store.get_scan(DIGEST) is not None and store.schema_version() == SCHEMA_VERSION
+        assert store.disabled_reason is None
+    assert [p.name.startswith(f"{STORE_FILE}.corrupt-") for p in tmp_path.iterdir()].count(True) == 1
+
+
 def test_unwritable_directory_disables_the_cache_without_failing(tmp_path: Path) -> None:
     blocker = tmp_path / "file"
     blocker.write_text("not a directory")
