@@ -23,7 +23,7 @@ __all__ = ["USER_AGENT", "HostSettings", "RegistrySettings", "is_loopback", "nor
 USER_AGENT = f"ociinspect/{__version__}"
 
 
-@functools.lru_cache(maxsize=1024)
+@functools.lru_cache(maxsize=64)  # (a run talks to a few hosts; hostile names are bounded too)
 def normalize_host(name: str) -> str:
     """``"https://Registry.example:5000/v1/"`` → ``"registry.example:5000"`` (drops scheme, path, case).  Cost: a
     cache hit for a name seen before (a request asks for its host's ~6 times)."""
