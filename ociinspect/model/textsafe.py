@@ -83,8 +83,11 @@ def escape_controls(text: str) -> str:
     """``text`` with every control or invisible format character written as ``\\xNN``/``\\uNNNN``/``\\UNNNNNNNN``.
 
     An ESC sequence must not drive the user's terminal (title, clipboard, hidden text), a newline must not forge
-    an output line, a bidi override must not make ``evil.sh`` read as ``hs.live``.  Cost: one regex pass.
+    an output line, a bidi override must not make ``evil.sh`` read as ``hs.live``.  Cost: two C scans for printable
+    ASCII, else one regex pass.
     """
+    if text.isascii() and text.isprintable():
+        return text  # (printable ASCII holds none of them: two C scans, no regex)
     return re.sub(_CONTROL, _escape_one, text)
 
 
