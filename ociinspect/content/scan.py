@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from ociinspect import threads
 from ociinspect.content import compression
-from ociinspect.content.tarheader import byte_sum, octal
+from ociinspect.content.tarheader import numbers, octal, unsigned_checksum
 from ociinspect.errors import DigestMismatch, InvalidImage, LimitExceeded, OciInspectError
 from ociinspect.model import digest as _digest
 from ociinspect.model.entries import (
@@ -385,22 +385,20 @@ def _header(block: bytes) -> tuple[str, bytes, int, int, int, int, str] | None:
     """``(name, type, size, mode, uid, gid, linkname)`` of a 512-byte header exactly as tarfile's ``frombuf``
     and ``_proc_builtin`` give them (ustar prefix joined, a directory's trailing slashes removed), or ``None``
     when tarfile would reject it or treat it specially.  Cost: one pass over the block (checksum), one match."""
+    # (a header tarfile would reject, or accept only with a signed-char checksum, is left to it: None)
     m = _CANONICAL_NUMBERS.match(block, 100, 157)
     if m is not None:
         mode, uid, gid, size = int(m[1], 8), int(m[2], 8), int(m[3], 8), int(m[4], 8)
-        chksum: int | None = int(m[6], 8)
         devices_ok = block[329:345] in _CANONICAL_DEVICES or (
             octal(block[329:337]) is not None and octal(block[337:345]) is not None
         )
-    else:
-        numbers = [octal(block[a:b]) for a, b in ((100, 108), (108, 116), (116, 124), (124, 136), (136, 148))]
-        chksum = octal(block[148:156])
-        devices_ok = octal(block[329:337]) is not None and octal(block[337:345]) is not None
-        if None in numbers:
+        if not devices_ok or int(m[6], 8) != unsigned_checksum(block):
             return None
-        mode, uid, gid, size, _mtime = cast(list[int], numbers)
-    if not devices_ok or chksum is None or chksum != byte_sum(block) - sum(block[148:156]) + 256:
-        return None  # tarfile also accepts a signed-char checksum, or rejects the header: let it judge
+    else:
+        found = numbers(block)
+        if found is None:
+            return None
+        mode, uid, gid, size = found
     type_ = block[156:157]
     name = _nts(block[0:100])
     if type_ == b"\0" and name.endswith("/"):

@@ -9,8 +9,9 @@ headers, GNU sparse files, a checksum only a signed sum matches — is answered 
 from __future__ import annotations
 
 import zlib
+from typing import cast
 
-__all__ = ["BLOCK", "byte_sum", "octal", "plain_tar_bound"]
+__all__ = ["BLOCK", "byte_sum", "numbers", "octal", "plain_tar_bound", "unsigned_checksum"]
 
 BLOCK = 512
 _ZERO_BLOCK = bytes(BLOCK)
@@ -43,17 +44,25 @@ def byte_sum(block: bytes) -> int:
     return (zlib.adler32(block[:256]) & 0xFFFF) + (zlib.adler32(block[256:]) & 0xFFFF) - 2
 
 
-def _plain(block: bytes) -> tuple[int, int] | None:
-    """``(type byte, size)`` of a header tarfile reads as a plain one — every number field plain octal, the
-    unsigned checksum right — or ``None``."""
-    numbers = [octal(block[a:b]) for a, b in ((100, 108), (108, 116), (116, 124), (124, 136), (136, 148))]
-    numbers += [octal(block[329:337]), octal(block[337:345])]
+def unsigned_checksum(block: bytes) -> int:
+    """A 512-byte header's checksum as tarfile computes its unsigned form: the bytes' sum with the checksum field
+    counted as spaces."""
+    return byte_sum(block) - sum(block[148:156]) + 256
+
+
+#: the number fields besides the checksum: mode, uid, gid, size, mtime, device major and minor
+_NUMBER_FIELDS = ((100, 108), (108, 116), (116, 124), (124, 136), (136, 148), (329, 337), (337, 345))
+
+
+def numbers(block: bytes) -> tuple[int, int, int, int] | None:
+    """``(mode, uid, gid, size)`` of a header tarfile reads as a plain one — every number field (mtime and device
+    numbers too) plain octal, the unsigned checksum right — or ``None`` (left to tarfile)."""
+    fields = [octal(block[a:b]) for a, b in _NUMBER_FIELDS]
     chksum = octal(block[148:156])
-    if None in numbers or chksum is None or chksum != byte_sum(block) - sum(block[148:156]) + 256:
+    if None in fields or chksum is None or chksum != unsigned_checksum(block):
         return None
-    size = numbers[3]
-    assert size is not None
-    return block[156], size
+    mode, uid, gid, size = cast(list[int], fields[:4])
+    return mode, uid, gid, size
 
 
 def plain_tar_bound(data: bytes) -> int | None:
@@ -68,10 +77,10 @@ def plain_tar_bound(data: bytes) -> int | None:
         block = data[pos : pos + BLOCK]
         if block == _ZERO_BLOCK:
             return bound  # the end of the archive
-        plain = _plain(block)
-        if plain is None:
+        found = numbers(block)
+        if found is None:
             return None
-        kind, size = plain
+        kind, size = block[156], found[3]
         data_start = pos + BLOCK
         blocks = -(-size // BLOCK) * BLOCK
         if kind in _GNU_LONG:
