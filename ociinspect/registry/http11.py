@@ -132,6 +132,8 @@ _TOKENS: set[str] = set()
 
 def _token(name: str) -> bool:
     """True when ``name`` is an HTTP token; remembered (at most 256 names) so the next request skips the match."""
+    if name in _TOKENS:
+        return True
     if not _TOKEN_RE.fullmatch(name):
         return False
     if len(_TOKENS) < 256:
@@ -144,13 +146,13 @@ def encode_request(method: str, target: str, headers: Mapping[str, str], body: b
     with its ``Content-Length``.  Raises ValueError (a UnicodeError for a value outside ISO-8859-1) for a method
     or field name that is no token, a target with spaces or control characters, a value with CR, LF or NUL: a
     value the registry sent cannot smuggle a header or a second request.  Cost: one join."""
-    if method not in _TOKENS and not _token(method):
+    if not _token(method):
         raise ValueError(f"unusable HTTP method {method!r}")
     if not target or _BAD_TARGET_RE.search(target):
         raise ValueError("the request target contains spaces or control characters")
     lines = [f"{method} {target} HTTP/1.1"]
     for name, value in headers.items():
-        if name not in _TOKENS and not _token(name):
+        if not _token(name):
             raise ValueError(f"unusable header name {name[:40]!r}")
         if "\r" in value or "\n" in value or "\0" in value:
             raise ValueError(f"the {name} header's value contains a line break or NUL")
