@@ -196,10 +196,8 @@ class Store:
         conn.execute("BEGIN IMMEDIATE")
         try:
             conn.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
-            row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-            current = _version(row)
-            if current > SCHEMA_VERSION:
-                raise _NewerSchema(current)
+            # read again under the write lock: another process may have migrated it meanwhile
+            current = Store._current(conn) or 0
             for version, statements in MIGRATIONS:
                 if version > current:
                     for statement in statements:
