@@ -163,8 +163,16 @@ def encode_request(method: str, target: str, headers: Mapping[str, str], body: b
     return head + body if body else head
 
 
-#: the blank line that ends a header block (a bare LF accepted for CRLF, as http.client does)
-_BLANK_RE = re.compile(rb"\r?\n\r?\n")
+def _blank(buf: bytes | bytearray, pos: int) -> tuple[int, int]:
+    """``(start, end)`` of the first blank line at or after ``pos`` that ends a header block — what
+    ``re.search(rb"\\r?\\n\\r?\\n", buf, pos)`` finds (a bare LF accepted for CRLF, as http.client does) —
+    or ``(-1, -1)``.  Cost: two ``find`` scans (memchr speed; the regex tried a match at every byte)."""
+    crlf, lf = buf.find(b"\n\r\n", pos), buf.find(b"\n\n", pos)
+    if crlf < 0 and lf < 0:
+        return -1, -1
+    # the first LF that a [CR] LF follows; the blank line starts at the CR before it, if any
+    at, end = (crlf, crlf + 3) if lf < 0 or 0 <= crlf < lf else (lf, lf + 2)
+    return (at - 1 if at > pos and buf[at - 1] == 13 else at), end
 
 
 class _Reader:
@@ -203,15 +211,16 @@ class _Reader:
         line; a connection that ends before it ends the block.  Raises :class:`RemoteDisconnected` when the
         connection ends before any byte, :class:`ProtocolError` past :data:`MAX_HEAD` bytes or for a line past
         :data:`MAX_LINE`, :data:`MAX_FIELDS` fields."""
-        blank = _BLANK_RE.search(self._buf, self._pos)
-        if blank is not None:
-            head = self._buf[self._pos : blank.start()]
-            self._pos = blank.end()
+        at, end = _blank(self._buf, self._pos)
+        if at >= 0:
+            head = self._buf[self._pos : at]
+            self._pos = end
         else:
+            ends = [0]
 
             def find(buf: bytearray, start: int) -> int:
-                match = _BLANK_RE.search(buf, max(0, start - 3))
-                return -1 if match is None else match.start()
+                at, ends[0] = _blank(buf, max(0, start - 3))
+                return at
 
             grown, at = self._more(MAX_HEAD, find)
             if at < 0:
@@ -219,9 +228,7 @@ class _Reader:
                     raise RemoteDisconnected("the server closed the connection without an answer")
                 head = bytes(grown)
             else:
-                end = _BLANK_RE.match(grown, at)
-                assert end is not None
-                head, self._buf, self._pos = bytes(grown[:at]), bytes(grown), end.end()
+                head, self._buf, self._pos = bytes(grown[:at]), bytes(grown), ends[0]
         lines = head.decode("iso-8859-1").split("\n")
         if len(lines) > MAX_FIELDS + 1:
             raise ProtocolError(f"more than {MAX_FIELDS} header fields")

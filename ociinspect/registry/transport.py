@@ -108,8 +108,9 @@ def _origin(url: str) -> tuple[str, str, int | None]:
 
 
 # scheme://netloc of a plain URL, up to the first "/", "?" or "#" as urlsplit splits it (printable ASCII only: a URL
-# with whitespace or control characters before its path takes the full parse, which strips those)
-_PREFIX_RE = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[!-~]*?(?=[/?#]|$)", re.ASCII)
+# with whitespace or control characters before its path takes the full parse, which strips those).  Greedy over
+# printable ASCII but "#", "/" and "?" (one scan; a lazy repeat tried the lookahead after every character).
+_PREFIX_RE = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[!\"$-.0->@-~]*(?=[/?#]|$)", re.ASCII)
 
 
 @functools.lru_cache(maxsize=256)

@@ -8,11 +8,14 @@ from __future__ import annotations
 import functools
 import itertools
 import random
+import re
 import socket
 import threading
 from collections.abc import Callable, Iterator
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from ociinspect.registry.http11 import (
     MAX_FIELDS,
@@ -23,6 +26,7 @@ from ociinspect.registry.http11 import (
     IncompleteRead,
     ProtocolError,
     RemoteDisconnected,
+    _blank,
     encode_request,
     read_answer,
 )
@@ -256,6 +260,17 @@ def test_an_answer_reads_the_same_in_any_pieces(raw: bytes) -> None:
         assert _parse(raw, functools.partial(next, itertools.cycle(sizes))) == whole
     for _ in range(50):
         assert _parse(raw, lambda: rng.randrange(1, 9)) == whole
+
+
+_BLANK_LINE = re.compile(rb"\r?\n\r?\n")  # what ends a header block, as the reader once searched for it
+
+
+@given(st.binary(max_size=24).map(lambda b: bytes(b"\r\n:a "[x % 5] for x in b)), st.integers(0, 6))
+def test_the_blank_line_finder_finds_what_the_regex_finds(buf: bytes, pos: int) -> None:
+    """Property test: two ``find`` scans give the leftmost ``\\r?\\n\\r?\\n`` at or after ``pos`` (its start and
+    end), in bytes and bytearrays alike."""
+    m = _BLANK_LINE.search(buf, pos)
+    assert _blank(buf, pos) == _blank(bytearray(buf), pos) == ((m.start(), m.end()) if m else (-1, -1))
 
 
 def test_a_header_block_without_end_is_bounded() -> None:

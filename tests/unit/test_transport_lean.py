@@ -6,6 +6,7 @@ No timings."""
 from __future__ import annotations
 
 import contextlib
+import re
 import socket
 import ssl
 import threading
@@ -16,6 +17,8 @@ from urllib.parse import urlsplit
 
 import pytest
 from harness.fakeserver import FakeServer, Reply, Req
+from hypothesis import given
+from hypothesis import strategies as st
 
 from ociinspect import errors
 from ociinspect.registry import HostSettings, RegistryClient, http11
@@ -300,6 +303,23 @@ def test_origin_is_urlsplits_and_parsed_once_per_prefix(url: str) -> None:
     hits = transport_mod._origin_of.cache_info().hits
     assert _origin(url + "/more") == expected or "#" in url or "?" in url
     assert transport_mod._origin_of.cache_info().hits > hits or not transport_mod._PREFIX_RE.match(url)
+
+
+_LAZY_PREFIX = re.compile(
+    r"[A-Za-z][A-Za-z0-9+.-]*://[!-~]*?(?=[/?#]|$)", re.ASCII
+)  # the pattern it replaced
+
+
+@given(
+    st.sampled_from(["", "http://", "h+s://", "1://", "x:/"]),
+    st.text('ab:/?#. \t\n\x7f\x80é@[]%"$=>', max_size=14),
+)
+def test_the_url_prefix_pattern_matches_what_the_lazy_one_matched(scheme: str, rest: str) -> None:
+    """Property test: the greedy ``scheme://netloc`` pattern ends where the lazy one with a lookahead after every
+    character ended (or neither matches)."""
+    url = scheme + rest
+    old, new = _LAZY_PREFIX.match(url), transport_mod._PREFIX_RE.match(url)
+    assert (old and old.group(0)) == (new and new.group(0))
 
 
 def test_the_request_target_fast_path_equals_the_full_parse(monkeypatch: pytest.MonkeyPatch) -> None:
