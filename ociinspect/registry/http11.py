@@ -216,7 +216,7 @@ class _Reader:
             head = self._buf[self._pos : at]
             self._pos = end
         else:
-            ends = [0]
+            ends = [0]  # where the blank line the search found ends (the callback returns its start)
 
             def find(buf: bytearray, start: int) -> int:
                 at, ends[0] = _blank(buf, max(0, start - 3))
