@@ -37,6 +37,7 @@ import random
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tarfile
@@ -321,6 +322,17 @@ def _load() -> str:
     return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
+def _python_pass_ms(runs: int = 7) -> float:
+    """Median CPU (user + system, ``wait4``) of ``python -c pass`` in ms: the machine's speed at this moment, for
+    reading an absolute CPU figure against another run's (this shared machine's speed moves by a third)."""
+    cpus = []
+    for _ in range(runs):
+        proc = subprocess.Popen([sys.executable, "-c", "pass"])
+        _, _, usage = os.wait4(proc.pid, 0)
+        cpus.append((usage.ru_utime + usage.ru_stime) * 1000)
+    return round(statistics.median(cpus), 1)
+
+
 def _stats(port: int) -> dict[str, int]:
     with socket.create_connection(("127.0.0.1", port)) as s:
         s.sendall(b"GET /_bench/stats HTTP/1.1\r\nHost: x\r\n\r\n")
@@ -525,12 +537,14 @@ def main() -> int:
     sizes = [int(x) for x in args.images.split(",")]
     work = Path(tempfile.mkdtemp(prefix="ociinspect-bench-audit-scale-"))
     results = []
+    speed = [_python_pass_ms()]
     try:
         for k, n in enumerate(sizes):
             profile = args.profile if k == 0 else None
             results.append(measure(n, work, args.concurrency, profile, args.postgres, args.shards))
     finally:
         shutil.rmtree(work, ignore_errors=True)
+    speed.append(_python_pass_ms())
     fails = []
     for r in results:
         if r["cpu_ms_per_image"] > 1.5:
@@ -558,7 +572,13 @@ def main() -> int:
                 )
         if growth["rss"] > growth["images"]:
             fails.append(f"peak RSS grew {growth['rss']}×, faster than the images ({growth['images']}×)")
-    out = {"cores": os.cpu_count(), "concurrency": args.concurrency, "sizes": results, "growth": growth}
+    out = {
+        "cores": os.cpu_count(),
+        "concurrency": args.concurrency,
+        "python_pass_cpu_ms": speed,
+        "sizes": results,
+        "growth": growth,
+    }
     out["fails"] = fails
     if args.json:
         print(json.dumps(out, indent=2))
@@ -566,6 +586,10 @@ def main() -> int:
         print(
             f"# bench_audit_scale ({out['cores']} cores, -j {args.concurrency}, {args.shards} worker(s) at once; "
             "load = 1/5/15-min averages)\n"
+        )
+        print(
+            f"machine speed: `python -c pass` {speed[0]} ms of CPU before, {speed[1]} ms after (median of 7; "
+            "compare absolute CPU figures of two runs at the same speed)\n"
         )
         print(
             "| images | tags | wall s | images/s | our CPU s | ms CPU/image | registry CPU s | requests/image "
