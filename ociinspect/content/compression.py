@@ -8,20 +8,25 @@ decompression bomb costs at most that much CPU and no memory beyond one chunk.
 
 from __future__ import annotations
 
+import functools
 import zlib
 from collections.abc import Iterable, Iterator
 from typing import Any
 
 from ociinspect.errors import InvalidImage, LimitExceeded
 
-_Igzip: Any
-_isal_error: Any
-try:  # isal's inflate is ~3x zlib's here and releases the GIL; fall back silently without the wheel
-    from isal.igzip_lib import DECOMP_GZIP as _DECOMP_GZIP
-    from isal.igzip_lib import IgzipDecompressor as _Igzip
-    from isal.igzip_lib import error as _isal_error
-except ImportError:  # pragma: no cover - exercised only where isal is missing
-    _Igzip, _DECOMP_GZIP, _isal_error = None, 0, zlib.error
+
+@functools.cache
+def _isal() -> tuple[Any, int, Any] | None:
+    """isal's inflater (its decompressor class, the gzip flag, its error), or None without the wheel: isal's
+    inflate is ~3x zlib's here and releases the GIL.  Imported at the first inflate, not with this module (a
+    command that inflates nothing — ``inspect`` of a layout with its base OS cached — does not load it)."""
+    try:
+        from isal.igzip_lib import DECOMP_GZIP, IgzipDecompressor, error
+    except ImportError:  # pragma: no cover - exercised only where isal is missing
+        return None
+    return IgzipDecompressor, DECOMP_GZIP, error
+
 
 __all__ = ["GZIP_MAGIC", "ZSTD_MAGIC", "decompress", "sniff"]
 
@@ -49,10 +54,11 @@ def _gzip_members(chunks: Iterator[bytes], what: str) -> Iterator[bytes]:
     parallel threads really run in parallel) and checks each member's header CRC, CRC32 and ISIZE; zlib's
     ``decompressobj`` (fallback) checks the same.  Zero padding after the last member is tolerated (some
     tools pad to a block); anything after the padding is an error."""
-    if _Igzip is None:  # pragma: no cover - exercised only where isal is missing
+    isal = _isal()
+    if isal is None:  # pragma: no cover - exercised only where isal is missing
         yield from _zlib_members(chunks, what)
         return
-    state = _Members()
+    state = _Members(*isal)
     for chunk in chunks:
         view = memoryview(chunk)
         for start in range(0, len(view), _IN_PIECE):
@@ -63,13 +69,15 @@ def _gzip_members(chunks: Iterator[bytes], what: str) -> Iterator[bytes]:
 
 class _Members:
     """Where :func:`_gzip_members` is between two input pieces: the current member's decompressor (``None``
-    between members) and whether only zero padding may follow."""
+    between members) and whether only zero padding may follow; and isal's decompressor class, gzip flag and
+    error (:func:`_isal`)."""
 
-    __slots__ = ("d", "padding")
+    __slots__ = ("d", "error", "flag", "inflater", "padding")
 
-    def __init__(self) -> None:
+    def __init__(self, inflater: Any, flag: int, error: Any) -> None:
         self.d: Any = None
         self.padding = False
+        self.inflater, self.flag, self.error = inflater, flag, error
 
 
 def _feed(data: memoryview | bytes, state: _Members, what: str) -> Iterator[bytes]:
@@ -86,7 +94,7 @@ def _feed(data: memoryview | bytes, state: _Members, what: str) -> Iterator[byte
                     )
                 state.padding = True
                 return
-            state.d = _Igzip(flag=_DECOMP_GZIP)
+            state.d = state.inflater(flag=state.flag)
         d = state.d
         try:
             out = d.decompress(data, _OUT_CHUNK)  # bounded output: a bomb never inflates in one call
@@ -96,7 +104,7 @@ def _feed(data: memoryview | bytes, state: _Members, what: str) -> Iterator[byte
                 if d.eof or d.needs_input:
                     break
                 out = d.decompress(b"", _OUT_CHUNK)
-        except _isal_error as exc:  # corrupt stream
+        except state.error as exc:  # corrupt stream
             raise InvalidImage(
                 f"{what}: corrupt gzip stream ({exc})", hint="the blob is damaged; fetch it again"
             ) from None

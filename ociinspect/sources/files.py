@@ -17,20 +17,16 @@ from __future__ import annotations
 import contextlib
 import os
 import posixpath
-import tarfile
 import threading
 from collections.abc import Iterator
 from typing import BinaryIO
 
 from ociinspect.content import compression
 from ociinspect.errors import InvalidImage, LimitExceeded, NotFound
-from ociinspect.model.entries import TAR_ERRORS
 
 __all__ = ["CHUNK", "MAX_INFLATED_ARCHIVE", "DirFiles", "Files", "TarFiles", "normalise"]
 
 CHUNK = 1 << 20
-#: What reading an archive's tar headers can raise: tarfile's errors, the ValueError a hostile header raises, I/O.
-_ARCHIVE_ERRORS: tuple[type[Exception], ...] = (*TAR_ERRORS, OSError)
 #: the largest tar a compressed archive may inflate to (bytes) before reading it is refused
 MAX_INFLATED_ARCHIVE = 64 << 30
 
@@ -174,6 +170,13 @@ class TarFiles(Files):
         except BaseException:
             self._file.close()
             raise
+        # (tarfile only for an archive: a layout directory's inspect does not import it, ~3 ms)
+        import tarfile
+
+        from ociinspect.model.entries import TAR_ERRORS
+
+        # tarfile's errors, the ValueError a hostile header raises, I/O
+        archive_errors: tuple[type[Exception], ...] = (*TAR_ERRORS, OSError)
         self._members: dict[str, tuple[int, int]] = {}
         links: dict[str, str] = {}
         try:
@@ -186,7 +189,7 @@ class TarFiles(Files):
                         links[name] = normalise(posixpath.join(posixpath.dirname(name), m.linkname))
                     elif m.islnk():
                         links[name] = normalise(m.linkname)
-        except _ARCHIVE_ERRORS as exc:
+        except archive_errors as exc:
             self._file.close()
             raise InvalidImage(
                 f"reading {what} {path!r}: not a readable tar file ({exc})",
