@@ -15,6 +15,15 @@ from typing import Any
 
 from ociinspect.errors import InvalidImage, LimitExceeded
 
+__all__ = ["GZIP_MAGIC", "ZSTD_MAGIC", "decompress", "sniff"]
+
+GZIP_MAGIC = b"\x1f\x8b"
+ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+#: Largest piece of output per inflate call (bytes): small pieces keep the layers in flight within a few MiB.
+_OUT_CHUNK = 256 << 10
+#: Largest piece of input per inflate call (bytes): the decompressor copies what it cannot consume yet.
+_IN_PIECE = 256 << 10
+
 
 @functools.cache
 def _isal() -> tuple[Any, int, Any] | None:
@@ -26,16 +35,6 @@ def _isal() -> tuple[Any, int, Any] | None:
     except ImportError:  # pragma: no cover - exercised only where isal is missing
         return None
     return IgzipDecompressor, DECOMP_GZIP, error
-
-
-__all__ = ["GZIP_MAGIC", "ZSTD_MAGIC", "decompress", "sniff"]
-
-GZIP_MAGIC = b"\x1f\x8b"
-ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
-#: Largest piece of output per inflate call (bytes): small pieces keep the layers in flight within a few MiB.
-_OUT_CHUNK = 256 << 10
-#: Largest piece of input per inflate call (bytes): the decompressor copies what it cannot consume yet.
-_IN_PIECE = 256 << 10
 
 
 def sniff(head: bytes) -> str:
