@@ -216,11 +216,9 @@ class _Reader:
             head = self._buf[self._pos : at]
             self._pos = end
         else:
-            ends = [0]  # where the blank line the search found ends (the callback returns its start)
 
             def find(buf: bytearray, start: int) -> int:
-                at, ends[0] = _blank(buf, max(0, start - 3))
-                return at
+                return _blank(buf, max(0, start - 3))[0]
 
             grown, at = self._more(MAX_HEAD, find)
             if at < 0:
@@ -228,7 +226,8 @@ class _Reader:
                     raise RemoteDisconnected("the server closed the connection without an answer")
                 head = bytes(grown)
             else:
-                head, self._buf, self._pos = bytes(grown[:at]), bytes(grown), ends[0]
+                end = _blank(grown, at)[1]  # the blank line found at ``at``: where it ends
+                head, self._buf, self._pos = bytes(grown[:at]), bytes(grown), end
         lines = head.decode("iso-8859-1").split("\n")
         if len(lines) > MAX_FIELDS + 1:
             raise ProtocolError(f"more than {MAX_FIELDS} header fields")
